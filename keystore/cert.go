@@ -1,0 +1,527 @@
+package keystore
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// File names in a certificate directory.
+const (
+	pendingKeyFile = "pending-key.pem"
+	keyFile        = "key.pem"
+	chainFile      = "chain.pem"
+	p12File        = "cert.p12"
+	metaFile       = "meta.json"
+	lockFileName   = ".lock"
+	// A staged install: chain.pem.new and meta.json.new (see SaveCertificate).
+	stagedSuffix = ".new"
+)
+
+// CertMeta describes an installed certificate (meta.json).
+type CertMeta struct {
+	Email     string    `json:"email"`      // the address (domain lowercased)
+	Directory string    `json:"directory"`  // ACME directory URL of the issuing CA
+	KeyType   KeyType   `json:"key_type"`   // set by SaveCertificate from the key
+	Usage     string    `json:"usage"`      // "both", "sign" or "encrypt"
+	Serial    string    `json:"serial"`     // lowercase hex; set by SaveCertificate from the leaf
+	NotBefore time.Time `json:"not_before"` // set by SaveCertificate from the leaf
+	NotAfter  time.Time `json:"not_after"`  // set by SaveCertificate from the leaf
+	OrderURL  string    `json:"order_url"`
+	CertURL   string    `json:"cert_url"`
+}
+
+// CertPaths are the files of an address's certificate.
+type CertPaths struct {
+	Dir    string // certificates/<email>
+	Key    string // key.pem
+	Chain  string // chain.pem, leaf first
+	PKCS12 string // cert.p12 (written by Store.WritePKCS12, may not exist)
+	Meta   string // meta.json
+	// Archive is the directory SaveCertificate moved the previous
+	// certificate to; "" if there was none (or for other methods).
+	Archive string
+}
+
+// certDir validates email and returns its normalized form and directory.
+// With create, the directory (and its parents) are created.
+func (s *Store) certDir(email string, create bool) (norm, dir string, err error) {
+	norm, err = NormalizeEmail(email)
+	if err != nil {
+		return "", "", err
+	}
+	if create {
+		dir, err = s.subdir(certificatesDir, norm)
+	} else {
+		dir = filepath.Join(s.Dir, certificatesDir, norm)
+	}
+	return norm, dir, err
+}
+
+func pathsIn(dir string) CertPaths {
+	return CertPaths{
+		Dir:    dir,
+		Key:    filepath.Join(dir, keyFile),
+		Chain:  filepath.Join(dir, chainFile),
+		PKCS12: filepath.Join(dir, p12File),
+		Meta:   filepath.Join(dir, metaFile),
+	}
+}
+
+// CertificatePaths returns the paths of email's certificate files, whether
+// or not they exist.
+func (s *Store) CertificatePaths(email string) (CertPaths, error) {
+	_, dir, err := s.certDir(email, false)
+	if err != nil {
+		return CertPaths{}, err
+	}
+	return pathsIn(dir), nil
+}
+
+// CertKey returns the pending certificate key for email: the key for the
+// next certificate, kept in certificates/<email>/pending-key.pem until
+// [Store.SaveCertificate] installs it. If a pending key of type kt exists
+// it is reused, so that a resumed run finalizes with the same key; if one
+// of another type exists it is moved to the archive. Otherwise a new key
+// is generated and written (created exclusively, 0600) before CertKey
+// returns, so it is on disk before the order is finalized.
+func (s *Store) CertKey(email string, kt KeyType) (crypto.Signer, error) {
+	if !kt.CertificateKey() {
+		return nil, fmt.Errorf("certificate key for %s: key type %q cannot be used for certificates", email, string(kt))
+	}
+	norm, dir, err := s.certDir(email, true)
+	if err != nil {
+		return nil, fmt.Errorf("certificate key: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	defer unlock()
+	if err := finishInstall(dir); err != nil {
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	path := filepath.Join(dir, pendingKeyFile)
+	key, err := readKey(path)
+	switch {
+	case err == nil:
+		if got, err := KeyTypeOf(key.Public()); err == nil && got == kt {
+			return key, nil
+		}
+		arch, err := newArchiveDir(dir, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+		}
+		if err := os.Rename(path, filepath.Join(arch, pendingKeyFile)); err != nil {
+			return nil, fmt.Errorf("certificate key for %s: archive the pending key: %w", norm, err)
+		}
+		if err := syncDir(dir); err != nil {
+			return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	key, err = GenerateKey(kt)
+	if err != nil {
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	data, err := MarshalPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	if err := writeFileExclusive(path, data, filePerm); err != nil {
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	}
+	return key, nil
+}
+
+// SaveCertificate installs the certificate chain chainPEM (PEM, leaf
+// first) for email. The leaf's public key must be that of the pending key
+// (from [Store.CertKey]), which then becomes key.pem; a chain for the key
+// already in key.pem is accepted too (the key is kept). Anything else is
+// refused and nothing on disk changes.
+//
+// meta.Email, KeyType, Serial, NotBefore and NotAfter are filled in from
+// the key and the leaf; the caller sets Directory, Usage, OrderURL and
+// CertURL. The chain is stored re-encoded (certificates only).
+//
+// The previous key.pem, chain.pem, meta.json and cert.p12 are preserved in
+// certificates/<email>/archive/<timestamp>/ (paths.Archive); nothing is
+// deleted. cert.p12 no longer exists afterwards: it belonged to the old
+// certificate (see [Store.WritePKCS12]).
+//
+// The install is atomic as a whole: the new chain and meta are first
+// staged as chain.pem.new and meta.json.new, then renamed into place; if
+// the process dies in between, the next call of any certificate method for
+// email completes the install.
+func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (paths CertPaths, err error) {
+	norm, dir, err := s.certDir(email, true)
+	if err != nil {
+		return CertPaths{}, fmt.Errorf("save certificate: %w", err)
+	}
+	fail := func(err error) (CertPaths, error) {
+		return CertPaths{}, fmt.Errorf("save certificate for %s: %w", norm, err)
+	}
+	chain, err := ParseChain(chainPEM)
+	if err != nil {
+		return fail(err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+	if err := finishInstall(dir); err != nil {
+		return fail(err)
+	}
+
+	// Whose key is it?
+	leafPub := chain[0].PublicKey
+	pendingPath := filepath.Join(dir, pendingKeyFile)
+	keyPath := filepath.Join(dir, keyFile)
+	key, err := readKey(pendingPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(err)
+	}
+	if key == nil || !publicKeysEqual(key.Public(), leafPub) {
+		cur, err := readKey(keyPath)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(err)
+		}
+		if cur == nil || !publicKeysEqual(cur.Public(), leafPub) {
+			return fail(fmt.Errorf("the certificate's public key matches neither %s nor %s", pendingPath, keyPath))
+		}
+		key = cur
+	}
+	kt, err := KeyTypeOf(key.Public())
+	if err != nil {
+		return fail(err)
+	}
+	meta.Email = norm
+	meta.KeyType = kt
+	fillFromLeaf(&meta, chain[0])
+	metaJSON, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	paths = pathsIn(dir)
+
+	// 1. Preserve the current generation (hard links: the current names
+	//    stay in place until they are replaced).
+	var old []string
+	for _, name := range []string{keyFile, chainFile, metaFile, p12File} {
+		ok, err := exists(filepath.Join(dir, name))
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			old = append(old, name)
+		}
+	}
+	if len(old) > 0 {
+		arch, err := newArchiveDir(dir, time.Now())
+		if err != nil {
+			return fail(err)
+		}
+		for _, name := range old {
+			if err := preserve(filepath.Join(dir, name), filepath.Join(arch, name)); err != nil {
+				return fail(err)
+			}
+		}
+		if err := syncDir(arch); err != nil {
+			return fail(err)
+		}
+		paths.Archive = arch
+	}
+
+	// 2. Stage. chain.pem.new is written last: its existence means the
+	//    staged install is complete and must be rolled forward.
+	if err := WriteFileAtomic(filepath.Join(dir, metaFile+stagedSuffix), append(metaJSON, '\n'), filePerm); err != nil {
+		return fail(err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, chainFile+stagedSuffix), encodeChain(chain), filePerm); err != nil {
+		return fail(err)
+	}
+
+	// 3. Commit.
+	if err := finishInstall(dir); err != nil {
+		return fail(err)
+	}
+	return paths, nil
+}
+
+// finishInstall completes a staged install in dir, if there is one: it
+// is both the last step of SaveCertificate and the crash recovery run by
+// every certificate method (with dir locked).
+//
+// States, in the order SaveCertificate creates them:
+//
+//	meta.json.new only       staging was interrupted (discarded), or
+//	                         the final rename was (rolled forward;
+//	                         told apart by the serial number)
+//	chain.pem.new present    staged: remove cert.p12 (archived), rename
+//	                         pending-key.pem -> key.pem if it is the
+//	                         leaf's key, chain.pem.new -> chain.pem,
+//	                         meta.json.new -> meta.json
+func finishInstall(dir string) error {
+	stagedChain := filepath.Join(dir, chainFile+stagedSuffix)
+	stagedMeta := filepath.Join(dir, metaFile+stagedSuffix)
+	data, err := os.ReadFile(stagedChain)
+	if errors.Is(err, fs.ErrNotExist) {
+		return finishMeta(dir, stagedMeta)
+	}
+	if err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	chain, err := ParseChain(data)
+	if err != nil {
+		return fmt.Errorf("complete the interrupted install: %s: %w", stagedChain, err)
+	}
+	leafPub := chain[0].PublicKey
+	if err := os.Remove(filepath.Join(dir, p12File)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the install: %w", err)
+	}
+	pendingPath := filepath.Join(dir, pendingKeyFile)
+	keyPath := filepath.Join(dir, keyFile)
+	pending, err := readKey(pendingPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the install: %w", err)
+	}
+	if pending != nil && publicKeysEqual(pending.Public(), leafPub) {
+		if err := os.Rename(pendingPath, keyPath); err != nil {
+			return fmt.Errorf("complete the install: %w", err)
+		}
+	} else {
+		cur, err := readKey(keyPath)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("complete the install: %w", err)
+		}
+		if cur == nil || !publicKeysEqual(cur.Public(), leafPub) {
+			return fmt.Errorf("cannot complete the interrupted install: the key of %s is neither in %s nor in %s", stagedChain, pendingPath, keyPath)
+		}
+	}
+	if err := os.Rename(stagedChain, filepath.Join(dir, chainFile)); err != nil {
+		return fmt.Errorf("complete the install: %w", err)
+	}
+	if err := os.Rename(stagedMeta, filepath.Join(dir, metaFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the install: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// finishMeta handles a meta.json.new without chain.pem.new: if it
+// describes the installed chain, the install was interrupted just before
+// its last rename, so it is renamed into place; otherwise staging was
+// interrupted and the stale file is removed.
+func finishMeta(dir, stagedMeta string) error {
+	data, err := os.ReadFile(stagedMeta)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	var m CertMeta
+	install := false
+	if json.Unmarshal(data, &m) == nil {
+		if cur, err := os.ReadFile(filepath.Join(dir, chainFile)); err == nil {
+			if chain, err := ParseChain(cur); err == nil {
+				install = m.Serial != "" && m.Serial == chain[0].SerialNumber.Text(16)
+			}
+		}
+	}
+	if install {
+		err = os.Rename(stagedMeta, filepath.Join(dir, metaFile))
+	} else {
+		err = os.Remove(stagedMeta)
+	}
+	if err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// fillFromLeaf sets the fields of m that the leaf certificate determines.
+func fillFromLeaf(m *CertMeta, leaf *x509.Certificate) {
+	m.Serial = leaf.SerialNumber.Text(16)
+	m.NotBefore = leaf.NotBefore.UTC()
+	m.NotAfter = leaf.NotAfter.UTC()
+}
+
+// LoadCertificate returns email's installed key, chain (leaf first), meta
+// and paths, or an error wrapping [ErrNotFound] if there is none. It
+// checks that the key is the leaf's. If meta.json is missing, meta is
+// rebuilt from the key and leaf.
+func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.Certificate, meta CertMeta, paths CertPaths, err error) {
+	norm, dir, err := s.certDir(email, false)
+	if err != nil {
+		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate: %w", err)
+	}
+	if ok, err := exists(dir); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("no certificate for %s in %s: %w", norm, dir, ErrNotFound)
+		}
+		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate for %s: %w", norm, err)
+	}
+	defer unlock()
+	key, chain, meta, err = loadCertificateLocked(norm, dir)
+	if err != nil {
+		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate for %s: %w", norm, err)
+	}
+	return key, chain, meta, pathsIn(dir), nil
+}
+
+func loadCertificateLocked(norm, dir string) (crypto.Signer, []*x509.Certificate, CertMeta, error) {
+	if err := finishInstall(dir); err != nil {
+		return nil, nil, CertMeta{}, err
+	}
+	p := pathsIn(dir)
+	data, err := os.ReadFile(p.Chain)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, CertMeta{}, fmt.Errorf("%s: %w", p.Chain, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, CertMeta{}, err
+	}
+	chain, err := ParseChain(data)
+	if err != nil {
+		return nil, nil, CertMeta{}, fmt.Errorf("%s: %w", p.Chain, err)
+	}
+	key, err := readKey(p.Key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, CertMeta{}, fmt.Errorf("%s is missing", p.Key)
+	}
+	if err != nil {
+		return nil, nil, CertMeta{}, err
+	}
+	if !publicKeysEqual(key.Public(), chain[0].PublicKey) {
+		return nil, nil, CertMeta{}, fmt.Errorf("%s does not hold the key of the certificate in %s", p.Key, p.Chain)
+	}
+	var meta CertMeta
+	data, err = os.ReadFile(p.Meta)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &meta); err != nil {
+			return nil, nil, CertMeta{}, fmt.Errorf("parse %s: %w", p.Meta, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		meta.Email = norm
+		meta.KeyType, _ = KeyTypeOf(key.Public())
+		fillFromLeaf(&meta, chain[0])
+	default:
+		return nil, nil, CertMeta{}, err
+	}
+	return key, chain, meta, nil
+}
+
+// WritePKCS12 encodes email's installed key and chain with [EncodePKCS12]
+// and writes them atomically to cert.p12 (0600), returning its path.
+func (s *Store) WritePKCS12(email, password string, profile P12Profile) (string, error) {
+	norm, dir, err := s.certDir(email, false)
+	if err != nil {
+		return "", fmt.Errorf("write PKCS #12: %w", err)
+	}
+	if ok, err := exists(dir); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("no certificate for %s in %s: %w", norm, dir, ErrNotFound)
+		}
+		return "", fmt.Errorf("write PKCS #12: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
+	defer unlock()
+	key, chain, _, err := loadCertificateLocked(norm, dir)
+	if err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
+	data, err := EncodePKCS12(key, chain, password, profile)
+	if err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
+	path := filepath.Join(dir, p12File)
+	if err := WriteFileAtomic(path, data, filePerm); err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
+	return path, nil
+}
+
+// ListCertificates returns the (normalized) addresses that have an
+// installed certificate, sorted.
+func (s *Store) ListCertificates() ([]string, error) {
+	root := filepath.Join(s.Dir, certificatesDir)
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if n, err := NormalizeEmail(e.Name()); err != nil || n != e.Name() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		for _, name := range []string{chainFile, chainFile + stagedSuffix} {
+			if ok, _ := exists(filepath.Join(dir, name)); ok {
+				out = append(out, e.Name())
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ParseChain decodes a PEM certificate chain (leaf first), as stored in
+// chain.pem or downloaded from an ACME CA. Text between blocks is ignored;
+// blocks of any type other than CERTIFICATE are an error (a chain must
+// never smuggle in a key).
+func ParseChain(data []byte) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("parse certificate chain: unexpected PEM block %q", block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate chain: certificate %d: %w", len(chain)+1, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("parse certificate chain: no certificate found")
+	}
+	return chain, nil
+}
+
+func encodeChain(chain []*x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range chain {
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,62 @@
+// Package keystore keeps acmemail's state on disk: ACME account keys and
+// registrations, certificate keys and chains, PKCS #12 exports, and the
+// records that make sure a challenge is never answered twice.
+//
+// It knows nothing about mail or the ACME protocol flow, and reads no
+// environment variables except through the getenv argument of
+// [DefaultDir].
+//
+// # Layout
+//
+//	<state dir>/                           0700  DefaultDir; Open removes group/world bits
+//	├── accounts/                          0700
+//	│   └── <host>_<port>_<hash>/          0700  one per ACME directory URL
+//	│       ├── account.key                0600  PKCS #8 PEM, P-256 by default
+//	│       └── account.json               0600  {directory, url, contact, created}
+//	├── certificates/                      0700
+//	│   └── <email>/                       0700  local part as given, domain lowercased
+//	│       ├── pending-key.pem            0600  key for the next certificate (CertKey)
+//	│       ├── key.pem                    0600  key of the installed certificate
+//	│       ├── chain.pem                  0600  installed chain, leaf first
+//	│       ├── meta.json                  0600  CertMeta
+//	│       ├── cert.p12                   0600  PKCS #12 export (WritePKCS12)
+//	│       ├── .lock                      0600  flock while a method works here
+//	│       └── archive/                   0700
+//	│           └── <20060102T150405.000000000Z>/  0700  a replaced generation:
+//	│               └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
+//	└── replies/                           0700
+//	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
+//
+// <hash> is the first 8 bytes, in hex, of the SHA-256 of the canonical
+// directory URL (lowercase scheme and host, explicit port, path and
+// query), so that two CAs on one host get different accounts.
+//
+// # File safety
+//
+// Files are created 0600 and directories 0700 with an explicit chmod, so
+// the umask does not matter. Every write goes to a temporary file in the
+// same directory that is fsynced, renamed into place, and followed by an
+// fsync of the directory ([WriteFileAtomic]). New keys are created
+// exclusively (a fully written temporary file is hard-linked to the final
+// name, which fails if it exists) and are on disk before they are used.
+// Keys and certificates are never deleted: a replaced generation is moved
+// to archive/. Errors name the operation and the path, never key material.
+//
+// # Certificate lifecycle
+//
+// [Store.CertKey] creates (or, in a resumed run, reuses) pending-key.pem;
+// the caller builds the CSR with it and finalizes the order.
+// [Store.SaveCertificate] checks that the issued leaf is for that key, then
+// archives the current generation and installs the new one: the pending
+// key becomes key.pem. The install is staged (chain.pem.new,
+// meta.json.new) and completed by whichever certificate method runs next
+// if the process dies half way. [Store.WritePKCS12] exports the installed
+// key and chain.
+//
+// # Reply records
+//
+// RFC 8823 forbids answering a challenge twice. [Store.ClaimReply] creates
+// replies/<hash> exclusively and durably before the reply is sent; only
+// the caller that created it may send. [Store.Claim] and [Store.Claimed]
+// have the method set of acmemail's ReplyGuard.
+package keystore

@@ -1,0 +1,16 @@
+//go:build !(darwin || dragonfly || freebsd || linux || netbsd || openbsd)
+
+package keystore
+
+import "sync"
+
+var dirLocks sync.Map // dir -> *sync.Mutex
+
+// lockDir serializes the goroutines of this process that work on dir. On
+// this platform there is no lock between processes.
+func lockDir(dir string) (unlock func(), err error) {
+	m, _ := dirLocks.LoadOrStore(dir, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock, nil
+}
