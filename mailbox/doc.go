@@ -1,0 +1,40 @@
+// Package mailbox watches an IMAP mailbox for new messages and submits
+// messages over SMTP. It moves raw RFC 5322 bytes in and out and knows
+// nothing about what they contain.
+//
+// # Endpoints
+//
+// [ParseIMAPURL] and [ParseSMTPURL] turn user input into an [Endpoint]:
+//
+//	imaps://mail.example.org        implicit TLS, port 993
+//	imap://mail.example.org         STARTTLS, port 143
+//	smtps://mail.example.org        implicit TLS, port 465
+//	smtp://mail.example.org         STARTTLS, port 587
+//	mail.example.org:587            bare host:port: implicit TLS on 993/465, STARTTLS otherwise
+//	imap+insecure://127.0.0.1:1143  plaintext, for local test servers only
+//
+// # Security
+//
+// Credentials are only ever sent over TLS (implicit or STARTTLS; a server
+// that does not offer STARTTLS is refused), with certificate verification.
+// The one exception is a plaintext endpoint (Security [Insecure]) with
+// AllowInsecure set in the configuration, and then only when the host
+// resolves to loopback addresses only; anything else is refused before a
+// byte is sent. Errors and logs never contain the password, and the
+// optional protocol trace (DebugWriter) has the authentication exchange
+// redacted.
+//
+// # Watching
+//
+// [Watch] logs in, selects the mailbox and records UIDNEXT;
+// [Watcher.Next] then returns each message that arrives afterwards, once,
+// in UID order, without marking it as seen. New mail is noticed through
+// IDLE when the server supports it, by polling otherwise. Messages larger
+// than IMAPConfig.MaxMessageSize (10 MiB by default) are skipped.
+//
+// # Sending
+//
+// [Sender.Send] submits one message with AUTH PLAIN (or LOGIN). Call
+// [Sender.Prepare] ahead of time to have an authenticated session ready,
+// so that a time-critical Send only needs MAIL FROM, RCPT TO and DATA.
+package mailbox
