@@ -1,0 +1,492 @@
+// Package sandbox runs a self-contained RFC 8823 world in process: an ACME
+// certificate authority that issues S/MIME certificates for "email"
+// identifiers with the email-reply-00 challenge, and the mail system it
+// needs, all on loopback listeners.
+//
+// A [World] holds:
+//
+//   - an ACME server (RFC 8555) over HTTPS, whose directory is
+//     [World.DirectoryURL];
+//   - an IMAP server (implicit TLS and STARTTLS) with one mailbox per user;
+//   - an SMTP submission server (implicit TLS and STARTTLS) that requires
+//     AUTH PLAIN or LOGIN, lets users send only as themselves, DKIM-signs
+//     every message for the sender's domain and delivers locally;
+//   - a DNS server (UDP and TCP) that publishes the DKIM keys;
+//   - two private PKIs: one for the TLS listeners ([World.TLSRootsPEM]) and
+//     one that issues the S/MIME certificates ([World.IssuerRootPEM]).
+//
+// # The CA
+//
+// Orders accept only "email" identifiers whose address has a mailbox in the
+// world. Each authorization has one email-reply-00 challenge. The CA mails
+// the challenge (Subject "ACME: <token-part1>", DKIM-signed by its own
+// domain) either when the authorization is first fetched or when the
+// challenge is POSTed, see [MailTiming]. It validates response emails that
+// users submit to the challenge's from address: the DKIM signature must
+// verify with d= equal to the From domain, From must be the identifier, the
+// Subject must carry token-part1 and the body must hold
+// base64url(SHA-256(token "." thumbprint)) between the BEGIN and END ACME
+// RESPONSE lines. [Options] imitate the quirks of real servers (see
+// INTEROP): token lengths, string or octet token joins, a missing
+// Auto-Submitted field and short validation windows.
+//
+// # Security
+//
+// Everything binds to loopback by default and lives only in memory. The
+// roots are generated per world and trusted by nothing else. Passwords,
+// tokens and digests are never logged.
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-smtp"
+)
+
+// MailTiming says when the CA mails the challenge.
+type MailTiming int
+
+const (
+	// MailAtAuthorization mails the challenge synchronously the first time
+	// the client fetches the authorization (POST-as-GET), as acme2certifier
+	// does. The response must arrive before the challenge POST or within
+	// Options.ValidationWindow after it.
+	MailAtAuthorization MailTiming = iota
+	// MailAfterChallenge mails the challenge only when the client POSTs the
+	// challenge, as secsy-pki does. The response must arrive within
+	// Options.ValidationWindow after the POST.
+	MailAfterChallenge
+)
+
+func (t MailTiming) String() string {
+	switch t {
+	case MailAtAuthorization:
+		return "at-authorization"
+	case MailAfterChallenge:
+		return "after-challenge"
+	}
+	return fmt.Sprintf("MailTiming(%d)", int(t))
+}
+
+// Options configure a [World]. The zero value is a usable default.
+type Options struct {
+	// Host is the address every listener binds to. Default "127.0.0.1".
+	Host string
+	// MailTiming says when the CA mails the challenge.
+	MailTiming MailTiming
+	// TokenLength is the length in characters of token-part1 and
+	// token-part2: 22 (16 random octets, base64url, like CASTLE), 32
+	// ([A-Za-z0-9], like acme2certifier) or 43 (32 random octets,
+	// base64url, like secsy-pki). Default 43.
+	TokenLength int
+	// Join is how the CA joins token-part1 and token-part2 to compute the
+	// expected digest: "string" (default; acme2certifier, secsy-pki,
+	// acme4j) or "octet" (decode both, join the octets, re-encode without
+	// padding; CASTLE).
+	Join string
+	// OmitAutoSubmitted sends challenge emails without the Auto-Submitted
+	// field, as acme2certifier does.
+	OmitAutoSubmitted bool
+	// ValidationWindow is how long after the challenge POST the CA keeps
+	// looking for the response before it fails the challenge. Default 30s.
+	// A small value (such as 2s) imitates acme2certifier, which checks its
+	// mailbox only briefly after the POST.
+	ValidationWindow time.Duration
+	// CertLifetime is the validity of issued certificates. Default 90 days.
+	CertLifetime time.Duration
+	// Logger receives the world's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+const (
+	defaultHost             = "127.0.0.1"
+	defaultTokenLength      = 43
+	defaultValidationWindow = 30 * time.Second
+	defaultCertLifetime     = 90 * 24 * time.Hour
+
+	caLocalPart = "acme-challenge"
+	caDomain    = "ca.sandbox.test"
+)
+
+func (o *Options) setDefaults() error {
+	if o.Host == "" {
+		o.Host = defaultHost
+	}
+	if o.TokenLength == 0 {
+		o.TokenLength = defaultTokenLength
+	}
+	switch o.TokenLength {
+	case 22, 32, 43:
+	default:
+		return fmt.Errorf("token length %d: must be 22, 32 or 43", o.TokenLength)
+	}
+	switch o.Join {
+	case "":
+		o.Join = "string"
+	case "string", "octet":
+	default:
+		return fmt.Errorf("join %q: must be \"string\" or \"octet\"", o.Join)
+	}
+	switch o.MailTiming {
+	case MailAtAuthorization, MailAfterChallenge:
+	default:
+		return fmt.Errorf("unknown mail timing %d", int(o.MailTiming))
+	}
+	if o.ValidationWindow == 0 {
+		o.ValidationWindow = defaultValidationWindow
+	}
+	if o.ValidationWindow < 0 {
+		return fmt.Errorf("validation window %v: must be positive", o.ValidationWindow)
+	}
+	if o.CertLifetime == 0 {
+		o.CertLifetime = defaultCertLifetime
+	}
+	if o.CertLifetime < time.Hour {
+		return fmt.Errorf("certificate lifetime %v: must be at least one hour", o.CertLifetime)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// World is a running sandbox. Its exported fields describe where to reach
+// it; they must not be changed.
+type World struct {
+	DirectoryURL    string // https://127.0.0.1:PORT/acme/directory
+	IMAPURL         string // imaps://127.0.0.1:PORT (implicit TLS)
+	IMAPStartTLSURL string // imap://127.0.0.1:PORT (STARTTLS)
+	SMTPURL         string // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
+	SMTPStartTLSURL string // smtp://127.0.0.1:PORT (STARTTLS submission, AUTH after STARTTLS)
+	DNSAddr         string // 127.0.0.1:PORT, UDP and TCP; TXT records of the DKIM keys
+	TLSRootsPEM     []byte // the root of the HTTPS, IMAP and SMTP server certificates
+	IssuerRootPEM   []byte // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
+	CAFrom          string // the CA's base address; challenges come from plus addresses of it
+
+	opt   Options
+	log   *slog.Logger
+	stats *statsBox
+	pki   *pki
+	keys  *dkimRegistry
+	mail  *mailSystem
+	ca    *authority
+
+	httpSrv *http.Server
+	imapSrv *imapserver.Server
+	smtpSrv *smtp.Server
+	dns     *dnsServer
+
+	listeners []io.Closer
+
+	mu        sync.Mutex // guards closed and wg.Add
+	closed    bool
+	wg        sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start creates the world and starts all its servers. Cancelling ctx closes
+// the world, as [World.Close] does.
+func Start(ctx context.Context, opt Options) (*World, error) {
+	if err := opt.setDefaults(); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	w := &World{
+		opt:   opt,
+		log:   opt.Logger,
+		stats: &statsBox{},
+		keys:  newDKIMRegistry(),
+		done:  make(chan struct{}),
+	}
+	var err error
+	if w.pki, err = newPKI([]string{opt.Host}); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	w.TLSRootsPEM = w.pki.tlsRootPEM
+	w.IssuerRootPEM = w.pki.issuerRootPEM
+	w.CAFrom = caLocalPart + "@" + caDomain
+	// The CA signs every challenge; make its key now rather than during the
+	// first authorization fetch.
+	if _, err := w.keys.key(caDomain); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+
+	var listeners []io.Closer
+	fail := func(err error) (*World, error) {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	listen := func() (net.Listener, error) {
+		ln, err := net.Listen("tcp", net.JoinHostPort(opt.Host, "0"))
+		if err == nil {
+			listeners = append(listeners, ln)
+		}
+		return ln, err
+	}
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{w.pki.serverCert}, MinVersion: tls.VersionTLS12}
+
+	acmeLn, err := listen()
+	if err != nil {
+		return fail(fmt.Errorf("listen for ACME: %w", err))
+	}
+	imapsLn, err := listen()
+	if err != nil {
+		return fail(fmt.Errorf("listen for IMAP: %w", err))
+	}
+	imapLn, err := listen()
+	if err != nil {
+		return fail(fmt.Errorf("listen for IMAP: %w", err))
+	}
+	smtpsLn, err := listen()
+	if err != nil {
+		return fail(fmt.Errorf("listen for SMTP: %w", err))
+	}
+	smtpLn, err := listen()
+	if err != nil {
+		return fail(fmt.Errorf("listen for SMTP: %w", err))
+	}
+	udp, tcp, err := listenDNS(opt.Host)
+	if err != nil {
+		return fail(fmt.Errorf("listen for DNS: %w", err))
+	}
+	listeners = append(listeners, udp, tcp)
+
+	urlHost := opt.Host
+	if ip := net.ParseIP(urlHost); ip != nil && ip.IsUnspecified() {
+		urlHost = "127.0.0.1"
+		if ip.To4() == nil {
+			urlHost = "::1"
+		}
+	}
+	hostPort := func(ln net.Addr) string {
+		return net.JoinHostPort(urlHost, fmt.Sprint(ln.(*net.TCPAddr).Port))
+	}
+	baseURL := "https://" + hostPort(acmeLn.Addr())
+	w.DirectoryURL = baseURL + pathDirectory
+	w.IMAPURL = "imaps://" + hostPort(imapsLn.Addr())
+	w.IMAPStartTLSURL = "imap://" + hostPort(imapLn.Addr())
+	w.SMTPURL = "smtps://" + hostPort(smtpsLn.Addr())
+	w.SMTPStartTLSURL = "smtp://" + hostPort(smtpLn.Addr())
+	w.DNSAddr = hostPort(tcp.Addr())
+
+	lookup := func(name string) ([]string, error) { return w.LookupTXT(context.Background(), name) }
+	mem := imapmemserver.New()
+	w.mail = &mailSystem{
+		log:       w.log.With("component", "mail"),
+		keys:      w.keys,
+		stats:     w.stats,
+		lookupTXT: lookup,
+		caLocal:   caLocalPart,
+		caDomain:  caDomain,
+		mem:       mem,
+		users:     map[string]*mailUser{},
+	}
+	w.ca = &authority{
+		opt:      opt,
+		log:      w.log.With("component", "ca"),
+		stats:    w.stats,
+		pki:      w.pki,
+		mail:     w.mail,
+		keys:     w.keys,
+		lookup:   lookup,
+		baseURL:  baseURL,
+		nonces:   newNonceStore(1 << 14),
+		caLocal:  caLocalPart,
+		caDomain: caDomain,
+	}
+	if opt.Join == "octet" {
+		w.ca.join = joinOctet
+	}
+	w.ca.init()
+	w.mail.toCA = w.ca.receive
+
+	w.httpSrv = &http.Server{
+		Handler:           w.ca,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(w.log.With("component", "https").Handler(), slog.LevelDebug),
+		TLSConfig:         tlsConf.Clone(),
+	}
+	w.imapSrv = imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
+		},
+		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		Logger:    logAdapter{log: w.log.With("component", "imap"), msg: "imap server"},
+		TLSConfig: tlsConf.Clone(),
+	})
+	w.smtpSrv = w.mail.newSubmissionServer()
+	w.smtpSrv.TLSConfig = tlsConf.Clone()
+	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, log: w.log.With("component", "dns")}
+
+	w.serve("https", func() error { return w.httpSrv.ServeTLS(acmeLn, "", "") }, http.ErrServerClosed)
+	w.serve("imaps", func() error { return w.imapSrv.Serve(tls.NewListener(imapsLn, tlsConf.Clone())) }, nil)
+	w.serve("imap", func() error { return w.imapSrv.Serve(imapLn) }, nil)
+	w.serve("smtps", func() error { return w.smtpSrv.Serve(tls.NewListener(smtpsLn, tlsConf.Clone())) }, smtp.ErrServerClosed)
+	w.serve("smtp", func() error { return w.smtpSrv.Serve(smtpLn) }, smtp.ErrServerClosed)
+	w.dns.start()
+	w.listeners = listeners
+
+	w.goBackground(func() {
+		select {
+		case <-ctx.Done():
+			go w.Close()
+		case <-w.done:
+		}
+	})
+
+	w.log.Info("sandbox started", "directory", w.DirectoryURL, "imap", w.IMAPURL, "smtp", w.SMTPURL, "dns", w.DNSAddr,
+		"mail_timing", opt.MailTiming, "token_length", opt.TokenLength, "join", opt.Join, "window", opt.ValidationWindow)
+	return w, nil
+}
+
+// goBackground runs fn in a goroutine that Close waits for, unless the
+// world is closing.
+func (w *World) goBackground(fn func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+func (w *World) serve(name string, fn func() error, closedErr error) {
+	w.goBackground(func() {
+		err := fn()
+		select {
+		case <-w.done:
+			return
+		default:
+		}
+		if err != nil && (closedErr == nil || !errors.Is(err, closedErr)) {
+			w.log.Error("server stopped", "server", name, "error", err)
+		}
+	})
+}
+
+// Close stops every server, closes every connection and waits for them. It
+// is safe to call more than once.
+func (w *World) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.done)
+		w.ca.close()
+		var errs []error
+		// Let requests in flight finish, briefly.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.httpSrv.Shutdown(ctx); err != nil {
+			if err := w.httpSrv.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close https: %w", err))
+			}
+		}
+		cancel()
+		if err := w.imapSrv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close imap: %w", err))
+		}
+		if err := w.smtpSrv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("close smtp: %w", err))
+		}
+		if err := w.dns.close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close dns: %w", err))
+		}
+		// A server whose Serve had not started yet when it was closed
+		// would otherwise keep accepting.
+		for _, l := range w.listeners {
+			l.Close()
+		}
+		w.wg.Wait()
+		w.closeErr = errors.Join(errs...)
+		w.log.Info("sandbox stopped")
+	})
+	return w.closeErr
+}
+
+// AddUser creates a mailbox for email (IMAP login: the address, exactly as
+// given with its domain in lower case) and a submission login with the same
+// credentials.
+func (w *World) AddUser(email, password string) error {
+	addr, prob := canonicalAddress(email)
+	if prob != nil {
+		return fmt.Errorf("add user: %s", prob.Detail)
+	}
+	if password == "" {
+		return fmt.Errorf("add user %s: empty password", addr)
+	}
+	_, domain := splitAddress(addr)
+	if strings.EqualFold(domain, caDomain) {
+		return fmt.Errorf("add user %s: %s is the CA's own domain", addr, caDomain)
+	}
+	if err := w.mail.addUser(addr, password); err != nil {
+		return err
+	}
+	// Make the domain's DKIM key in the background so the first submission
+	// does not wait for it.
+	w.goBackground(func() {
+		if _, err := w.keys.key(domain); err != nil {
+			w.log.Error("dkim key", "domain", domain, "error", err)
+		}
+	})
+	w.log.Info("user added", "user", addr)
+	return nil
+}
+
+// Deliver appends raw, unchanged, to the INBOX of email. If email is the
+// CA's address or one of its plus addresses, raw goes to the CA's mailbox
+// instead, where it is validated as a response email (without the trace
+// fields the submission path adds).
+func (w *World) Deliver(email string, raw []byte) error {
+	if w.mail.isCA(email) {
+		w.ca.receive(email, raw)
+		return nil
+	}
+	return w.mail.appendInbox(email, raw)
+}
+
+// LookupTXT returns the TXT records the world's DNS server publishes at
+// name, for verifiers that run in process. Unknown names fail with a
+// *net.DNSError whose IsNotFound is true.
+func (w *World) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if recs, ok := w.zoneLookup(strings.TrimSuffix(strings.ToLower(name), ".")); ok {
+		return recs, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: name, Server: w.DNSAddr, IsNotFound: true}
+}
+
+func (w *World) zoneLookup(name string) ([]string, bool) {
+	if rec, ok := w.keys.lookup(name); ok {
+		return []string{rec}, true
+	}
+	return nil, false
+}
+
+// Stats returns a snapshot of the world's counters.
+func (w *World) Stats() Stats { return w.stats.snapshot() }

@@ -1,0 +1,93 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
+	"sync"
+)
+
+// Stats counts what happened in a [World]. Tests use it to check that the
+// sandbox saw what they expect; [World.Stats] returns a copy.
+type Stats struct {
+	Requests       int // ACME HTTP requests served
+	BadNonces      int // requests refused with badNonce
+	Accounts       int // accounts created
+	Orders         int // orders created
+	Authorizations int // authorizations created
+
+	ChallengesSent    int // challenge emails delivered to a user's INBOX
+	ChallengesValid   int // challenges that became valid
+	ChallengesInvalid int // challenges that became invalid (wrong digest, no reply in time, ...)
+
+	RepliesReceived int      // messages that reached the CA's mailbox
+	RepliesAccepted int      // replies that validated a challenge
+	RepliesRejected int      // replies the CA refused (len(RejectedReasons))
+	RejectedReasons []string // why each refused reply was refused, in order
+
+	CertificatesIssued  int
+	CertificatesRevoked int
+
+	MessagesSubmitted int // messages accepted by the submission server
+	MessagesDelivered int // messages appended to user INBOXes (any path, Deliver included)
+}
+
+type statsBox struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func (b *statsBox) update(f func(*Stats)) {
+	b.mu.Lock()
+	f(&b.s)
+	b.mu.Unlock()
+}
+
+func (b *statsBox) snapshot() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.s
+	s.RejectedReasons = slices.Clone(b.s.RejectedReasons)
+	return s
+}
+
+// nonceStore issues single-use anti-replay nonces (RFC 8555 §6.5). It keeps
+// the newest capacity nonces; older ones expire.
+type nonceStore struct {
+	mu   sync.Mutex
+	live map[string]struct{}
+	ring []string
+	next int
+}
+
+func newNonceStore(capacity int) *nonceStore {
+	return &nonceStore{live: make(map[string]struct{}, capacity), ring: make([]string, capacity)}
+}
+
+func (n *nonceStore) make() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	s := base64.RawURLEncoding.EncodeToString(b)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if old := n.ring[n.next]; old != "" {
+		delete(n.live, old)
+	}
+	n.ring[n.next] = s
+	n.next = (n.next + 1) % len(n.ring)
+	n.live[s] = struct{}{}
+	return s
+}
+
+// use consumes s and reports whether it was a live nonce.
+func (n *nonceStore) use(s string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.live[s]; !ok {
+		return false
+	}
+	delete(n.live, s)
+	return true
+}
