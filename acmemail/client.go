@@ -1,0 +1,807 @@
+package acmemail
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// ChallengeType is the RFC 8823 challenge type.
+const ChallengeType = "email-reply-00"
+
+// IdentifierType is the RFC 8823 identifier type.
+const IdentifierType = "email"
+
+// Defaults for the optional durations of [Client].
+const (
+	DefaultMailWait      = 20 * time.Second
+	DefaultPollInterval  = time.Second
+	DefaultMaxPollDelay  = 30 * time.Second
+	DefaultPollTimeout   = 10 * time.Minute
+	maxChallengeMailSize = 10 << 20
+)
+
+// ErrMailTimeout is returned (wrapped) when no acceptable challenge mail
+// arrived before the context ended.
+var ErrMailTimeout = errors.New("no acceptable challenge mail arrived")
+
+// Client obtains S/MIME certificates from an RFC 8823 ACME CA.
+//
+// The zero value is not usable: DirectoryURL, AccountKey and Mail are
+// required. All other fields have sane defaults.
+type Client struct {
+	// DirectoryURL is the ACME directory of the CA.
+	DirectoryURL string
+	// HTTPClient talks to the CA. nil: a client with the system roots.
+	HTTPClient *http.Client
+	// UserAgent is added to the User-Agent header.
+	UserAgent string
+
+	// AccountKey signs every ACME request (ES256 recommended).
+	AccountKey crypto.Signer
+	// AccountURL is the account's URL (kid) when it is already known.
+	// When empty, Obtain registers the key (or finds its account) first and
+	// reports the URL through OnAccount before anything else happens.
+	AccountURL string
+	// Contact holds the account's contact URLs ("mailto:...") for new accounts.
+	Contact []string
+	// OnAccount, if set, is called once with the account URL as soon as it is
+	// known, so the caller can persist it before the order is placed.
+	OnAccount func(url string) error
+
+	// Join selects how token-part1 and token-part2 are joined (RFC 8823 is
+	// ambiguous); JoinString is the default and what most CAs expect.
+	Join JoinMode
+
+	// Mail watches the user's mailbox and submits the reply. It must already
+	// be watching when Obtain is called: mail that arrived before the watch
+	// began is never considered.
+	Mail Mail
+	// Verifier decides whether a challenge mail is authentic (DKIM or
+	// S/MIME). Required unless InsecureSkipMailAuth is set.
+	Verifier Verifier
+	// InsecureSkipMailAuth answers challenge mail without checking its
+	// authenticity. Only for test CAs; every use is reported as a warning.
+	InsecureSkipMailAuth bool
+	// Guard records answered challenges so that none is answered twice.
+	// nil: a process-local record (no protection across runs).
+	Guard ReplyGuard
+
+	// MailWait is how long to wait for the challenge mail after fetching
+	// the authorization before POSTing the challenge anyway (for CAs that
+	// mail only after the POST). Default DefaultMailWait.
+	MailWait time.Duration
+	// ReplySettle is a pause between sending the reply and POSTing the
+	// challenge, for CAs that look for the reply only briefly after the
+	// POST and need it delivered already. Default 0.
+	ReplySettle time.Duration
+	// PollInterval is the first delay when polling a pending resource; it
+	// doubles up to MaxPollDelay unless the server sends Retry-After.
+	PollInterval time.Duration
+	// MaxPollDelay caps the delay between polls (and the server's Retry-After).
+	MaxPollDelay time.Duration
+	// PollTimeout bounds the whole wait for validation and issuance.
+	PollTimeout time.Duration
+
+	// Logger receives debug and info logs. nil: no logs.
+	Logger *slog.Logger
+	// Progress, if set, receives one event per step, for a progress display.
+	Progress func(Event)
+	// Now returns the current time. nil: time.Now.
+	Now func() time.Time
+
+	once     sync.Once
+	acme     *acme.Client
+	tracker  *headerTracker
+	account  acme.Account
+	thumb    string
+	initErr  error
+	guardMem memoryGuard
+}
+
+// EventKind says what an [Event] is about.
+type EventKind int
+
+// Event kinds, in the order they usually happen.
+const (
+	EventAccount         EventKind = iota // account registered or found
+	EventOrder                            // order created
+	EventWaitingForMail                   // waiting for the challenge mail
+	EventIgnoredMail                      // a mail claiming to be a challenge was ignored (Message says why)
+	EventWarning                          // something the user should know, the flow goes on
+	EventChallengeMail                    // the genuine challenge mail arrived
+	EventReplySent                        // the reply was submitted
+	EventChallengePosted                  // the CA was told to validate
+	EventValidated                        // the authorization is valid
+	EventFinalized                        // the CSR was accepted
+	EventIssued                           // the certificate was downloaded
+)
+
+// Event is a progress report from [Client.Obtain].
+type Event struct {
+	Kind    EventKind
+	Email   string // the identifier concerned, if any
+	Message string // one human-readable line
+}
+
+// Certificate is what [Client.Obtain] returns.
+type Certificate struct {
+	ChainPEM []byte              // leaf first, as the CA sent it
+	Chain    []*x509.Certificate // parsed ChainPEM
+	OrderURL string
+	CertURL  string
+}
+
+// ObtainRequest describes one certificate order.
+type ObtainRequest struct {
+	// Emails are the addresses to certify; the first is the primary one.
+	Emails []string
+	// CSR is the DER certificate request; its SANs must equal Emails.
+	CSR []byte
+	// Replaces is the ARI certificate ID of the certificate this order
+	// renews (RFC 9773), or "".
+	Replaces string
+	// OnOrder, if set, is called with the order URL right after the order
+	// was created, so the caller can persist it.
+	OnOrder func(orderURL string) error
+}
+
+func (c *Client) init(ctx context.Context) error {
+	c.once.Do(func() {
+		if c.DirectoryURL == "" || c.AccountKey == nil || c.Mail == nil {
+			c.initErr = errors.New("acmemail: Client needs DirectoryURL, AccountKey and Mail")
+			return
+		}
+		if c.Verifier == nil && !c.InsecureSkipMailAuth {
+			c.initErr = errors.New("acmemail: Client needs a Verifier (or InsecureSkipMailAuth for test CAs)")
+			return
+		}
+		hc := c.HTTPClient
+		if hc == nil {
+			hc = &http.Client{Timeout: 60 * time.Second}
+		}
+		tracked := *hc
+		c.tracker = &headerTracker{next: hc.Transport}
+		tracked.Transport = c.tracker
+		ua := "acmemail"
+		if c.UserAgent != "" {
+			ua = c.UserAgent
+		}
+		c.acme = &acme.Client{
+			Directory:    c.DirectoryURL,
+			HTTPClient:   &tracked,
+			UserAgent:    ua,
+			PollInterval: c.pollInterval(),
+			PollTimeout:  c.pollTimeout(),
+			Logger:       c.Logger,
+		}
+		c.account = acme.Account{PrivateKey: c.AccountKey, Location: c.AccountURL}
+		c.thumb, c.initErr = c.account.Thumbprint()
+	})
+	return c.initErr
+}
+
+func (c *Client) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) emit(kind EventKind, email, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	c.logger().Debug(msg, slog.Int("event", int(kind)), slog.String("email", email))
+	if c.Progress != nil {
+		c.Progress(Event{Kind: kind, Email: email, Message: msg})
+	}
+}
+
+func (c *Client) pollInterval() time.Duration {
+	if c.PollInterval > 0 {
+		return c.PollInterval
+	}
+	return DefaultPollInterval
+}
+
+func (c *Client) maxPollDelay() time.Duration {
+	if c.MaxPollDelay > 0 {
+		return c.MaxPollDelay
+	}
+	return DefaultMaxPollDelay
+}
+
+func (c *Client) pollTimeout() time.Duration {
+	if c.PollTimeout > 0 {
+		return c.PollTimeout
+	}
+	return DefaultPollTimeout
+}
+
+func (c *Client) mailWait() time.Duration {
+	if c.MailWait > 0 {
+		return c.MailWait
+	}
+	return DefaultMailWait
+}
+
+func (c *Client) guard() ReplyGuard {
+	if c.Guard != nil {
+		return c.Guard
+	}
+	return &c.guardMem
+}
+
+// Directory fetches the CA's directory.
+func (c *Client) Directory(ctx context.Context) (acme.Directory, error) {
+	if err := c.init(ctx); err != nil {
+		return acme.Directory{}, err
+	}
+	d, err := c.acme.GetDirectory(ctx)
+	return d, fromACME("fetch the ACME directory "+c.DirectoryURL, err)
+}
+
+// Thumbprint is the RFC 7638 thumbprint of the account key.
+func (c *Client) Thumbprint(ctx context.Context) (string, error) {
+	if err := c.init(ctx); err != nil {
+		return "", err
+	}
+	return c.thumb, nil
+}
+
+// EnsureAccount registers the account key with the CA (agreeing to its
+// terms of service), or finds the existing account, and returns its URL.
+func (c *Client) EnsureAccount(ctx context.Context) (string, error) {
+	if err := c.init(ctx); err != nil {
+		return "", err
+	}
+	if c.account.Location != "" {
+		return c.account.Location, nil
+	}
+	acct := c.account
+	acct.Contact = c.Contact
+	acct.TermsOfServiceAgreed = true
+	got, err := c.acme.NewAccount(ctx, acct)
+	if err != nil {
+		return "", fromACME("register the ACME account", err)
+	}
+	if got.Location == "" {
+		return "", errors.New("register the ACME account: the CA sent no account URL (Location header)")
+	}
+	c.account.Location = got.Location
+	c.emit(EventAccount, "", "using ACME account %s", got.Location)
+	if c.OnAccount != nil {
+		if err := c.OnAccount(got.Location); err != nil {
+			return "", fmt.Errorf("save the account: %w", err)
+		}
+	}
+	return got.Location, nil
+}
+
+// pending is one authorization being worked on.
+type pending struct {
+	email     string
+	authzURL  string
+	challenge acme.Challenge
+	replied   bool // the reply was sent (by this run)
+	posted    bool // the challenge was POSTed
+	done      bool // the authorization is valid
+}
+
+// Obtain runs one order to the end: it creates the order, answers each
+// email-reply-00 challenge from the watched mailbox, finalizes with the CSR
+// and downloads the certificate chain. It returns when the certificate is
+// issued, the order fails, or ctx ends.
+func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, error) {
+	if err := c.init(ctx); err != nil {
+		return nil, err
+	}
+	if len(req.Emails) == 0 {
+		return nil, errors.New("obtain: no email address given")
+	}
+	if len(req.CSR) == 0 {
+		return nil, errors.New("obtain: no CSR given")
+	}
+	if _, err := c.EnsureAccount(ctx); err != nil {
+		return nil, err
+	}
+	if c.InsecureSkipMailAuth {
+		c.emit(EventWarning, req.Emails[0], "warning: --insecure-skip-mail-auth is set: challenge mail will be answered WITHOUT checking DKIM or S/MIME; use this only with a test CA")
+	}
+
+	// Start reading mail now, before the order exists: the CA may mail as
+	// soon as the authorization is fetched.
+	mailCtx, stopMail := context.WithCancel(ctx)
+	defer stopMail()
+	inbox := make(chan []byte)
+	mailErr := make(chan error, 1)
+	go func() {
+		for {
+			raw, err := c.Mail.Next(mailCtx)
+			if err != nil {
+				mailErr <- err
+				return
+			}
+			select {
+			case inbox <- raw:
+			case <-mailCtx.Done():
+				mailErr <- mailCtx.Err()
+				return
+			}
+		}
+	}()
+	started := c.now()
+
+	ids := make([]acme.Identifier, len(req.Emails))
+	for i, e := range req.Emails {
+		ids[i] = acme.Identifier{Type: IdentifierType, Value: e}
+	}
+	order, err := c.acme.NewOrder(ctx, c.account, acme.Order{Identifiers: ids, Replaces: req.Replaces})
+	if err != nil {
+		return nil, fromACME("create the order for "+strings.Join(req.Emails, ", "), err)
+	}
+	if order.Location == "" {
+		return nil, errors.New("create the order: the CA sent no order URL (Location header)")
+	}
+	c.emit(EventOrder, req.Emails[0], "created order %s", order.Location)
+	if req.OnOrder != nil {
+		if err := req.OnOrder(order.Location); err != nil {
+			return nil, fmt.Errorf("save the order: %w", err)
+		}
+	}
+	if err := checkOrderIdentifiers(order, req.Emails); err != nil {
+		return nil, err
+	}
+
+	var work []*pending
+	for _, u := range order.Authorizations {
+		authz, err := c.acme.GetAuthorization(ctx, c.account, u)
+		if err != nil {
+			return nil, fromACME("fetch the authorization "+u, err)
+		}
+		email := authz.Identifier.Value
+		if authz.Identifier.Type != IdentifierType || !containsFold(req.Emails, email) {
+			return nil, fmt.Errorf("the CA sent an authorization for %s %q, which was not requested; refusing to go on", authz.Identifier.Type, email)
+		}
+		if authz.Status == acme.StatusValid {
+			c.emit(EventValidated, email, "%s is already authorized", email)
+			continue
+		}
+		if authz.Status != acme.StatusPending {
+			return nil, authzError(authz)
+		}
+		var ch *acme.Challenge
+		for i := range authz.Challenges {
+			if authz.Challenges[i].Type == ChallengeType {
+				ch = &authz.Challenges[i]
+				break
+			}
+		}
+		if ch == nil {
+			var types []string
+			for _, x := range authz.Challenges {
+				types = append(types, x.Type)
+			}
+			return nil, fmt.Errorf("the CA offers no %s challenge for %s (it offers: %s); it does not support RFC 8823 for this address", ChallengeType, email, strings.Join(types, ", "))
+		}
+		if ch.Token == "" {
+			return nil, fmt.Errorf("the CA's %s challenge for %s has no token", ChallengeType, email)
+		}
+		if ch.From == "" {
+			c.emit(EventWarning, email, "warning: the CA's challenge for %s does not say which address the challenge mail comes from; only its DKIM or S/MIME signature can be checked", email)
+		}
+		work = append(work, &pending{email: email, authzURL: u, challenge: *ch})
+	}
+
+	if err := c.answer(ctx, work, started, inbox, mailErr); err != nil {
+		return nil, err
+	}
+	stopMail()
+
+	for _, p := range work {
+		if p.done {
+			continue
+		}
+		if err := c.waitValid(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+
+	order, err = c.acme.GetOrder(ctx, c.account, order)
+	if err != nil {
+		return nil, fromACME("fetch the order", err)
+	}
+	order, err = c.acme.FinalizeOrder(ctx, c.account, order, req.CSR)
+	if err != nil {
+		if order.Error != nil {
+			return nil, fromACME("finalize the order", *order.Error)
+		}
+		return nil, fromACME("finalize the order", err)
+	}
+	c.emit(EventFinalized, req.Emails[0], "order finalized")
+	if order.Certificate == "" {
+		return nil, errors.New("finalize the order: the order is valid but has no certificate URL")
+	}
+	chains, err := c.acme.GetCertificateChain(ctx, c.account, order.Certificate)
+	if err != nil {
+		return nil, fromACME("download the certificate", err)
+	}
+	if len(chains) == 0 {
+		return nil, errors.New("download the certificate: the CA sent no certificate")
+	}
+	certs, err := parseChain(chains[0].ChainPEM)
+	if err != nil {
+		return nil, fmt.Errorf("download the certificate: %w", err)
+	}
+	c.emit(EventIssued, req.Emails[0], "certificate issued, serial %s, valid until %s", certs[0].SerialNumber.Text(16), certs[0].NotAfter.UTC().Format(time.DateOnly))
+	return &Certificate{ChainPEM: chains[0].ChainPEM, Chain: certs, OrderURL: order.Location, CertURL: order.Certificate}, nil
+}
+
+// answer waits for the challenge mails of work and answers them, POSTing
+// each challenge after its reply was sent. When no mail came within
+// MailWait, the remaining challenges are POSTed (some CAs mail only then)
+// and the wait goes on.
+func (c *Client) answer(ctx context.Context, work []*pending, started time.Time, inbox <-chan []byte, mailErr <-chan error) error {
+	if len(work) == 0 {
+		return nil
+	}
+	var names []string
+	for _, p := range work {
+		names = append(names, p.email)
+	}
+	c.emit(EventWaitingForMail, names[0], "waiting for the challenge mail to %s", strings.Join(names, ", "))
+	nudge := time.NewTimer(c.mailWait())
+	defer nudge.Stop()
+	for {
+		open := 0
+		for _, p := range work {
+			if !p.replied {
+				open++
+			}
+		}
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var missing []string
+			for _, p := range work {
+				if !p.replied {
+					missing = append(missing, p.email)
+				}
+			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w for %s in time", ErrMailTimeout, strings.Join(missing, ", "))
+			}
+			return ctx.Err()
+		case err := <-mailErr:
+			return fmt.Errorf("watch the mailbox: %w", err)
+		case <-nudge.C:
+			for _, p := range work {
+				if p.posted {
+					continue
+				}
+				c.emit(EventChallengePosted, p.email, "no challenge mail yet; asking the CA to send it (POST to the challenge)")
+				if err := c.post(ctx, p); err != nil {
+					return err
+				}
+			}
+		case raw := <-inbox:
+			if err := c.consider(ctx, work, started, raw); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// consider checks one incoming mail against the pending challenges and
+// answers it if it is the genuine challenge for one of them. Mail that is
+// not is reported and ignored; only failures to act are returned.
+func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte) error {
+	if len(raw) > maxChallengeMailSize {
+		c.logger().Debug("ignored an oversized mail", slog.Int("size", len(raw)))
+		return nil
+	}
+	var names []string
+	for _, p := range work {
+		if !p.replied {
+			names = append(names, p.email)
+		}
+	}
+	ignore := func(who string, why error) {
+		c.emit(EventIgnoredMail, who, "ignored a mail claiming to be the challenge for %s: %s", who, why)
+	}
+	p, cm, err := c.match(ctx, work, started, raw)
+	if err != nil {
+		if errors.Is(err, ErrNotChallenge) {
+			c.logger().Debug("ignored a mail that is not a challenge")
+			return nil
+		}
+		who := strings.Join(names, ", ")
+		if p != nil {
+			who = p.email
+		}
+		ignore(who, err)
+		return nil
+	}
+	c.emit(EventChallengeMail, p.email, "received the challenge mail for %s from %s", p.email, cm.From)
+
+	keyAuth, err := KeyAuthorization(cm.TokenPart1, p.challenge.Token, c.thumb, c.Join)
+	if err != nil {
+		ignore(p.email, err)
+		return nil
+	}
+	digest := ResponseDigest(keyAuth)
+	reply, to, err := ComposeReply(cm, p.email, digest, ReplyOptions{Date: c.now()})
+	if err != nil {
+		ignore(p.email, fmt.Errorf("cannot compose the reply: %w", err))
+		return nil
+	}
+
+	// The claim is durable before the reply goes out, so neither a crash
+	// nor a concurrent run can ever answer this challenge a second time.
+	claimed, err := c.guard().Claim(replyKey(c.DirectoryURL, p.challenge.URL))
+	if err != nil {
+		return fmt.Errorf("record the reply for %s before sending it: %w", p.email, err)
+	}
+	if !claimed {
+		return fmt.Errorf("the challenge for %s was already answered (by an earlier or concurrent run); refusing to answer it twice", p.email)
+	}
+	for _, k := range mailKeys(cm) {
+		if _, err := c.guard().Claim(k); err != nil {
+			return fmt.Errorf("record the reply for %s: %w", p.email, err)
+		}
+	}
+	if err := c.Mail.Send(ctx, p.email, to, reply); err != nil {
+		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, err)
+	}
+	p.replied = true
+	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
+	if !p.posted {
+		if c.ReplySettle > 0 {
+			select {
+			case <-time.After(c.ReplySettle):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		c.emit(EventChallengePosted, p.email, "asking the CA to validate %s", p.email)
+		if err := c.post(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// match finds the pending challenge raw answers and checks every rule a
+// challenge mail must meet. On error, the returned *pending (if not nil)
+// names the challenge the mail claimed to be for.
+func (c *Client) match(ctx context.Context, work []*pending, started time.Time, raw []byte) (*pending, *ChallengeMail, error) {
+	cm, err := ParseChallengeMail(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p *pending
+	for _, w := range work {
+		if !w.replied && containsFold(cm.To, w.email) {
+			p = w
+			break
+		}
+	}
+	if p == nil {
+		for _, w := range work {
+			if w.replied && containsFold(cm.To, w.email) {
+				return w, cm, errors.New("its challenge was already answered in this run")
+			}
+		}
+		return nil, cm, fmt.Errorf("it is not addressed (To) to an address with a pending order (To: %s)", strings.Join(cm.To, ", "))
+	}
+	if p.challenge.From != "" && !sameAddress(cm.From, p.challenge.From) {
+		return p, cm, fmt.Errorf("its From %s is not the address the CA announced (%s)", cm.From, p.challenge.From)
+	}
+	if c.InsecureSkipMailAuth {
+		c.emit(EventWarning, p.email, "warning: NOT checking the authenticity of the challenge mail for %s (--insecure-skip-mail-auth)", p.email)
+	} else {
+		v, err := c.Verifier.Verify(ctx, raw, cm.From)
+		if err != nil {
+			return p, cm, err
+		}
+		if v.Headers != nil {
+			// S/MIME: the protected headers are the ones to trust.
+			inner, err := ParseChallengeMail(v.Headers)
+			if err != nil {
+				return p, cm, fmt.Errorf("its signed part: %w", err)
+			}
+			if !sameAddress(inner.From, cm.From) || !sameStrings(inner.To, cm.To) || inner.TokenPart1 != cm.TokenPart1 {
+				return p, cm, errors.New("its signed (protected) From, To or Subject differ from the outer headers")
+			}
+		}
+		for _, w := range v.Warnings {
+			c.emit(EventWarning, p.email, "warning: challenge mail for %s: %s", p.email, w)
+		}
+	}
+	if !cm.HasAutoSubmitted {
+		c.emit(EventWarning, p.email, "warning: the challenge mail for %s has no Auto-Submitted header (RFC 8823 requires one); answering anyway", p.email)
+	} else if v := strings.ToLower(strings.TrimSpace(strings.SplitN(cm.AutoSubmitted, ";", 2)[0])); v != "auto-generated" {
+		return p, cm, fmt.Errorf("its Auto-Submitted is %q, not auto-generated", cm.AutoSubmitted)
+	}
+	if !cm.Date.IsZero() && cm.Date.Before(started.Add(-maxClockSkew)) {
+		return p, cm, fmt.Errorf("it is dated %s, before this order was started (a replayed old challenge?)", cm.Date.UTC().Format(time.RFC3339))
+	}
+	for _, k := range mailKeys(cm) {
+		seen, err := c.guard().Claimed(k)
+		if err != nil {
+			return p, cm, fmt.Errorf("check the reply record: %w", err)
+		}
+		if seen {
+			return p, cm, errors.New("this challenge mail was answered before (a replay?)")
+		}
+	}
+	return p, cm, nil
+}
+
+// maxClockSkew is how much older than the start of the order a challenge
+// mail's Date may be (clocks differ).
+const maxClockSkew = 15 * time.Minute
+
+func replyKey(directory, challengeURL string) string {
+	return "challenge " + directory + " " + challengeURL
+}
+
+// mailKeys identify a challenge mail, so a replayed copy is never answered.
+func mailKeys(cm *ChallengeMail) []string {
+	keys := []string{"token-part1 " + cm.TokenPart1}
+	if cm.MessageID != "" {
+		keys = append(keys, "message-id "+cm.MessageID)
+	}
+	return keys
+}
+
+func (c *Client) post(ctx context.Context, p *pending) error {
+	ch, err := c.acme.InitiateChallenge(ctx, c.account, p.challenge)
+	if err != nil {
+		return fromACME("ask the CA to validate "+p.email, err)
+	}
+	p.posted = true
+	if ch.Status == acme.StatusInvalid {
+		return challengeError(p.email, ch)
+	}
+	return nil
+}
+
+// waitValid polls the authorization until it is valid or invalid,
+// honouring Retry-After and backing off otherwise.
+func (c *Client) waitValid(ctx context.Context, p *pending) error {
+	ctx, cancel := context.WithTimeout(ctx, c.pollTimeout())
+	defer cancel()
+	delay := c.pollInterval() / 4
+	for {
+		authz, err := c.acme.GetAuthorization(ctx, c.account, p.authzURL)
+		if err != nil {
+			return fromACME("check the authorization of "+p.email, err)
+		}
+		switch authz.Status {
+		case acme.StatusValid:
+			p.done = true
+			c.emit(EventValidated, p.email, "the CA validated %s", p.email)
+			return nil
+		case acme.StatusPending:
+		default:
+			return authzError(authz)
+		}
+		wait := delay
+		if ra, ok := c.tracker.retryAfter(p.authzURL, c.now()); ok {
+			wait = ra
+		} else if delay < c.maxPollDelay() {
+			delay *= 2
+		}
+		wait = min(max(wait, 50*time.Millisecond), c.maxPollDelay())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("the CA did not validate %s within %s", p.email, c.pollTimeout())
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+func authzError(authz acme.Authorization) error {
+	for _, ch := range authz.Challenges {
+		if ch.Type == ChallengeType && ch.Error != nil {
+			return challengeError(authz.Identifier.Value, ch)
+		}
+	}
+	return fmt.Errorf("the authorization for %s is %s; start a new order", authz.Identifier.Value, authz.Status)
+}
+
+func challengeError(email string, ch acme.Challenge) error {
+	if ch.Error != nil {
+		return fromACME("validation of "+email+" failed", *ch.Error)
+	}
+	return fmt.Errorf("validation of %s failed (challenge %s); start a new order", email, ch.Status)
+}
+
+func checkOrderIdentifiers(order acme.Order, emails []string) error {
+	if len(order.Identifiers) != len(emails) {
+		return fmt.Errorf("the CA changed the order's identifiers (asked for %d, got %d); refusing to go on", len(emails), len(order.Identifiers))
+	}
+	for _, id := range order.Identifiers {
+		if id.Type != IdentifierType || !containsFold(emails, id.Value) {
+			return fmt.Errorf("the CA changed the order's identifiers (got %s %q); refusing to go on", id.Type, id.Value)
+		}
+	}
+	return nil
+}
+
+func parseChain(chainPEM []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := chainPEM
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate %d of the chain: %w", len(certs)+1, err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("the CA's response holds no PEM certificate")
+	}
+	return certs, nil
+}
+
+// sameAddress compares two addr-specs: local parts exactly, domains
+// case-insensitively.
+func sameAddress(a, b string) bool {
+	ai, bi := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
+	if ai < 0 || bi < 0 {
+		return false
+	}
+	return a[:ai] == b[:bi] && strings.EqualFold(a[ai+1:], b[bi+1:])
+}
+
+func containsFold(list []string, addr string) bool {
+	for _, x := range list {
+		if sameAddress(x, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameAddress(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
