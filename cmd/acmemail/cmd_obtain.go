@@ -1,0 +1,513 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+type obtainOptions struct {
+	server          string
+	imap, smtp      string
+	user            string
+	passwordFile    string
+	mailboxName     string
+	keyType         string
+	usage           string
+	out             string
+	p12PasswordFile string
+	p12Profile      string
+	timeout         time.Duration
+	json            bool
+	join            string
+	mailWait        time.Duration
+	replySettle     time.Duration
+	dnsResolver     string
+	insecure        bool
+	agreeTOS        bool
+	contact         []string
+	skipMailAuth    bool
+	sandbox         sandboxFlags
+}
+
+const obtainLong = `Obtain an S/MIME certificate for EMAIL from an ACME CA that supports RFC 8823.
+
+acmemail creates the order, watches your IMAP mailbox for the CA's challenge mail,
+checks that it is authentic (a DKIM signature by the From domain), answers it through
+your submission server (which must DKIM-sign your mail), finalizes the order with a
+fresh key, and writes the certificate, its key and a PKCS#12 file to the state
+directory ($ACMEMAIL_HOME, default $XDG_DATA_HOME/acmemail). The path of the PKCS#12
+file is printed on stdout (or JSON with --json); progress goes to stderr.
+
+--server takes a directory URL or a name: "sandbox" (an embedded test CA and mail
+world on loopback, nothing to configure), "castle" (CASTLE Platform ACME) or
+"castle-staging".
+
+--imap and --smtp take URLs: imaps://host:993 (TLS), imap://host:143 (STARTTLS),
+smtps://host:465 (TLS), smtp://host:587 (STARTTLS). A bare host:port picks by port.
+Passwords never come from flags: the mail password comes from ACMEMAIL_PASSWORD,
+--password-file or a prompt; the PKCS#12 password from ACMEMAIL_P12_PASSWORD,
+--p12-password-file or a prompt. Extra trusted roots for HTTPS, IMAP and SMTP come
+from the PEM file named by ACMEMAIL_CA_ROOTS.
+
+` + exitStatusHelp
+
+const obtainExample = `  # Try it against the embedded sandbox CA:
+  ACMEMAIL_P12_PASSWORD=test acmemail obtain --server sandbox alice@example.test
+
+  # A real certificate; the mail password is asked on the terminal:
+  acmemail obtain --server castle --imap imaps://imap.example.com \
+      --smtp smtps://smtp.example.com alice@example.com`
+
+func newObtainCmd(g *globals) *cobra.Command {
+	var o obtainOptions
+	cmd := &cobra.Command{
+		Use:     "obtain EMAIL",
+		Short:   "Obtain an S/MIME certificate for EMAIL",
+		Long:    obtainLong,
+		Example: obtainExample,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runObtain(cmd.Context(), g, &o, args[0])
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.server, "server", "castle", "ACME directory URL, or a name: sandbox, castle, castle-staging")
+	f.StringVar(&o.imap, "imap", "", "IMAP server URL (imaps://host:993, imap://host:143 for STARTTLS)")
+	f.StringVar(&o.smtp, "smtp", "", "submission server URL (smtps://host:465, smtp://host:587 for STARTTLS)")
+	f.StringVar(&o.user, "user", "", "mail login name (default EMAIL)")
+	f.StringVar(&o.passwordFile, "password-file", "", "read the mail password from the first line of this file")
+	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
+	f.StringVar(&o.keyType, "key-type", "rsa2048", "certificate key type: rsa2048, rsa3072, rsa4096, p256, p384")
+	f.StringVar(&o.usage, "usage", "both", "what the certificate is for: sign, encrypt or both")
+	f.StringVar(&o.out, "out", "", "also write the PKCS#12 file here (must not exist)")
+	f.StringVar(&o.p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from the first line of this file")
+	f.StringVar(&o.p12Profile, "p12-profile", "modern", "PKCS#12 encryption: modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC, for old importers)")
+	f.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up after this long")
+	f.BoolVar(&o.json, "json", false, "print the result as JSON on stdout")
+	f.StringVar(&o.join, "join", "", `how the CA joins token-part1 and token-part2: "string" or "octet" (default: per server; string for unknown CAs)`)
+	f.DurationVar(&o.mailWait, "mail-wait", acmemail.DefaultMailWait, "how long to wait for the challenge mail before asking the CA to send it")
+	f.DurationVar(&o.replySettle, "reply-settle", -1, "pause between sending the reply and asking the CA to validate (default 3s; 0 with the sandbox)")
+	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
+	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
+	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
+	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
+	o.sandbox.addFlags(f, true)
+}
+
+// namedServer is a CA acmemail knows by name, with its quirks.
+type namedServer struct {
+	url  string
+	join acmemail.JoinMode
+}
+
+var namedServers = map[string]namedServer{
+	"castle":         {"https://acme.castle.cloud/acme/directory", acmemail.JoinOctet},
+	"castle-staging": {"https://acme-staging.castle.cloud/acme/directory", acmemail.JoinOctet},
+}
+
+func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) error {
+	email, err := checkEmail(email)
+	if err != nil {
+		return err
+	}
+	kt, err := keystore.ParseKeyType(o.keyType)
+	if err != nil || kt == "ed25519" {
+		return usageErrorf("--key-type %q: choose rsa2048, rsa3072, rsa4096, p256 or p384", o.keyType)
+	}
+	usage, err := acmemail.ParseUsage(o.usage)
+	if err != nil {
+		return usageErrorf("--usage: %w", err)
+	}
+	profile := keystore.P12Profile(o.p12Profile)
+	if profile != "modern" && profile != "legacy" {
+		return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
+	}
+	if o.out != "" {
+		if _, err := os.Stat(o.out); err == nil {
+			return withHint(usageErrorf("--out %s exists; acmemail never overwrites it", o.out), "remove it first, or choose another path")
+		}
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	prog := newProgress(g.stderr)
+	log := g.logger()
+
+	// Secrets first: fail before anything is sent if one is missing.
+	p12Password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
+	if err != nil {
+		return err
+	}
+
+	dirURL, join, sandboxWorld := o.server, acmemail.JoinString, (*sandbox.World)(nil)
+	var extraRoots []byte
+	var lookupTXT func(context.Context, string) ([]string, error)
+	var mailPassword string
+	imapURL, smtpURL, user := o.imap, o.smtp, o.user
+	replySettle := o.replySettle
+	switch {
+	case o.server == "sandbox":
+		opts, err := o.sandbox.options()
+		if err != nil {
+			return err
+		}
+		opts.Logger = log.With("component", "sandbox")
+		w, err := sandbox.Start(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("start the sandbox: %w", err)
+		}
+		defer w.Close()
+		sandboxWorld = w
+		mailPassword = randomToken()
+		if err := w.AddUser(email, mailPassword); err != nil {
+			return fmt.Errorf("sandbox: add a mailbox for %s: %w", email, err)
+		}
+		dirURL, extraRoots, lookupTXT = w.DirectoryURL, w.TLSRootsPEM, w.LookupTXT
+		if imapURL == "" {
+			imapURL = w.IMAPURL
+		}
+		if smtpURL == "" {
+			smtpURL = w.SMTPURL
+		}
+		if user == "" {
+			user = email
+		}
+		if replySettle < 0 {
+			replySettle = 0
+		}
+		o.agreeTOS = true
+		prog.printf("started the sandbox CA at %s", w.DirectoryURL)
+	case namedServers[o.server].url != "":
+		dirURL, join = namedServers[o.server].url, namedServers[o.server].join
+	case strings.HasPrefix(o.server, "https://"):
+	case strings.HasPrefix(o.server, "http://"):
+		return withHint(usageErrorf("--server %s: ACME needs HTTPS", o.server), "use the https:// URL of the directory")
+	default:
+		return usageErrorf("--server %q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", o.server)
+	}
+	if replySettle < 0 {
+		replySettle = 3 * time.Second
+	}
+	if o.join != "" {
+		if join, err = acmemail.ParseJoinMode(o.join); err != nil {
+			return usageErrorf("--join: %w", err)
+		}
+	}
+	if imapURL == "" || smtpURL == "" {
+		return withHint(usageErrorf("--imap and --smtp are needed (where your mail is read and sent)"),
+			"e.g. --imap imaps://imap.example.com --smtp smtps://smtp.example.com")
+	}
+	if user == "" {
+		user = email
+	}
+	if mailPassword == "" {
+		if mailPassword, err = g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: o.passwordFile, flag: "password-file"}); err != nil {
+			return err
+		}
+	}
+	if o.dnsResolver != "" && lookupTXT == nil {
+		if _, _, err := net.SplitHostPort(o.dnsResolver); err != nil {
+			return usageErrorf("--dns-resolver %q: want HOST:PORT", o.dnsResolver)
+		}
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, o.dnsResolver)
+		}}
+		lookupTXT = r.LookupTXT
+	}
+
+	pool, err := g.rootPool(extraRoots)
+	if err != nil {
+		return err
+	}
+	imapEP, err := mailbox.ParseIMAPURL(imapURL)
+	if err != nil {
+		return usageErrorf("--imap: %w", err)
+	}
+	smtpEP, err := mailbox.ParseSMTPURL(smtpURL)
+	if err != nil {
+		return usageErrorf("--smtp: %w", err)
+	}
+
+	home, err := keystore.DefaultDir(g.getenv)
+	if err != nil {
+		return err
+	}
+	store, err := keystore.Open(home)
+	if err != nil {
+		return err
+	}
+
+	creds := mailbox.Credentials{Username: user, Password: mailPassword}
+	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
+		Endpoint: imapEP, Credentials: creds, Mailbox: o.mailboxName,
+		TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure, Logger: log.With("component", "imap"),
+	})
+	if err != nil {
+		return withHint(fmt.Errorf("open the mailbox: %w", err), imapHints(err, imapURL)...)
+	}
+	defer watcher.Close()
+	prog.printf("watching %s on %s", o.mailboxName, imapEP.Host)
+	sender := mailbox.NewSender(mailbox.SMTPConfig{
+		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure,
+		Logger: log.With("component", "smtp"),
+	})
+	defer sender.Close()
+	// Log in to the submission server now: a wrong password is found
+	// before the CA is contacted, and the reply goes out at once later.
+	if err := sender.Prepare(ctx); err != nil {
+		return withHint(fmt.Errorf("log in to the submission server: %w", err), smtpHints(err)...)
+	}
+
+	accountKey, err := store.AccountKey(dirURL)
+	if err != nil {
+		return err
+	}
+	var accountURL string
+	if acct, err := store.LoadAccount(dirURL); err == nil {
+		accountURL = acct.URL
+	} else if !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+
+	client := &acmemail.Client{
+		DirectoryURL:         dirURL,
+		HTTPClient:           httpClient(pool),
+		UserAgent:            "acmemail/" + versionString(),
+		AccountKey:           accountKey,
+		AccountURL:           accountURL,
+		Contact:              mailtoContacts(o.contact),
+		Join:                 join,
+		Mail:                 mailAdapter{watcher, sender},
+		Verifier:             &acmemail.MailVerifier{LookupTXT: lookupTXT},
+		InsecureSkipMailAuth: o.skipMailAuth,
+		Guard:                storeGuard{store},
+		MailWait:             o.mailWait,
+		ReplySettle:          replySettle,
+		Logger:               log.With("component", "acme"),
+		Progress:             prog.event,
+		OnAccount: func(u string) error {
+			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: o.contact, Key: accountKey, Created: time.Now()})
+		},
+	}
+	if accountURL == "" {
+		if err := agreeToTerms(ctx, g, client, o.agreeTOS); err != nil {
+			return err
+		}
+	}
+
+	certKey, err := store.CertKey(email, kt)
+	if err != nil {
+		return err
+	}
+	csr, err := acmemail.NewCSR(certKey, []string{email}, usage)
+	if err != nil {
+		return err
+	}
+	prog.printf("ordering a certificate for %s from %s", email, dirURL)
+	cert, err := client.Obtain(ctx, acmemail.ObtainRequest{Emails: []string{email}, CSR: csr})
+	prog.endLive()
+	if err != nil {
+		return err
+	}
+	warnings, err := acmemail.CheckCertificate(cert.Chain, certKey.Public(), []string{email}, usage)
+	if err != nil {
+		return withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
+	}
+	for _, w := range warnings {
+		prog.printf("warning: %s", w)
+	}
+	meta := keystore.CertMeta{
+		Email: email, Directory: dirURL, KeyType: kt, Usage: usage.String(),
+		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
+		OrderURL: cert.OrderURL, CertURL: cert.CertURL,
+	}
+	paths, err := store.SaveCertificate(email, cert.ChainPEM, meta)
+	if err != nil {
+		return err
+	}
+	key, chain, _, _, err := store.LoadCertificate(email)
+	if err != nil {
+		return err
+	}
+	p12, err := keystore.EncodePKCS12(key, chain, p12Password, profile)
+	if err != nil {
+		return err
+	}
+	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
+		return err
+	}
+	p12Path := paths.PKCS12
+	if o.out != "" {
+		if err := writeNewFile(o.out, p12); err != nil {
+			return fmt.Errorf("write --out: %w (the certificate is saved in %s)", err, paths.Dir)
+		}
+		p12Path = o.out
+	}
+	if sandboxWorld != nil {
+		prog.printf("the sandbox issued it; it is trusted by no mail client (its root is a test root)")
+	}
+	prog.printf("saved the certificate for %s (valid until %s)", email, meta.NotAfter.UTC().Format(time.DateOnly))
+	if o.json {
+		abs, _ := filepath.Abs(p12Path)
+		return json.NewEncoder(g.stdout).Encode(obtainResult{
+			Email: email, PKCS12: abs, Certificate: paths.Chain, Key: paths.Key,
+			Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
+			KeyType: string(kt), Usage: usage.String(), CA: dirURL, OrderURL: cert.OrderURL,
+			ACMERequests: client.Requests(),
+		})
+	}
+	_, err = fmt.Fprintln(g.stdout, p12Path)
+	return err
+}
+
+type obtainResult struct {
+	Email        string    `json:"email"`
+	PKCS12       string    `json:"pkcs12"`
+	Certificate  string    `json:"certificate"`
+	Key          string    `json:"key"`
+	Serial       string    `json:"serial"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	KeyType      string    `json:"key_type"`
+	Usage        string    `json:"usage"`
+	CA           string    `json:"ca"`
+	OrderURL     string    `json:"order_url"`
+	ACMERequests int64     `json:"acme_requests"`
+}
+
+// mailAdapter joins the IMAP watcher and the SMTP sender into the
+// acmemail.Mail the order flow needs.
+type mailAdapter struct {
+	w *mailbox.Watcher
+	s *mailbox.Sender
+}
+
+func (m mailAdapter) Next(ctx context.Context) ([]byte, error) { return m.w.Next(ctx) }
+func (m mailAdapter) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	return m.s.Send(ctx, from, to, raw)
+}
+
+// storeGuard records answered challenges in the state directory.
+type storeGuard struct{ s *keystore.Store }
+
+func (g storeGuard) Claim(key string) (bool, error) { return g.s.ClaimReply(key, nil) }
+func (g storeGuard) Claimed(key string) (bool, error) {
+	return g.s.ReplyClaimed(key)
+}
+
+func agreeToTerms(ctx context.Context, g *globals, c *acmemail.Client, agreed bool) error {
+	dir, err := c.Directory(ctx)
+	if err != nil {
+		return err
+	}
+	if dir.Meta == nil || dir.Meta.TermsOfService == "" || agreed {
+		return nil
+	}
+	return withHint(usageErrorf("the CA asks you to agree to its terms of service (%s) before creating an account", dir.Meta.TermsOfService),
+		"read them, then run again with --agree-tos")
+}
+
+func mailtoContacts(list []string) []string {
+	var out []string
+	for _, c := range list {
+		if !strings.HasPrefix(c, "mailto:") {
+			c = "mailto:" + c
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// checkEmail validates the address given on the command line.
+func checkEmail(s string) (string, error) {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;\"") || strings.Contains(s[at+1:], "..") {
+		return "", usageErrorf("%q is not a mail address (want local@domain)", s)
+	}
+	if strings.HasPrefix(s, "*") {
+		return "", usageErrorf("%q: wildcards are not allowed in email identifiers", s)
+	}
+	return s[:at] + "@" + strings.ToLower(s[at+1:]), nil
+}
+
+func writeNewFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+func randomToken() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func imapHints(err error, u string) []string {
+	var hints []string
+	if errors.Is(err, mailbox.ErrAuthFailed) {
+		return nil // printError adds the login hint
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "tls") || strings.Contains(msg, "TLS") || strings.Contains(msg, "handshake") {
+		hints = append(hints, "if the server uses STARTTLS on port 143, use imap://HOST:143; for implicit TLS on 993, imaps://HOST:993")
+	}
+	if strings.Contains(msg, "certificate") {
+		hints = append(hints, "for a private CA, put its root in a PEM file and set ACMEMAIL_CA_ROOTS to its path")
+	}
+	if strings.Contains(msg, "refused") || strings.Contains(msg, "no such host") {
+		hints = append(hints, "check the host and port in --imap "+u)
+	}
+	return hints
+}
+
+func smtpHints(err error) []string {
+	if errors.Is(err, mailbox.ErrAuthFailed) {
+		return nil
+	}
+	msg := err.Error()
+	var hints []string
+	if strings.Contains(msg, "tls") || strings.Contains(msg, "TLS") || strings.Contains(msg, "STARTTLS") {
+		hints = append(hints, "port 465 wants smtps:// (implicit TLS); port 587 wants smtp:// (STARTTLS)")
+	}
+	if strings.Contains(msg, "certificate") {
+		hints = append(hints, "for a private CA, put its root in a PEM file and set ACMEMAIL_CA_ROOTS to its path")
+	}
+	return hints
+}

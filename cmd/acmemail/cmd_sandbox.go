@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// sandboxFlags configure the sandbox's imitation of real RFC 8823 CAs.
+type sandboxFlags struct {
+	mailTiming      string
+	tokenLength     int
+	join            string
+	noAutoSubmitted bool
+	window          time.Duration
+}
+
+func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
+	f.StringVar(&s.mailTiming, "sandbox-mail-timing", "authz", `when the sandbox CA mails the challenge: "authz" (when the authorization is fetched, like acme2certifier) or "challenge" (after the challenge POST, like secsy-pki)`)
+	f.IntVar(&s.tokenLength, "sandbox-token-length", 43, "length of the sandbox's token-part1: 22 (CASTLE), 32 (acme2certifier) or 43")
+	f.StringVar(&s.join, "sandbox-join", "string", `how the sandbox CA joins the token parts: "string" or "octet"`)
+	f.BoolVar(&s.noAutoSubmitted, "sandbox-no-auto-submitted", false, "the sandbox's challenge mail has no Auto-Submitted header (like acme2certifier)")
+	f.DurationVar(&s.window, "sandbox-validation-window", 30*time.Second, "how long after the challenge POST the sandbox CA looks for the reply")
+	if hidden {
+		for _, n := range []string{"sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
+			f.MarkHidden(n)
+		}
+	}
+}
+
+func (s *sandboxFlags) options() (sandbox.Options, error) {
+	var o sandbox.Options
+	switch s.mailTiming {
+	case "authz":
+		o.MailTiming = sandbox.MailAtAuthorization
+	case "challenge":
+		o.MailTiming = sandbox.MailAfterChallenge
+	default:
+		return o, usageErrorf("--sandbox-mail-timing %q: choose authz or challenge", s.mailTiming)
+	}
+	switch s.tokenLength {
+	case 22, 32, 43:
+		o.TokenLength = s.tokenLength
+	default:
+		return o, usageErrorf("--sandbox-token-length %d: choose 22, 32 or 43", s.tokenLength)
+	}
+	if s.join != "string" && s.join != "octet" {
+		return o, usageErrorf("--sandbox-join %q: choose string or octet", s.join)
+	}
+	o.Join = s.join
+	o.OmitAutoSubmitted = s.noAutoSubmitted
+	o.ValidationWindow = s.window
+	return o, nil
+}
+
+type sandboxOptions struct {
+	users    []string
+	dir      string
+	sandbox  sandboxFlags
+	duration time.Duration
+}
+
+const sandboxLong = `Run the embedded RFC 8823 sandbox as a server until interrupted: an ACME CA
+(HTTPS), an IMAP server, a DKIM-signing submission server and a DNS server for the
+DKIM keys, all on loopback. It prints how to reach them.
+
+Each --user gets a mailbox; its password is written to DIR/<address>.password
+(0600), and the roots to trust to DIR/roots.pem. Point acmemail (or another RFC 8823
+client) at it:
+
+  ACMEMAIL_CA_ROOTS=DIR/roots.pem ACMEMAIL_PASSWORD=$(cat DIR/alice@example.test.password) \
+    acmemail obtain --server <directory URL> --imap <IMAP URL> --smtp <SMTP URL> \
+    --dns-resolver <DNS address> alice@example.test
+
+The --sandbox-* flags make it imitate the real CAs described in the documentation.
+
+` + exitStatusHelp
+
+func newSandboxCmd(g *globals) *cobra.Command {
+	var o sandboxOptions
+	cmd := &cobra.Command{
+		Use:     "sandbox",
+		Short:   "Run the embedded test CA and mail world",
+		Long:    sandboxLong,
+		Example: `  acmemail sandbox --user alice@example.test --dir /tmp/sandbox`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSandbox(cmd.Context(), g, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.users, "user", []string{"alice@example.test"}, "mail address to create a mailbox for (repeatable)")
+	f.StringVar(&o.dir, "dir", "", "where to write roots.pem and the passwords (default: a new temporary directory)")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
+	o.sandbox.addFlags(f, false)
+	return cmd
+}
+
+func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
+	opts, err := o.sandbox.options()
+	if err != nil {
+		return err
+	}
+	opts.Logger = g.logger().With("component", "sandbox")
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "acmemail-sandbox-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	w, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("start the sandbox: %w", err)
+	}
+	defer w.Close()
+	roots := filepath.Join(dir, "roots.pem")
+	if err := keystore.WriteFileAtomic(roots, w.TLSRootsPEM, 0o644); err != nil {
+		return err
+	}
+	if err := keystore.WriteFileAtomic(filepath.Join(dir, "issuer-root.pem"), w.IssuerRootPEM, 0o644); err != nil {
+		return err
+	}
+	for _, u := range o.users {
+		email, err := checkEmail(u)
+		if err != nil {
+			return err
+		}
+		pw := randomToken()
+		if err := w.AddUser(email, pw); err != nil {
+			return err
+		}
+		if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".password"), []byte(pw+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(g.stdout, "directory   %s\nimap        %s\nimap-starttls %s\nsmtp        %s\nsmtp-starttls %s\ndns         %s\nroots       %s\npasswords   %s/<address>.password\n",
+		w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
+	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	<-ctx.Done()
+	fmt.Fprintln(g.stderr, "acmemail: sandbox stopped")
+	return nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+// Exit statuses. Documented in every command's help (exitStatusHelp).
+const (
+	exitOK          = 0
+	exitError       = 1   // any other error
+	exitUsage       = 2   // bad command line or configuration
+	exitMailAuth    = 3   // the mail server refused the login
+	exitMailTimeout = 4   // no acceptable challenge mail arrived in time
+	exitCA          = 5   // the CA refused or failed the request
+	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
+)
+
+const exitStatusHelp = `EXIT STATUS
+  0    success
+  1    an error not covered below
+  2    usage error: bad flags, arguments or configuration
+  3    the mail server refused the login (IMAP or SMTP)
+  4    no acceptable challenge mail arrived in time
+  5    the CA refused the request or the validation failed
+  130  interrupted`
+
+// usageError marks a mistake in the command line.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// hintError carries hints printed after the error, age style.
+type hintError struct {
+	err   error
+	hints []string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, hints ...string) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err: err, hints: hints}
+}
+
+// exitCode maps an error to the documented exit status.
+func exitCode(err error) int {
+	var ue *usageError
+	var pe *acmemail.ProblemError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, mailbox.ErrAuthFailed):
+		return exitMailAuth
+	case errors.Is(err, acmemail.ErrMailTimeout):
+		return exitMailTimeout
+	case errors.As(err, &pe):
+		return exitCA
+	}
+	return exitError
+}
+
+// printError writes the error and its hints to w.
+func printError(w io.Writer, err error) {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(w, "acmemail: interrupted")
+		return
+	}
+	fmt.Fprintf(w, "acmemail: error: %s\n", strings.TrimSpace(err.Error()))
+	var he *hintError
+	for e := err; errors.As(e, &he); e = he.err {
+		for _, h := range he.hints {
+			fmt.Fprintf(w, "acmemail: hint: %s\n", h)
+		}
+	}
+	var pe *acmemail.ProblemError
+	if errors.As(err, &pe) {
+		switch pe.ShortType() {
+		case "rejectedIdentifier", "malformed", "unsupportedIdentifier":
+			fmt.Fprintln(w, "acmemail: hint: the CA does not accept this address; check the spelling, or ask the CA which addresses it serves")
+		case "incorrectResponse":
+			fmt.Fprintln(w, "acmemail: hint: the CA rejected the reply; check that your mail provider DKIM-signs outgoing mail for your domain, and try --join octet if this CA joins tokens as octets")
+		case "userActionRequired":
+			fmt.Fprintln(w, "acmemail: hint: visit the URL above, then run the command again")
+		}
+	}
+	if errors.Is(err, mailbox.ErrAuthFailed) {
+		fmt.Fprintln(w, "acmemail: hint: check --user and the password (ACMEMAIL_PASSWORD or --password-file); many providers need an app password")
+	}
+	if errors.Is(err, acmemail.ErrMailTimeout) {
+		fmt.Fprintln(w, "acmemail: hint: the CA may have filtered it as spam, or mails another folder; check the mailbox and try --mailbox")
+		fmt.Fprintln(w, "acmemail: hint: re-run with -v to see the mailbox activity, or raise --timeout")
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return v
+}
+
+// globals holds what every command shares: streams, environment, verbosity.
+type globals struct {
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	getenv  func(string) string
+	verbose int
+	started bool // a command's own code began; errors before are usage errors
+}
+
+func (g *globals) logger() *slog.Logger {
+	lvl := slog.LevelWarn + 1 // default: no logs, only progress lines
+	switch {
+	case g.verbose >= 2:
+		lvl = slog.LevelDebug
+	case g.verbose == 1:
+		lvl = slog.LevelInfo
+	}
+	if g.verbose == 0 {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
+		Level: lvl,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+const rootLong = `acmemail obtains S/MIME certificates for your own mail address from ACME CAs that
+support RFC 8823 (identifier type "email", challenge "email-reply-00").
+
+It creates the ACME order, watches your IMAP inbox for the CA's challenge mail, checks
+that the mail is authentic (DKIM or S/MIME, From and To as expected), replies through
+your own submission server so the reply carries your domain's DKIM signature, finalizes
+with a fresh key, and exports a PKCS#12 file your mail client can import.
+
+Try it without a real CA:  acmemail obtain --server sandbox alice@example.test
+
+Progress goes to stderr; stdout carries only the result, so scripts can capture it.
+
+` + exitStatusHelp
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "acmemail",
+		Short:         "Obtain S/MIME certificates with ACME (RFC 8823)",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       versionString(),
+	}
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (-v: steps, -vv: protocol details)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{err}
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		g.started = true
+		return nil
+	}
+	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g))
+	return root
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of acmemail",
+		Long:  "Print the version, commit and build date stamped into this binary.\n\n" + exitStatusHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, d := commit, date
+			if c == "" {
+				c = "unknown"
+			}
+			if d == "" {
+				d = "unknown"
+			}
+			_, err := io.WriteString(g.stdout, "acmemail "+versionString()+" (commit "+c+", built "+d+")\n")
+			return err
+		},
+	}
+}
+
+// run is main without the process: testable, returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !g.started {
+		if _, ok := err.(*usageError); !ok {
+			err = &usageError{err}
+		}
+	}
+	if err != nil {
+		printError(stderr, err)
+		if _, ok := err.(*usageError); ok {
+			io.WriteString(stderr, "acmemail: hint: run 'acmemail --help' for usage\n")
+		}
+	}
+	return exitCode(err)
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// secretSource says where a secret may come from, in order: an environment
+// variable, a file, or a prompt on the terminal. Never a flag value.
+type secretSource struct {
+	what    string // "mail password", "PKCS#12 password"
+	envVar  string // e.g. ACMEMAIL_PASSWORD
+	file    string // from a --...-file flag
+	flag    string // the file flag's name, for messages
+	confirm bool   // ask twice when prompting
+}
+
+// errNoTTY is returned when a secret is needed, none was given, and there
+// is no terminal to ask on.
+var errNoTTY = errors.New("no terminal to ask on")
+
+func (g *globals) secret(s secretSource) (string, error) {
+	if v := g.getenv(s.envVar); v != "" {
+		return v, nil
+	}
+	if s.file != "" {
+		data, err := readSecretFile(s.file)
+		if err != nil {
+			return "", usageErrorf("read the %s from %s: %w", s.what, s.flag, err)
+		}
+		return data, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return "", usageErrorf("the %s is needed: set %s or use --%s (%w)", s.what, s.envVar, s.flag, errNoTTY)
+	}
+	defer tty.Close()
+	for {
+		v, err := promptSecret(tty, fmt.Sprintf("acmemail: %s: ", s.what))
+		if err != nil {
+			return "", err
+		}
+		if v == "" {
+			fmt.Fprintf(tty, "acmemail: the %s must not be empty\n", s.what)
+			continue
+		}
+		if s.confirm {
+			again, err := promptSecret(tty, fmt.Sprintf("acmemail: %s again: ", s.what))
+			if err != nil {
+				return "", err
+			}
+			if again != v {
+				fmt.Fprintln(tty, "acmemail: the two entries differ, try again")
+				continue
+			}
+		}
+		return v, nil
+	}
+}
+
+func promptSecret(tty *os.File, prompt string) (string, error) {
+	fmt.Fprint(tty, prompt)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return "", fmt.Errorf("read from the terminal: %w", err)
+	}
+	return string(b), nil
+}
+
+// readSecretFile returns the first line of a file, without its newline.
+// It warns nobody: permissions are the user's business, but the error
+// never contains the content.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	s := strings.TrimSuffix(string(line), "\r")
+	if s == "" {
+		return "", errors.New("the file's first line is empty")
+	}
+	return s, nil
+}
+
+// readLine reads one line from r (for non-secret input).
+func readLine(r io.Reader) (string, error) {
+	s, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && s == "" {
+		return "", err
+	}
+	return strings.TrimRight(s, "\r\n"), nil
+}
