@@ -631,6 +631,14 @@ func (c *Client) match(ctx context.Context, work []*pending, started time.Time, 
 			if !sameAddress(inner.From, cm.From) || !sameStrings(inner.To, cm.To) || inner.TokenPart1 != cm.TokenPart1 {
 				return p, cm, errors.New("its signed (protected) From, To or Subject differ from the outer headers")
 			}
+			if !sameStrings(inner.ReplyTo, cm.ReplyTo) {
+				return p, cm, errors.New("its outer Reply-To differs from the signed (protected) one")
+			}
+			// From here on only the protected headers count.
+			if inner.MessageID == "" {
+				inner.MessageID = cm.MessageID
+			}
+			cm = inner
 		}
 		for _, w := range v.Warnings {
 			c.emit(EventWarning, p.email, "warning: challenge mail for %s: %s", p.email, w)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,8 @@ type obtainOptions struct {
 	agreeTOS        bool
 	contact         []string
 	skipMailAuth    bool
+	trustAuthserv   string
+	smimeRoots      string
 	sandbox         sandboxFlags
 }
 
@@ -113,6 +116,8 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
 	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
+	f.StringVar(&o.trustAuthserv, "trust-authserv-id", "", "trust Authentication-Results headers by this authserv-id (your own provider's receiving server only)")
+	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")
 	o.sandbox.addFlags(f, true)
 }
 
@@ -244,6 +249,17 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	if err != nil {
 		return err
 	}
+	verifier := &acmemail.MailVerifier{LookupTXT: lookupTXT, TrustAuthservID: o.trustAuthserv}
+	if o.smimeRoots != "" {
+		data, err := os.ReadFile(o.smimeRoots)
+		if err != nil {
+			return usageErrorf("--smime-roots: %w", err)
+		}
+		verifier.SMIMERoots = x509.NewCertPool()
+		if !verifier.SMIMERoots.AppendCertsFromPEM(data) {
+			return usageErrorf("--smime-roots %s holds no PEM certificate", o.smimeRoots)
+		}
+	}
 	imapEP, err := mailbox.ParseIMAPURL(imapURL)
 	if err != nil {
 		return usageErrorf("--imap: %w", err)
@@ -303,7 +319,7 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		Contact:              mailtoContacts(o.contact),
 		Join:                 join,
 		Mail:                 mailAdapter{watcher, sender},
-		Verifier:             &acmemail.MailVerifier{LookupTXT: lookupTXT},
+		Verifier:             verifier,
 		InsecureSkipMailAuth: o.skipMailAuth,
 		Guard:                storeGuard{store},
 		MailWait:             o.mailWait,
