@@ -187,11 +187,18 @@ func (ca *authority) sendChallengeMail(ch *challenge) {
 	to, from, msgID := ch.authz.ident.Value, ch.from, ch.messageID
 	ca.mu.Unlock()
 
+	if ca.opt.Hostile {
+		ca.deliverForgeries(from, to)
+	}
 	raw := composeChallenge(from, to, tp1, msgID, time.Now(), !ca.opt.OmitAutoSubmitted)
 	signed, err := ca.keys.sign(ca.caDomain, raw)
 	if err == nil {
 		env := envelope{from: from, id: strings.ToUpper(newID()[:12])}
 		err = ca.mail.deliver(env, []string{to}, signed)
+	}
+	if err == nil && ca.opt.Hostile {
+		// A replay of the genuine challenge, delivered again.
+		ca.forge("replay of the genuine challenge", to, signed)
 	}
 
 	ca.mu.Lock()

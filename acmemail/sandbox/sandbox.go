@@ -105,6 +105,9 @@ type Options struct {
 	// A small value (such as 2s) imitates acme2certifier, which checks its
 	// mailbox only briefly after the POST.
 	ValidationWindow time.Duration
+	// Hostile delivers forged challenge mails around the genuine one (see
+	// hostile.go): a client must ignore every one of them.
+	Hostile bool
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Logger receives the world's logs. Nil discards them.

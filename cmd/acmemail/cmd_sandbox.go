@@ -21,6 +21,7 @@ type sandboxFlags struct {
 	join            string
 	noAutoSubmitted bool
 	window          time.Duration
+	hostile         bool
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -29,8 +30,9 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.StringVar(&s.join, "sandbox-join", "string", `how the sandbox CA joins the token parts: "string" or "octet"`)
 	f.BoolVar(&s.noAutoSubmitted, "sandbox-no-auto-submitted", false, "the sandbox's challenge mail has no Auto-Submitted header (like acme2certifier)")
 	f.DurationVar(&s.window, "sandbox-validation-window", 30*time.Second, "how long after the challenge POST the sandbox CA looks for the reply")
+	f.BoolVar(&s.hostile, "sandbox-hostile", false, "deliver forged challenge mails around the genuine one (a client must ignore them)")
 	if hidden {
-		for _, n := range []string{"sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
+		for _, n := range []string{"sandbox-hostile", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
 	}
@@ -58,6 +60,7 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 	o.Join = s.join
 	o.OmitAutoSubmitted = s.noAutoSubmitted
 	o.ValidationWindow = s.window
+	o.Hostile = s.hostile
 	return o, nil
 }
 

@@ -193,3 +193,47 @@ func TestObtainInProcessSandbox(t *testing.T) {
 	}
 	checkP12(t, path, "alice@example.test")
 }
+
+// TestObtainHostile: the sandbox delivers forged challenge mails before the
+// genuine one and a replay after it. The certificate is issued, exactly one
+// reply was sent, and every forgery was reported as ignored with its reason.
+func TestObtainHostile(t *testing.T) {
+	w, env := world(t, sandbox.Options{Hostile: true})
+	r := runCLI(t, env, obtainArgs(w)...)
+	if r.code != 0 {
+		t.Fatalf("obtain exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	st := w.Stats()
+	if st.RepliesReceived != 1 || st.CertificatesIssued != 1 {
+		t.Errorf("sandbox saw %d replies and issued %d certificates, want 1 and 1", st.RepliesReceived, st.CertificatesIssued)
+	}
+	// Each forgery, in delivery order, and the words its refusal must contain.
+	want := []string{
+		"no DKIM signature",
+		"evil.sandbox.test, not by the From domain",
+		"body hash mismatch",
+		"is not the address the CA announced",
+		"not addressed (To) to an address with a pending order",
+		"reply",
+		"l= body length",
+		"From header",
+		"no DKIM signature",
+	}
+	if len(want) != len(sandbox.Forgeries) {
+		t.Fatalf("test knows %d forgeries, sandbox delivers %d", len(want), len(sandbox.Forgeries))
+	}
+	var ignored []string
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(line, "ignored a mail claiming to be the challenge for alice@example.test: ") {
+			ignored = append(ignored, line)
+		}
+	}
+	if len(ignored) < len(want) {
+		t.Fatalf("%d mails reported as ignored, want at least %d:\n%s", len(ignored), len(want), r.stderr)
+	}
+	for i, w := range want {
+		if !strings.Contains(ignored[i], w) {
+			t.Errorf("forgery %d (%s): reported as %q, want a reason containing %q", i, sandbox.Forgeries[i], ignored[i], w)
+		}
+	}
+}
