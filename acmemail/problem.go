@@ -130,24 +130,13 @@ func fromACME(op string, err error) error {
 	}
 	var p acme.Problem
 	if errors.As(err, &p) {
-		pe := &ProblemError{
-			Op:       op,
-			Type:     sanitizeText(p.Type, 200),
-			Detail:   sanitizeText(p.Detail, 1000),
-			Status:   p.Status,
-			Instance: sanitizeText(p.Instance, 300),
-		}
-		for i, sp := range p.Subproblems {
-			if i == maxProblemSubproblems {
-				break
+		// One parser for problem documents, whoever decoded them first.
+		if data, jerr := json.Marshal(p); jerr == nil {
+			if pe, perr := ParseProblem(data); perr == nil {
+				pe.Op = op
+				return pe
 			}
-			pe.Subproblems = append(pe.Subproblems, Subproblem{
-				Type:       sanitizeText(sp.Type, 200),
-				Detail:     sanitizeText(sp.Detail, 500),
-				Identifier: sanitizeText(sp.Identifier.Value, 300),
-			})
 		}
-		return pe
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
