@@ -9,7 +9,7 @@ import (
 )
 
 // tokenJoinVectors is testdata/token-join.json (a copy of
-// /work/shared/testdata/token-join.json), computed independently.
+// the shared token-join vectors), computed independently.
 type tokenJoinVectors struct {
 	Cases []struct {
 		Note                        string `json:"note"`
