@@ -15,13 +15,12 @@ import (
 // progress prints one line per step to stderr. While the challenge mail is
 // awaited on a terminal, it keeps a live line with the elapsed time.
 type progress struct {
-	mu     sync.Mutex
-	w      io.Writer
-	tty    bool
-	live   string    // text of the live line, "" when none
-	since  time.Time // when the live line started
-	stop   chan struct{}
-	events []acmemail.Event
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	live  string    // text of the live line, "" when none
+	since time.Time // when the live line started
+	stop  chan struct{}
 }
 
 func newProgress(w io.Writer) *progress {
@@ -41,9 +40,6 @@ func (p *progress) printf(format string, args ...any) {
 }
 
 func (p *progress) event(e acmemail.Event) {
-	p.mu.Lock()
-	p.events = append(p.events, e)
-	p.mu.Unlock()
 	switch e.Kind {
 	case acmemail.EventWaitingForMail:
 		p.printf("%s", e.Message)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -97,13 +96,4 @@ func readSecretFile(path string) (string, error) {
 		return "", errors.New("the file's first line is empty")
 	}
 	return s, nil
-}
-
-// readLine reads one line from r (for non-secret input).
-func readLine(r io.Reader) (string, error) {
-	s, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil && s == "" {
-		return "", err
-	}
-	return strings.TrimRight(s, "\r\n"), nil
 }
