@@ -94,7 +94,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		g.started = true
 		return nil
 	}
-	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g))
+	root.CompletionOptions.DisableDefaultCmd = true // ours has help, examples and a man page
+	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
+	wireCompletions(g, root)
 	return root
 }
 
@@ -102,8 +104,11 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of acmemail",
-		Long:  "Print the version, commit and build date stamped into this binary.\n\n" + exitStatusHelp,
-		Args:  cobra.NoArgs,
+		Long: "Print the version, commit and build date stamped into this binary at release\n" +
+			"(goreleaser sets them with -ldflags); a binary built with go install shows its\n" +
+			"module version and \"unknown\" for what was not stamped.\n\n" + exitStatusHelp,
+		Example: "  acmemail version\n  acmemail --version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, d := commit, date
 			if c == "" {

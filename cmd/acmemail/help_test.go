@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestEveryCommandDocumented holds every command (and so every man page)
+// to the same bar: a real description, examples, and the exit statuses.
+func TestEveryCommandDocumented(t *testing.T) {
+	root := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" {
+			return
+		}
+		name := c.CommandPath()
+		if c.Short == "" || len(c.Long) < 80 {
+			t.Errorf("%s: needs a Short and a real Long description", name)
+		}
+		if !strings.Contains(c.Long, "EXIT STATUS") {
+			t.Errorf("%s: its Long help must end with an EXIT STATUS section (exitStatusHelp)", name)
+		}
+		if c.Runnable() && c != root && strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%s: needs Example lines", name)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
