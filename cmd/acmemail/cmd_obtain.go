@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/acmemail/acmemail/acmemail"
-	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -133,21 +130,9 @@ var namedServers = map[string]namedServer{
 }
 
 func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) error {
-	email, err := checkEmail(email)
+	id, err := o.identity(email)
 	if err != nil {
 		return err
-	}
-	kt, err := keystore.ParseKeyType(o.keyType)
-	if err != nil || kt == "ed25519" {
-		return usageErrorf("--key-type %q: choose rsa2048, rsa3072, rsa4096, p256 or p384", o.keyType)
-	}
-	usage, err := acmemail.ParseUsage(o.usage)
-	if err != nil {
-		return usageErrorf("--usage: %w", err)
-	}
-	profile := keystore.P12Profile(o.p12Profile)
-	if profile != "modern" && profile != "legacy" {
-		return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
 	}
 	if o.out != "" {
 		if _, err := os.Stat(o.out); err == nil {
@@ -160,7 +145,6 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
-	log := g.logger()
 
 	// Secrets first: fail before anything is sent if one is missing.
 	p12Password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
@@ -168,233 +152,46 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		return err
 	}
 
-	dirURL, join, sandboxWorld := o.server, acmemail.JoinString, (*sandbox.World)(nil)
-	var extraRoots []byte
-	var lookupTXT func(context.Context, string) ([]string, error)
-	var mailPassword string
-	imapURL, smtpURL, user := o.imap, o.smtp, o.user
-	replySettle := o.replySettle
-	switch {
-	case o.server == "sandbox":
-		opts, err := o.sandbox.options()
-		if err != nil {
-			return err
-		}
-		opts.Logger = log.With("component", "sandbox")
-		w, err := sandbox.Start(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("start the sandbox: %w", err)
-		}
-		defer w.Close()
-		sandboxWorld = w
-		mailPassword = randomToken()
-		if err := w.AddUser(email, mailPassword); err != nil {
-			return fmt.Errorf("sandbox: add a mailbox for %s: %w", email, err)
-		}
-		dirURL, extraRoots, lookupTXT = w.DirectoryURL, w.TLSRootsPEM, w.LookupTXT
-		if imapURL == "" {
-			imapURL = w.IMAPURL
-		}
-		if smtpURL == "" {
-			smtpURL = w.SMTPURL
-		}
-		if user == "" {
-			user = email
-		}
-		if replySettle < 0 {
-			replySettle = 0
-		}
-		o.agreeTOS = true
-		prog.printf("started the sandbox CA at %s", w.DirectoryURL)
-	case namedServers[o.server].url != "":
-		dirURL, join = namedServers[o.server].url, namedServers[o.server].join
-	case strings.HasPrefix(o.server, "https://"):
-	case strings.HasPrefix(o.server, "http://"):
-		return withHint(usageErrorf("--server %s: ACME needs HTTPS", o.server), "use the https:// URL of the directory")
-	default:
-		return usageErrorf("--server %q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", o.server)
+	s := newSession(g, id, prog)
+	defer s.Close()
+	if err := s.resolveServer(ctx, &o.sandbox); err != nil {
+		return err
 	}
-	if replySettle < 0 {
-		replySettle = 3 * time.Second
+	if err := s.loadMailPassword(o.passwordFile); err != nil {
+		return err
 	}
-	if o.join != "" {
-		if join, err = acmemail.ParseJoinMode(o.join); err != nil {
-			return usageErrorf("--join: %w", err)
-		}
+	if err := s.openStore(); err != nil {
+		return err
 	}
-	if imapURL == "" || smtpURL == "" {
-		return withHint(usageErrorf("--imap and --smtp are needed (where your mail is read and sent)"),
-			"e.g. --imap imaps://imap.example.com --smtp smtps://smtp.example.com")
+	if err := s.openMail(ctx); err != nil {
+		return err
 	}
-	if user == "" {
-		user = email
+	if err := s.newClient(ctx); err != nil {
+		return err
 	}
-	if mailPassword == "" {
-		if mailPassword, err = g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: o.passwordFile, flag: "password-file"}); err != nil {
-			return err
-		}
-	}
-	if o.dnsResolver != "" && lookupTXT == nil {
-		if _, _, err := net.SplitHostPort(o.dnsResolver); err != nil {
-			return usageErrorf("--dns-resolver %q: want HOST:PORT", o.dnsResolver)
-		}
-		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, o.dnsResolver)
-		}}
-		lookupTXT = r.LookupTXT
-	}
-
-	pool, err := g.rootPool(extraRoots)
+	res, err := s.issue(ctx, p12Password, issueRequest{})
 	if err != nil {
 		return err
 	}
-	verifier := &acmemail.MailVerifier{LookupTXT: lookupTXT, TrustAuthservID: o.trustAuthserv}
-	if o.smimeRoots != "" {
-		data, err := os.ReadFile(o.smimeRoots)
-		if err != nil {
-			return usageErrorf("--smime-roots: %w", err)
-		}
-		verifier.SMIMERoots = x509.NewCertPool()
-		if !verifier.SMIMERoots.AppendCertsFromPEM(data) {
-			return usageErrorf("--smime-roots %s holds no PEM certificate", o.smimeRoots)
-		}
-	}
-	imapEP, err := mailbox.ParseIMAPURL(imapURL)
-	if err != nil {
-		return usageErrorf("--imap: %w", err)
-	}
-	smtpEP, err := mailbox.ParseSMTPURL(smtpURL)
-	if err != nil {
-		return usageErrorf("--smtp: %w", err)
-	}
-
-	home, err := keystore.DefaultDir(g.getenv)
-	if err != nil {
-		return err
-	}
-	store, err := keystore.Open(home)
-	if err != nil {
-		return err
-	}
-
-	creds := mailbox.Credentials{Username: user, Password: mailPassword}
-	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
-		Endpoint: imapEP, Credentials: creds, Mailbox: o.mailboxName,
-		TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure, Logger: log.With("component", "imap"),
-	})
-	if err != nil {
-		return withHint(fmt.Errorf("open the mailbox: %w", err), imapHints(err, imapURL)...)
-	}
-	defer watcher.Close()
-	prog.printf("watching %s on %s", o.mailboxName, imapEP.Host)
-	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure,
-		Logger: log.With("component", "smtp"),
-	})
-	defer sender.Close()
-	// Log in to the submission server now: a wrong password is found
-	// before the CA is contacted, and the reply goes out at once later.
-	if err := sender.Prepare(ctx); err != nil {
-		return withHint(fmt.Errorf("log in to the submission server: %w", err), smtpHints(err)...)
-	}
-
-	accountKey, err := store.AccountKey(dirURL)
-	if err != nil {
-		return err
-	}
-	var accountURL string
-	if acct, err := store.LoadAccount(dirURL); err == nil {
-		accountURL = acct.URL
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
-
-	client := &acmemail.Client{
-		DirectoryURL:         dirURL,
-		HTTPClient:           httpClient(pool),
-		UserAgent:            "acmemail/" + versionString(),
-		AccountKey:           accountKey,
-		AccountURL:           accountURL,
-		Contact:              mailtoContacts(o.contact),
-		Join:                 join,
-		Mail:                 mailAdapter{watcher, sender},
-		Verifier:             verifier,
-		InsecureSkipMailAuth: o.skipMailAuth,
-		Guard:                storeGuard{store},
-		MailWait:             o.mailWait,
-		ReplySettle:          replySettle,
-		Logger:               log.With("component", "acme"),
-		Progress:             prog.event,
-		OnAccount: func(u string) error {
-			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: o.contact, Key: accountKey, Created: time.Now()})
-		},
-	}
-	if accountURL == "" {
-		if err := agreeToTerms(ctx, g, client, o.agreeTOS); err != nil {
-			return err
-		}
-	}
-
-	certKey, err := store.CertKey(email, kt)
-	if err != nil {
-		return err
-	}
-	csr, err := acmemail.NewCSR(certKey, []string{email}, usage)
-	if err != nil {
-		return err
-	}
-	prog.printf("ordering a certificate for %s from %s", email, dirURL)
-	cert, err := client.Obtain(ctx, acmemail.ObtainRequest{Emails: []string{email}, CSR: csr})
-	prog.endLive()
-	if err != nil {
-		return err
-	}
-	warnings, err := acmemail.CheckCertificate(cert.Chain, certKey.Public(), []string{email}, usage)
-	if err != nil {
-		return withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
-	}
-	for _, w := range warnings {
-		prog.printf("warning: %s", w)
-	}
-	meta := keystore.CertMeta{
-		Email: email, Directory: dirURL, KeyType: kt, Usage: usage.String(),
-		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
-		OrderURL: cert.OrderURL, CertURL: cert.CertURL,
-	}
-	paths, err := store.SaveCertificate(email, cert.ChainPEM, meta)
-	if err != nil {
-		return err
-	}
-	key, chain, _, _, err := store.LoadCertificate(email)
-	if err != nil {
-		return err
-	}
-	p12, err := keystore.EncodePKCS12(key, chain, p12Password, profile)
-	if err != nil {
-		return err
-	}
-	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
-		return err
-	}
-	p12Path := paths.PKCS12
+	p12Path := res.p12Out
 	if o.out != "" {
-		if err := writeNewFile(o.out, p12); err != nil {
-			return fmt.Errorf("write --out: %w (the certificate is saved in %s)", err, paths.Dir)
+		if err := writeNewFile(o.out, res.p12); err != nil {
+			return fmt.Errorf("write --out: %w (the certificate is saved in %s)", err, res.paths.Dir)
 		}
 		p12Path = o.out
 	}
-	if sandboxWorld != nil {
+	if s.world != nil {
 		prog.printf("the sandbox issued it; it is trusted by no mail client (its root is a test root)")
 	}
-	prog.printf("saved the certificate for %s (valid until %s)", email, meta.NotAfter.UTC().Format(time.DateOnly))
+	meta := res.meta
+	prog.printf("saved the certificate for %s (valid until %s)", id.email, meta.NotAfter.UTC().Format(time.DateOnly))
 	if o.json {
 		abs, _ := filepath.Abs(p12Path)
 		return json.NewEncoder(g.stdout).Encode(obtainResult{
-			Email: email, PKCS12: abs, Certificate: paths.Chain, Key: paths.Key,
+			Email: id.email, PKCS12: abs, Certificate: res.paths.Chain, Key: res.paths.Key,
 			Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
-			KeyType: string(kt), Usage: usage.String(), CA: dirURL, OrderURL: cert.OrderURL,
-			ACMERequests: client.Requests(),
+			KeyType: string(meta.KeyType), Usage: id.usage.String(), CA: s.dirURL, OrderURL: res.cert.OrderURL,
+			ACMERequests: s.client.Requests(),
 		})
 	}
 	_, err = fmt.Fprintln(g.stdout, p12Path)

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+// identity is one address and everything needed to get it a certificate,
+// resolved from obtain's flags (or, for renew, from what the certificate's
+// metadata recorded). It never holds a password.
+type identity struct {
+	email         string
+	server        string // as given: a name, "sandbox" or a directory URL
+	join          string // --join as given ("" = per server)
+	imapURL       string // "" = the sandbox's
+	smtpURL       string
+	user          string // "" = email
+	mailbox       string
+	keyType       keystore.KeyType
+	usage         acmemail.Usage
+	profile       keystore.P12Profile
+	insecure      bool
+	skipMailAuth  bool
+	trustAuthserv string
+	smimeRoots    string
+	dnsResolver   string
+	mailWait      time.Duration
+	replySettle   time.Duration // < 0: per server
+	contact       []string
+	agreeTOS      bool
+}
+
+// identity validates obtain's flags for email.
+func (o *obtainOptions) identity(email string) (*identity, error) {
+	email, err := checkEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	kt, err := keystore.ParseKeyType(o.keyType)
+	if err != nil || kt == "ed25519" {
+		return nil, usageErrorf("--key-type %q: choose rsa2048, rsa3072, rsa4096, p256 or p384", o.keyType)
+	}
+	usage, err := acmemail.ParseUsage(o.usage)
+	if err != nil {
+		return nil, usageErrorf("--usage: %w", err)
+	}
+	profile := keystore.P12Profile(o.p12Profile)
+	if profile != "modern" && profile != "legacy" {
+		return nil, usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
+	}
+	return &identity{
+		email: email, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
+		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
+		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
+		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
+		contact: o.contact, agreeTOS: o.agreeTOS,
+	}, nil
+}
+
+// session holds what one run for one identity uses: the CA, the mail
+// connections, the state directory. Close releases all of it.
+type session struct {
+	g    *globals
+	id   *identity
+	prog *progress
+	log  *slog.Logger
+
+	dirURL       string
+	join         acmemail.JoinMode
+	replySettle  time.Duration
+	world        *sandbox.World // the in-process sandbox, or nil
+	extraRoots   []byte
+	lookupTXT    func(context.Context, string) ([]string, error)
+	mailPassword string
+	pool         *x509.CertPool
+	store        *keystore.Store
+	mail         *mailAdapter
+	client       *acmemail.Client
+
+	closers []func()
+}
+
+func newSession(g *globals, id *identity, prog *progress) *session {
+	return &session{g: g, id: id, prog: prog, log: g.logger()}
+}
+
+// Close releases the session's connections (and stops its sandbox), last
+// opened first.
+func (s *session) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// resolveServer turns --server into a directory URL and the CA's quirks;
+// for "sandbox" it starts the in-process sandbox with a mailbox for the
+// identity.
+func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
+	id := s.id
+	s.dirURL, s.join, s.replySettle = id.server, acmemail.JoinString, id.replySettle
+	switch {
+	case id.server == "sandbox":
+		opts, err := sb.options()
+		if err != nil {
+			return err
+		}
+		opts.Logger = s.log.With("component", "sandbox")
+		w, err := sandbox.Start(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("start the sandbox: %w", err)
+		}
+		s.closers = append(s.closers, func() { w.Close() })
+		s.world = w
+		s.mailPassword = randomToken()
+		if err := w.AddUser(id.email, s.mailPassword); err != nil {
+			return fmt.Errorf("sandbox: add a mailbox for %s: %w", id.email, err)
+		}
+		s.dirURL, s.extraRoots, s.lookupTXT = w.DirectoryURL, w.TLSRootsPEM, w.LookupTXT
+		if id.imapURL == "" {
+			id.imapURL = w.IMAPURL
+		}
+		if id.smtpURL == "" {
+			id.smtpURL = w.SMTPURL
+		}
+		if s.replySettle < 0 {
+			s.replySettle = 0
+		}
+		id.agreeTOS = true
+		s.prog.printf("started the sandbox CA at %s", w.DirectoryURL)
+	case namedServers[id.server].url != "":
+		s.dirURL, s.join = namedServers[id.server].url, namedServers[id.server].join
+	case strings.HasPrefix(id.server, "https://"):
+	case strings.HasPrefix(id.server, "http://"):
+		return withHint(usageErrorf("--server %s: ACME needs HTTPS", id.server), "use the https:// URL of the directory")
+	default:
+		return usageErrorf("--server %q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", id.server)
+	}
+	if s.replySettle < 0 {
+		s.replySettle = 3 * time.Second
+	}
+	if id.join != "" {
+		j, err := acmemail.ParseJoinMode(id.join)
+		if err != nil {
+			return usageErrorf("--join: %w", err)
+		}
+		s.join = j
+	}
+	if id.imapURL == "" || id.smtpURL == "" {
+		return withHint(usageErrorf("--imap and --smtp are needed (where your mail is read and sent)"),
+			"e.g. --imap imaps://imap.example.com --smtp smtps://smtp.example.com")
+	}
+	if id.user == "" {
+		id.user = id.email
+	}
+	if id.dnsResolver != "" && s.lookupTXT == nil {
+		if _, _, err := net.SplitHostPort(id.dnsResolver); err != nil {
+			return usageErrorf("--dns-resolver %q: want HOST:PORT", id.dnsResolver)
+		}
+		addr := id.dnsResolver
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		s.lookupTXT = r.LookupTXT
+	}
+	pool, err := s.g.rootPool(s.extraRoots)
+	if err != nil {
+		return err
+	}
+	s.pool = pool
+	return nil
+}
+
+// loadMailPassword reads the mail password (ACMEMAIL_PASSWORD, the file,
+// or a prompt) unless the sandbox made one.
+func (s *session) loadMailPassword(passwordFile string) error {
+	if s.mailPassword != "" {
+		return nil
+	}
+	pw, err := s.g.secret(secretSource{what: "mail password for " + s.id.user, envVar: "ACMEMAIL_PASSWORD", file: passwordFile, flag: "password-file"})
+	if err != nil {
+		return err
+	}
+	s.mailPassword = pw
+	return nil
+}
+
+// openStore opens the state directory.
+func (s *session) openStore() error {
+	home, err := keystore.DefaultDir(s.g.getenv)
+	if err != nil {
+		return err
+	}
+	store, err := keystore.Open(home)
+	if err != nil {
+		return err
+	}
+	s.store = store
+	return nil
+}
+
+// openMail starts watching the mailbox and logs in to the submission
+// server, so a wrong password is found before the CA is contacted.
+func (s *session) openMail(ctx context.Context) error {
+	id := s.id
+	imapEP, err := mailbox.ParseIMAPURL(id.imapURL)
+	if err != nil {
+		return usageErrorf("--imap: %w", err)
+	}
+	smtpEP, err := mailbox.ParseSMTPURL(id.smtpURL)
+	if err != nil {
+		return usageErrorf("--smtp: %w", err)
+	}
+	creds := mailbox.Credentials{Username: id.user, Password: s.mailPassword}
+	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
+		Endpoint: imapEP, Credentials: creds, Mailbox: id.mailbox,
+		TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
+	})
+	if err != nil {
+		return withHint(fmt.Errorf("open the mailbox: %w", err), imapHints(err, id.imapURL)...)
+	}
+	s.closers = append(s.closers, func() { watcher.Close() })
+	s.prog.printf("watching %s on %s", id.mailbox, imapEP.Host)
+	sender := mailbox.NewSender(mailbox.SMTPConfig{
+		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
+		Logger: s.log.With("component", "smtp"),
+	})
+	s.closers = append(s.closers, func() { sender.Close() })
+	if err := sender.Prepare(ctx); err != nil {
+		return withHint(fmt.Errorf("log in to the submission server: %w", err), smtpHints(err)...)
+	}
+	s.mail = &mailAdapter{watcher, sender}
+	return nil
+}
+
+// mailVerifier builds the checker of challenge-mail authenticity.
+func (s *session) mailVerifier() (*acmemail.MailVerifier, error) {
+	v := &acmemail.MailVerifier{LookupTXT: s.lookupTXT, TrustAuthservID: s.id.trustAuthserv}
+	if s.id.smimeRoots != "" {
+		data, err := os.ReadFile(s.id.smimeRoots)
+		if err != nil {
+			return nil, usageErrorf("--smime-roots: %w", err)
+		}
+		v.SMIMERoots = x509.NewCertPool()
+		if !v.SMIMERoots.AppendCertsFromPEM(data) {
+			return nil, usageErrorf("--smime-roots %s holds no PEM certificate", s.id.smimeRoots)
+		}
+	}
+	return v, nil
+}
+
+// newClient builds the ACME client with the stored account (registering
+// one, after the terms-of-service check, when there is none).
+func (s *session) newClient(ctx context.Context) error {
+	verifier, err := s.mailVerifier()
+	if err != nil {
+		return err
+	}
+	store, dirURL := s.store, s.dirURL
+	accountKey, err := store.AccountKey(dirURL)
+	if err != nil {
+		return err
+	}
+	var accountURL string
+	if acct, err := store.LoadAccount(dirURL); err == nil {
+		accountURL = acct.URL
+	} else if !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+	contact := s.id.contact
+	client := &acmemail.Client{
+		DirectoryURL:         dirURL,
+		HTTPClient:           httpClient(s.pool),
+		UserAgent:            "acmemail/" + versionString(),
+		AccountKey:           accountKey,
+		AccountURL:           accountURL,
+		Contact:              mailtoContacts(contact),
+		Join:                 s.join,
+		Verifier:             verifier,
+		InsecureSkipMailAuth: s.id.skipMailAuth,
+		Guard:                storeGuard{store},
+		MailWait:             s.id.mailWait,
+		ReplySettle:          s.replySettle,
+		Logger:               s.log.With("component", "acme"),
+		Progress:             s.prog.event,
+		OnAccount: func(u string) error {
+			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: contact, Key: accountKey, Created: time.Now()})
+		},
+	}
+	if s.mail != nil {
+		client.Mail = *s.mail
+	}
+	if accountURL == "" {
+		if err := agreeToTerms(ctx, s.g, client, s.id.agreeTOS); err != nil {
+			return err
+		}
+	}
+	s.client = client
+	return nil
+}
+
+// issueRequest says how to issue: which certificate it replaces, whether
+// to keep the current key.
+type issueRequest struct {
+	replaces string // ARI certificate ID of the certificate being renewed, or ""
+	reuseKey bool   // finalize with the installed key instead of a new one
+}
+
+// issued is a saved certificate.
+type issued struct {
+	meta   keystore.CertMeta
+	paths  keystore.CertPaths
+	cert   *acmemail.Certificate
+	p12    []byte // the PKCS#12 file's content
+	p12Out string // where the PKCS#12 file was written (cert.p12)
+}
+
+// issue orders a certificate, checks it, saves it with its key, and
+// writes the PKCS#12 file into the state directory.
+func (s *session) issue(ctx context.Context, p12Password string, req issueRequest) (*issued, error) {
+	id, store := s.id, s.store
+	var certKey crypto.Signer
+	if req.reuseKey {
+		key, _, _, _, err := store.LoadCertificate(id.email)
+		if err != nil {
+			return nil, err
+		}
+		certKey = key
+	} else {
+		key, err := store.CertKey(id.email, id.keyType)
+		if err != nil {
+			return nil, err
+		}
+		certKey = key
+	}
+	csr, err := acmemail.NewCSR(certKey, []string{id.email}, id.usage)
+	if err != nil {
+		return nil, err
+	}
+	s.prog.printf("ordering a certificate for %s from %s", id.email, s.dirURL)
+	cert, err := s.client.Obtain(ctx, acmemail.ObtainRequest{Emails: []string{id.email}, CSR: csr, Replaces: req.replaces})
+	s.prog.endLive()
+	if err != nil {
+		return nil, err
+	}
+	warnings, err := acmemail.CheckCertificate(cert.Chain, certKey.Public(), []string{id.email}, id.usage)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
+	}
+	for _, w := range warnings {
+		s.prog.printf("warning: %s", w)
+	}
+	meta := keystore.CertMeta{
+		Email: id.email, Directory: s.dirURL, KeyType: id.keyType, Usage: id.usage.String(),
+		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
+		OrderURL: cert.OrderURL, CertURL: cert.CertURL,
+	}
+	paths, err := store.SaveCertificate(id.email, cert.ChainPEM, meta)
+	if err != nil {
+		return nil, err
+	}
+	key, chain, meta, _, err := store.LoadCertificate(id.email)
+	if err != nil {
+		return nil, err
+	}
+	p12, err := keystore.EncodePKCS12(key, chain, p12Password, id.profile)
+	if err != nil {
+		return nil, err
+	}
+	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
+		return nil, err
+	}
+	return &issued{meta: meta, paths: paths, cert: cert, p12: p12, p12Out: paths.PKCS12}, nil
+}
