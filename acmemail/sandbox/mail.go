@@ -36,17 +36,40 @@ type mailSystem struct {
 	caLocal   string // "acme-challenge"
 	caDomain  string // "ca.sandbox.test"
 	toCA      func(rcpt string, raw []byte)
+	noSign    bool // the submission server does not DKIM-sign
 
 	mem *imapmemserver.Server
 
-	mu    sync.Mutex
-	users map[string]*mailUser // by lowercased address
+	mu      sync.Mutex
+	users   map[string]*mailUser // by lowercased address
+	changed chan struct{}        // closed and replaced when a message is delivered
 }
 
 type mailUser struct {
-	addr     string
-	password string
-	imap     *imapmemserver.User
+	addr      string
+	password  string
+	imap      *imapmemserver.User
+	delivered [][]byte // every message appended to INBOX, for World.Inbox
+}
+
+// inbox returns a copy of the list of messages delivered to addr.
+func (m *mailSystem) inbox(addr string) [][]byte {
+	msgs, _ := m.inboxChanged(addr)
+	return msgs
+}
+
+// inboxChanged returns the messages delivered to addr and a channel that
+// is closed at the next delivery.
+func (m *mailSystem) inboxChanged(addr string) ([][]byte, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]byte
+	if u := m.users[strings.ToLower(addr)]; u != nil {
+		for _, msg := range u.delivered {
+			out = append(out, append([]byte(nil), msg...))
+		}
+	}
+	return out, m.changed
 }
 
 func (m *mailSystem) addUser(addr, password string) error {
@@ -220,6 +243,11 @@ func (m *mailSystem) appendInbox(addr string, raw []byte) error {
 	if _, err := u.imap.Append("INBOX", bytes.NewReader(raw), &imap.AppendOptions{}); err != nil {
 		return fmt.Errorf("deliver to %s: %w", addr, err)
 	}
+	m.mu.Lock()
+	u.delivered = append(u.delivered, append([]byte(nil), raw...))
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
 	m.stats.update(func(s *Stats) { s.MessagesDelivered++ })
 	m.log.Debug("message delivered", "to", addr, "size", len(raw))
 	return nil

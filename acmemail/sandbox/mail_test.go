@@ -335,3 +335,43 @@ func TestQuietByDefault(t *testing.T) {
 		t.Errorf("stderr got %q", out)
 	}
 }
+
+// TestNoDKIMSign: with Options.NoDKIMSign the submission server delivers
+// unsigned mail, the receiving side says dkim=none, and World.Inbox and
+// WaitInbox return what was delivered.
+func TestNoDKIMSign(t *testing.T) {
+	const alice = "alice@example.org"
+	for _, noSign := range []bool{false, true} {
+		e := newEnv(t, Options{NoDKIMSign: noSign}, alice)
+		if got := e.w.Inbox(alice); len(got) != 0 {
+			t.Fatalf("Inbox before any delivery = %d messages, want 0", len(got))
+		}
+		msg := []byte("From: alice@example.org\r\nTo: alice@example.org\r\nSubject: self\r\n\r\nhello\r\n")
+		if err := e.submit(alice, []string{alice}, msg); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := contextWithCancel(t)
+		msgs, err := e.w.WaitInbox(ctx, alice, 1)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 1 {
+			t.Fatalf("WaitInbox = %d messages, want 1", len(msgs))
+		}
+		signed := bytes.Contains(msgs[0], []byte("DKIM-Signature:"))
+		if signed == noSign {
+			t.Errorf("NoDKIMSign=%v: delivered message signed=%v:\n%s", noSign, signed, msgs[0])
+		}
+		wantRes := "dkim=pass header.d=example.org"
+		if noSign {
+			wantRes = "dkim=none"
+		}
+		if !bytes.Contains(msgs[0], []byte(wantRes)) {
+			t.Errorf("NoDKIMSign=%v: no %q in:\n%s", noSign, wantRes, msgs[0])
+		}
+		if !bytes.Equal(e.fetchMail(alice, 1), msgs[0]) {
+			t.Errorf("Inbox and IMAP disagree on the message")
+		}
+	}
+}

@@ -108,6 +108,11 @@ type Options struct {
 	// Hostile delivers forged challenge mails around the genuine one (see
 	// hostile.go): a client must ignore every one of them.
 	Hostile bool
+	// NoDKIMSign makes the submission server deliver what users submit
+	// without a DKIM signature, like a provider that does not sign
+	// outgoing mail (some forwarding services). The CA then rejects every
+	// reply; acmemail doctor reports the problem.
+	NoDKIMSign bool
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Logger receives the world's logs. Nil discards them.
@@ -297,8 +302,10 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		lookupTXT: lookup,
 		caLocal:   caLocalPart,
 		caDomain:  caDomain,
+		noSign:    opt.NoDKIMSign,
 		mem:       mem,
 		users:     map[string]*mailUser{},
+		changed:   make(chan struct{}),
 	}
 	w.ca = &authority{
 		opt:      opt,
@@ -357,7 +364,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	})
 
 	w.log.Info("sandbox started", "directory", w.DirectoryURL, "imap", w.IMAPURL, "smtp", w.SMTPURL, "dns", w.DNSAddr,
-		"mail_timing", opt.MailTiming, "token_length", opt.TokenLength, "join", opt.Join, "window", opt.ValidationWindow)
+		"mail_timing", opt.MailTiming, "token_length", opt.TokenLength, "join", opt.Join, "window", opt.ValidationWindow, "no_dkim_sign", opt.NoDKIMSign)
 	return w, nil
 }
 
@@ -469,6 +476,30 @@ func (w *World) Deliver(email string, raw []byte) error {
 		return nil
 	}
 	return w.mail.appendInbox(email, raw)
+}
+
+// Inbox returns a copy of every message delivered to the INBOX of email so
+// far, oldest first, exactly as stored (trace fields included), whether or
+// not an IMAP client deleted it since. It is for tests and tools that feed
+// a challenge mail to a client by other means than IMAP.
+func (w *World) Inbox(email string) [][]byte { return w.mail.inbox(email) }
+
+// WaitInbox waits until at least n messages were delivered to the INBOX of
+// email and returns them as [World.Inbox] does, or fails when ctx ends.
+func (w *World) WaitInbox(ctx context.Context, email string, n int) ([][]byte, error) {
+	for {
+		msgs, changed := w.mail.inboxChanged(email)
+		if len(msgs) >= n {
+			return msgs, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return msgs, fmt.Errorf("wait for %d messages to %s (%d arrived): %w", n, email, len(msgs), ctx.Err())
+		case <-w.done:
+			return msgs, fmt.Errorf("wait for %d messages to %s: the sandbox was closed", n, email)
+		}
+	}
 }
 
 // LookupTXT returns the TXT records the world's DNS server publishes at

@@ -143,7 +143,7 @@ func (s *smtpSession) Logout() error { return nil }
 
 // prepareSubmission checks the header of a submitted message, adds Date and
 // Message-ID when missing (as an MSA does, RFC 6409 §8) and DKIM-signs it for
-// the user's domain.
+// the user's domain (unless Options.NoDKIMSign).
 func (m *mailSystem) prepareSubmission(user string, raw []byte) ([]byte, error) {
 	reject := func(format string, args ...any) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: fmt.Sprintf(format, args...)}
@@ -178,6 +178,9 @@ func (m *mailSystem) prepareSubmission(user string, raw []byte) ([]byte, error) 
 	}
 	if extra.Len() > 0 {
 		raw = append(extra.Bytes(), raw...)
+	}
+	if m.noSign {
+		return raw, nil
 	}
 	_, domain := splitAddress(user)
 	return m.keys.sign(domain, raw)

@@ -22,6 +22,7 @@ type sandboxFlags struct {
 	noAutoSubmitted bool
 	window          time.Duration
 	hostile         bool
+	noDKIMSign      bool
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -31,8 +32,9 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.BoolVar(&s.noAutoSubmitted, "sandbox-no-auto-submitted", false, "the sandbox's challenge mail has no Auto-Submitted header (like acme2certifier)")
 	f.DurationVar(&s.window, "sandbox-validation-window", 30*time.Second, "how long after the challenge POST the sandbox CA looks for the reply")
 	f.BoolVar(&s.hostile, "sandbox-hostile", false, "deliver forged challenge mails around the genuine one (a client must ignore them)")
+	f.BoolVar(&s.noDKIMSign, "sandbox-no-dkim-sign", false, "the sandbox's submission server does not DKIM-sign (like a provider that does not sign; the CA then rejects replies)")
 	if hidden {
-		for _, n := range []string{"sandbox-hostile", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
+		for _, n := range []string{"sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
 	}
@@ -61,6 +63,7 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 	o.OmitAutoSubmitted = s.noAutoSubmitted
 	o.ValidationWindow = s.window
 	o.Hostile = s.hostile
+	o.NoDKIMSign = s.noDKIMSign
 	return o, nil
 }
 
