@@ -188,6 +188,7 @@ type imapTestServer struct {
 type imapServerOptions struct {
 	security mailbox.Security
 	rewrite  func([]byte) []byte // plaintext only
+	uidplus  bool                // announce UIDPLUS (UID EXPUNGE)
 }
 
 func newIMAPServer(tb testing.TB, opt imapServerOptions) *imapTestServer {
@@ -206,6 +207,9 @@ func newIMAPServer(tb testing.TB, opt imapServerOptions) *imapTestServer {
 		},
 		Caps:   imap.CapSet{imap.CapIMAP4rev1: {}},
 		Logger: newTLogger(tb, "imapserver: "),
+	}
+	if opt.uidplus {
+		options.Caps[imap.CapUIDPlus] = struct{}{}
 	}
 	ln := listen(tb)
 	ln.rewrite = opt.rewrite

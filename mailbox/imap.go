@@ -104,6 +104,7 @@ type Watcher struct {
 	lastCommand   time.Time
 
 	cur    atomic.Pointer[imapclient.Client] // for Close's last resort
+	idleOK atomic.Bool                       // canIdle, for UsesIdle
 	exists chan struct{}                     // EXISTS seen
 	kick   chan struct{}                     // a Next is waiting
 	quit   chan struct{}
@@ -269,8 +270,14 @@ func (w *Watcher) setSession(sess *session) {
 	w.c = sess.c
 	w.cur.Store(sess.c)
 	w.canIdle = sess.canIdle
+	w.idleOK.Store(sess.canIdle)
 	w.lastCommand = time.Now()
 }
+
+// UsesIdle reports whether the Watcher waits for new mail with IDLE: the
+// server announced IDLE and has not refused it. false means it polls
+// every IMAPConfig.PollInterval instead.
+func (w *Watcher) UsesIdle() bool { return w.idleOK.Load() }
 
 func (w *Watcher) onMailbox(data *imapclient.UnilateralDataMailbox) {
 	if data.NumMessages != nil {
@@ -466,6 +473,7 @@ func (w *Watcher) run() {
 			if errors.As(err, &ie) {
 				w.log.Warn("imap server refused IDLE; polling instead", "error", err, "interval", w.cfg.PollInterval)
 				w.canIdle, err = false, nil
+				w.idleOK.Store(false)
 			} else if err == nil {
 				if idleTimer == nil {
 					idleTimer = time.NewTimer(idleRestartInterval)

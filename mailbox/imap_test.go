@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -59,6 +60,9 @@ func TestWatchSeesOnlyNewMail(t *testing.T) {
 			cfg := srv.Config(t)
 			cfg.DebugWriter = &trace
 			w := watch(t, cfg)
+			if !w.UsesIdle() {
+				t.Errorf("UsesIdle() = false with a server that offers IDLE")
+			}
 
 			go func() {
 				time.Sleep(50 * time.Millisecond) // let IDLE start
@@ -273,6 +277,9 @@ func TestWatchPolling(t *testing.T) {
 	cfg.DebugWriter = &trace
 	cfg.PollInterval = 20 * time.Millisecond
 	w := watch(t, cfg)
+	if w.UsesIdle() {
+		t.Errorf("UsesIdle() = true with a server that does not offer IDLE")
+	}
 	time.Sleep(50 * time.Millisecond)
 	srv.Deliver(t, testMessage(1))
 	srv.Deliver(t, testMessage(2))
@@ -425,5 +432,49 @@ func BenchmarkIdleReaction(b *testing.B) {
 		if _, err := w.Next(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRemove deletes exactly the messages with the given Message-ID.
+func TestRemove(t *testing.T) {
+	for _, uidplus := range []bool{true, false} {
+		t.Run(fmt.Sprintf("uidplus=%v", uidplus), func(t *testing.T) {
+			srv := newIMAPServer(t, imapServerOptions{security: mailbox.Insecure, uidplus: uidplus})
+			for i := range 3 {
+				srv.Deliver(t, testMessage(i))
+			}
+			var trace syncBuffer
+			cfg := srv.Config(t)
+			cfg.DebugWriter = &trace
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := mailbox.Remove(ctx, cfg, "<1@example.net>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Found != 1 || res.Expunged != uidplus {
+				t.Errorf("Remove = %+v, want 1 found, expunged %v", res, uidplus)
+			}
+			again, err := mailbox.Remove(ctx, cfg, "<1@example.net>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: 0, false: 1}[uidplus]; again.Found != want {
+				t.Errorf("second Remove found %d, want %d", again.Found, want)
+			}
+			if other, err := mailbox.Remove(ctx, cfg, "<9@example.net>"); err != nil || other.Found != 0 {
+				t.Errorf("Remove of an absent message = %+v, %v; want 0 found", other, err)
+			}
+			tr := trace.String()
+			checkNoSecret(t, "protocol trace", tr)
+			for _, line := range strings.Split(tr, "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] != "*" && f[1] == "EXPUNGE" {
+					t.Errorf("Remove sent a plain EXPUNGE: %q", line)
+				}
+			}
+			if _, err := mailbox.Remove(ctx, cfg, "not-an-id"); err == nil {
+				t.Errorf("Remove accepted a malformed Message-ID")
+			}
+		})
 	}
 }
