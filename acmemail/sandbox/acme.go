@@ -85,6 +85,14 @@ func (ca *authority) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ca.post(w, r, authKid, ca.handleKeyChange)
 		return
 	}
+	if id, ok := strings.CutPrefix(p, pathRenewalInfo); ok && id != "" && !ca.opt.NoRenewalInfo {
+		ca.handleRenewalInfo(w, r, id)
+		return
+	}
+	if serial, ok := strings.CutPrefix(p, pathStatus); ok && serial != "" {
+		ca.handleStatus(w, r, serial)
+		return
+	}
 	type route struct {
 		prefix string
 		fn     func(w http.ResponseWriter, req *request, id, sub string)
@@ -259,7 +267,7 @@ func decodePayload(req *request, v any) *problem {
 }
 
 func (ca *authority) handleDirectory(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	dir := map[string]any{
 		"newNonce":   ca.url(pathNewNonce),
 		"newAccount": ca.url(pathNewAccount),
 		"newOrder":   ca.url(pathNewOrder),
@@ -270,7 +278,11 @@ func (ca *authority) handleDirectory(w http.ResponseWriter, _ *http.Request) {
 			"caaIdentities":           []string{ca.caDomain},
 			"externalAccountRequired": false,
 		},
-	})
+	}
+	if !ca.opt.NoRenewalInfo {
+		dir["renewalInfo"] = strings.TrimSuffix(ca.url(pathRenewalInfo), "/")
+	}
+	writeJSON(w, http.StatusOK, dir)
 }
 
 // --- accounts ---
@@ -523,6 +535,7 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 		Identifiers []identifier    `json:"identifiers"`
 		NotBefore   json.RawMessage `json:"notBefore"`
 		NotAfter    json.RawMessage `json:"notAfter"`
+		Replaces    *string         `json:"replaces"`
 	}
 	if prob := decodePayload(req, &p); prob != nil {
 		ca.writeProblem(w, req.url, prob)
@@ -586,9 +599,26 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 	now := time.Now()
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
+	var replaced *certificate
+	if p.Replaces != nil {
+		if ca.opt.NoRenewalInfo {
+			ca.writeProblem(w, req.url, newProblem(probMalformed, "this CA does not offer renewalInfo, so orders must not carry \"replaces\""))
+			return
+		}
+		c, prob := ca.replacedLocked(*p.Replaces, idents)
+		if prob != nil {
+			ca.writeProblem(w, req.url, prob)
+			return
+		}
+		replaced = c
+	}
 	oid := newID()
 	o := &order{id: oid, url: ca.url(pathOrder + oid), acct: req.acct, status: statusPending,
-		expires: now.Add(authzLifetime), identifiers: idents}
+		expires: now.Add(authzLifetime), identifiers: idents, replaces: replaced}
+	if replaced != nil {
+		replaced.replacing = o
+		ca.stats.update(func(s *Stats) { s.OrdersReplacing++ })
+	}
 	for _, id := range idents {
 		tp2, err := newToken(ca.opt.TokenLength)
 		if err != nil {
@@ -692,6 +722,10 @@ func (ca *authority) finalize(w http.ResponseWriter, req *request, o *order) {
 	ca.bySerial[leaf.SerialNumber.String()] = c
 	o.cert = c
 	o.status = statusValid
+	if o.replaces != nil {
+		c.replaces = o.replaces
+		o.replaces.replacedBy = c
+	}
 	ca.stats.update(func(s *Stats) { s.CertificatesIssued++ })
 	ca.log.Info("certificate issued", "order", o.url, "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
 	w.Header().Set("Location", o.url)
@@ -895,6 +929,7 @@ func (ca *authority) handleRevoke(w http.ResponseWriter, req *request) {
 		return
 	}
 	c.revoked = true
+	c.reason = reason
 	ca.stats.update(func(s *Stats) { s.CertificatesRevoked++ })
 	ca.log.Info("certificate revoked", "serial", c.leaf.SerialNumber.Text(16), "reason", reason)
 	w.WriteHeader(http.StatusOK)

@@ -53,6 +53,7 @@ type order struct {
 	authzs      []*authz
 	cert        *certificate
 	err         *problem
+	replaces    *certificate // RFC 9773 "replaces", or nil
 }
 
 type authz struct {
@@ -98,6 +99,11 @@ type certificate struct {
 	chain   [][]byte
 	leaf    *x509.Certificate
 	revoked bool
+	reason  int // CRLReason, when revoked
+
+	replaces   *certificate // the certificate this one replaced (ARI)
+	replacing  *order       // the order that replaces this one, if any
+	replacedBy *certificate // the certificate that replaced this one
 }
 
 // authority is the ACME CA: its state, its challenge emails and its
@@ -128,6 +134,8 @@ type authority struct {
 	byTP1    map[string]*challenge
 	certs    map[string]*certificate
 	bySerial map[string]*certificate
+
+	fixedWindow [2]time.Time // World.SetRenewalWindow; zero: per Options
 }
 
 func (ca *authority) init() {

@@ -30,6 +30,12 @@
 // INTEROP): token lengths, string or octet token joins, a missing
 // Auto-Submitted field and short validation windows.
 //
+// The CA serves ACME Renewal Information (RFC 9773): renewalInfo suggests a
+// window per certificate (Options.RenewalWindow, or [World.SetRenewalWindow]
+// at run time), newOrder honours "replaces" (alreadyReplaced for a second
+// replacement), and [World.Certificate] (or GET /sandbox/certificate/<serial>)
+// reports whether a certificate was revoked or replaced.
+//
 // # Security
 //
 // Everything binds to loopback by default and lives only in memory. The
@@ -113,6 +119,18 @@ type Options struct {
 	// outgoing mail (some forwarding services). The CA then rejects every
 	// reply; acmemail doctor reports the problem.
 	NoDKIMSign bool
+	// NoRenewalInfo leaves renewalInfo (RFC 9773 ARI) out of the
+	// directory, like CAs without ARI; renewal orders must then not
+	// carry "replaces".
+	NoRenewalInfo bool
+	// RenewalWindow places each certificate's suggested renewal window
+	// relative to its notBefore. nil: the window opens when a third of the
+	// lifetime is left and closes when a sixth is left.
+	// [World.SetRenewalWindow] overrides it at run time.
+	RenewalWindow *RenewalWindow
+	// RenewalRetryAfter is the Retry-After of renewalInfo responses.
+	// Default 6 hours.
+	RenewalRetryAfter time.Duration
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Logger receives the world's logs. Nil discards them.

@@ -28,6 +28,9 @@ type Stats struct {
 	CertificatesIssued  int
 	CertificatesRevoked int
 
+	RenewalInfoRequests int // renewalInfo (ARI) GETs answered with a window
+	OrdersReplacing     int // orders created with "replaces"
+
 	MessagesSubmitted int // messages accepted by the submission server
 	MessagesDelivered int // messages appended to user INBOXes (any path, Deliver included)
 }

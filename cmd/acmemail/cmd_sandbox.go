@@ -23,6 +23,8 @@ type sandboxFlags struct {
 	window          time.Duration
 	hostile         bool
 	noDKIMSign      bool
+	renewalWindow   string
+	noRenewalInfo   bool
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -33,8 +35,10 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.DurationVar(&s.window, "sandbox-validation-window", 30*time.Second, "how long after the challenge POST the sandbox CA looks for the reply")
 	f.BoolVar(&s.hostile, "sandbox-hostile", false, "deliver forged challenge mails around the genuine one (a client must ignore them)")
 	f.BoolVar(&s.noDKIMSign, "sandbox-no-dkim-sign", false, "the sandbox's submission server does not DKIM-sign (like a provider that does not sign; the CA then rejects replies)")
+	f.StringVar(&s.renewalWindow, "sandbox-renewal-window", "", `renewalInfo (ARI) window as START,END after issuance, e.g. "-1h,1h" (due now) (default: the last third of the lifetime)`)
+	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
 	if hidden {
-		for _, n := range []string{"sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
+		for _, n := range []string{"sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
 	}
@@ -64,6 +68,14 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 	o.ValidationWindow = s.window
 	o.Hostile = s.hostile
 	o.NoDKIMSign = s.noDKIMSign
+	if s.renewalWindow != "" {
+		rw, err := sandbox.ParseRenewalWindow(s.renewalWindow)
+		if err != nil {
+			return o, usageErrorf("--sandbox-renewal-window: %w", err)
+		}
+		o.RenewalWindow = &rw
+	}
+	o.NoRenewalInfo = s.noRenewalInfo
 	return o, nil
 }
 
