@@ -32,9 +32,18 @@
 // IDLE when the server supports it, by polling otherwise. Messages larger
 // than IMAPConfig.MaxMessageSize (10 MiB by default) are skipped.
 //
+// # Logging in
+//
+// With a password, IMAP uses LOGIN (AUTHENTICATE PLAIN when the server
+// disables LOGIN) and SMTP uses AUTH PLAIN (LOGIN when PLAIN is not
+// offered). With Credentials.OAuthToken set, both use OAUTHBEARER (RFC
+// 7628) when the server offers it, else XOAUTH2 (Gmail, Microsoft 365),
+// fetching a fresh token for every login. Credentials.Mechanism forces a
+// mechanism.
+//
 // # Sending
 //
-// [Sender.Send] submits one message with AUTH PLAIN (or LOGIN). Call
+// [Sender.Send] submits one message. Call
 // [Sender.Prepare] ahead of time to have an authenticated session ready,
 // so that a time-critical Send only needs MAIL FROM, RCPT TO and DATA.
 package mailbox

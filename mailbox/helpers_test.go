@@ -189,6 +189,7 @@ type imapServerOptions struct {
 	security mailbox.Security
 	rewrite  func([]byte) []byte // plaintext only
 	uidplus  bool                // announce UIDPLUS (UID EXPUNGE)
+	oauth    []string            // offer these OAuth mechanisms (and PLAIN)
 }
 
 func newIMAPServer(tb testing.TB, opt imapServerOptions) *imapTestServer {
@@ -201,11 +202,15 @@ func newIMAPServer(tb testing.TB, opt imapServerOptions) *imapTestServer {
 	mem.AddUser(user)
 
 	pki := getPKI()
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}}
 	options := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if opt.oauth != nil {
+				return oauthSession{flushingSession{mem.NewSession()}, opt.oauth}, nil, nil
+			}
 			return flushingSession{mem.NewSession()}, nil, nil
 		},
-		Caps:   imap.CapSet{imap.CapIMAP4rev1: {}},
+		Caps:   caps,
 		Logger: newTLogger(tb, "imapserver: "),
 	}
 	if opt.uidplus {
@@ -245,6 +250,74 @@ func (s flushingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) 
 		return err
 	}
 	return s.Session.Idle(w, stop)
+}
+
+// testToken is the OAuth access token the test servers accept for alice.
+const testToken = "ya29.test-access-token-Zq8"
+
+// oauthSession adds OAuth mechanisms to an imapmemserver session.
+type oauthSession struct {
+	flushingSession
+	mechs []string
+}
+
+func (s oauthSession) AuthenticateMechanisms() []string { return append([]string{"PLAIN"}, s.mechs...) }
+
+func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
+	switch mech {
+	case "PLAIN":
+		return sasl.NewPlainServer(func(_, user, pass string) error { return s.Login(user, pass) }), nil
+	case mailbox.MechOAuthBearer, mailbox.MechXOAuth2:
+		fail := &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "invalid credentials"}
+		return &testOAuthServer{mech: mech, failErr: fail, check: func(user, token string) error {
+			if user != testUser || token != testToken {
+				return errors.New("bad token")
+			}
+			return s.Login(testUser, testPassword)
+		}}, nil
+	}
+	return nil, errors.New("mechanism not supported")
+}
+
+// testOAuthServer is the server side of OAUTHBEARER and XOAUTH2, enough for
+// tests: on a bad token it sends the JSON error challenge and fails after
+// the client's dummy response.
+type testOAuthServer struct {
+	mech    string
+	check   func(user, token string) error
+	failErr error
+	failed  error
+}
+
+func (a *testOAuthServer) Next(resp []byte) ([]byte, bool, error) {
+	if a.failed != nil {
+		return nil, true, a.failed
+	}
+	if resp == nil {
+		return []byte{}, false, nil
+	}
+	var user, token string
+	kv := string(resp)
+	if a.mech == mailbox.MechOAuthBearer {
+		head, rest, ok := strings.Cut(kv, ",\x01")
+		if !ok || !strings.HasPrefix(head, "n,a=") {
+			return nil, true, errors.New("malformed OAUTHBEARER response")
+		}
+		user, kv = strings.TrimPrefix(head, "n,a="), "\x01"+rest
+	}
+	for _, f := range strings.Split(kv, "\x01") {
+		switch {
+		case strings.HasPrefix(f, "user="):
+			user = strings.TrimPrefix(f, "user=")
+		case strings.HasPrefix(f, "auth=Bearer "):
+			token = strings.TrimPrefix(f, "auth=Bearer ")
+		}
+	}
+	if err := a.check(user, token); err != nil {
+		a.failed = a.failErr
+		return []byte(`{"status":"invalid_token","scope":"https://mail.example/"}`), false, nil
+	}
+	return nil, true, nil
 }
 
 // Config returns a watcher configuration for alice.
@@ -355,6 +428,17 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return &loginServer{check: check}, nil
+	case mailbox.MechOAuthBearer, mailbox.MechXOAuth2:
+		return &testOAuthServer{mech: mech, failErr: smtp.ErrAuthFailed, check: func(user, token string) error {
+			s.be.mu.Lock()
+			s.be.authAttempts++
+			s.be.mu.Unlock()
+			if user != testUser || token != testToken {
+				return errors.New("bad token")
+			}
+			s.user = user
+			return nil
+		}}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }

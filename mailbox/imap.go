@@ -19,10 +19,21 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// Credentials are a user name and password for IMAP LOGIN / AUTHENTICATE
-// PLAIN and SMTP AUTH PLAIN / LOGIN.
+// Credentials are what a login to IMAP or SMTP needs: a user name and
+// either a password (IMAP LOGIN or AUTHENTICATE PLAIN, SMTP AUTH PLAIN or
+// LOGIN) or an OAuth 2.0 access token (OAUTHBEARER or XOAUTH2).
 type Credentials struct {
 	Username, Password string
+	// OAuthToken, if set, returns an OAuth 2.0 access token, and the login
+	// uses OAUTHBEARER (RFC 7628) or XOAUTH2 instead of the password. It is
+	// called before every login, because tokens expire and connections
+	// are reopened.
+	OAuthToken func(ctx context.Context) (string, error)
+	// Mechanism forces a SASL mechanism (MechPlain, MechLogin,
+	// MechOAuthBearer, MechXOAuth2). "" chooses by what the server offers:
+	// OAUTHBEARER, else XOAUTH2, with a token; with a password, IMAP LOGIN
+	// (AUTHENTICATE PLAIN if LOGIN is disabled) and SMTP PLAIN, else LOGIN.
+	Mechanism string
 }
 
 // DefaultMaxMessageSize is the largest message [Watcher.Next] returns when
@@ -146,6 +157,9 @@ func Watch(ctx context.Context, cfg IMAPConfig) (*Watcher, error) {
 	}
 	if cfg.Username == "" {
 		return nil, errors.New("imap login: no user name configured")
+	}
+	if err := cfg.Credentials.check("imap"); err != nil {
+		return nil, err
 	}
 	w := &Watcher{
 		cfg:     cfg,
@@ -299,6 +313,14 @@ func (w *Watcher) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap connect %s: %w", ep.Address(), err)
 	}
+	// A fresh token for every login, fetched before dialling so that a
+	// broken token helper is reported without touching the server.
+	var token string
+	if w.cfg.OAuthToken != nil {
+		if token, err = w.cfg.token(ctx, "imap"); err != nil {
+			return nil, err
+		}
+	}
 	opts := &imapclient.Options{
 		TLSConfig:             tlsConf,
 		DebugWriter:           w.trace.writer(),
@@ -340,7 +362,7 @@ func (w *Watcher) connect(ctx context.Context) (*session, error) {
 	}
 
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	data, err := w.loginSelect(c)
+	data, err := w.loginSelect(c, token)
 	var canIdle bool
 	if err == nil {
 		canIdle = c.Caps().Has(imap.CapIdle)
@@ -355,12 +377,12 @@ func (w *Watcher) connect(ctx context.Context) (*session, error) {
 	return &session{c: c, data: data, canIdle: canIdle}, nil
 }
 
-func (w *Watcher) loginSelect(c *imapclient.Client) (*imap.SelectData, error) {
+func (w *Watcher) loginSelect(c *imapclient.Client, token string) (*imap.SelectData, error) {
 	ep := w.cfg.Endpoint
 	if err := c.WaitGreeting(); err != nil {
 		return nil, fmt.Errorf("imap greeting from %s: %w", ep.Address(), err)
 	}
-	if err := w.login(c); err != nil {
+	if err := w.login(c, token); err != nil {
 		return nil, err
 	}
 	data, err := c.Select(w.cfg.Mailbox, nil).Wait()
@@ -385,16 +407,32 @@ func (w *Watcher) loginSelect(c *imapclient.Client) (*imap.SelectData, error) {
 	return data, nil
 }
 
-func (w *Watcher) login(c *imapclient.Client) error {
+func (w *Watcher) login(c *imapclient.Client, token string) error {
 	if c.State() == imap.ConnStateAuthenticated { // PREAUTH
 		return nil
 	}
 	user, pass := w.cfg.Username, w.cfg.Password
+	forced := strings.ToUpper(w.cfg.Mechanism)
 	caps := c.Caps()
 	var err error
+	var oc *oauthClient
 	op := "imap login as " + user
-	if caps.Has(imap.CapLoginDisabled) {
-		if !caps.Has(imap.AuthCap(sasl.Plain)) {
+	switch {
+	case w.cfg.OAuthToken != nil:
+		var offered []string
+		for _, m := range caps.AuthMechanisms() {
+			offered = append(offered, strings.ToUpper(m))
+		}
+		mech, err2 := chooseOAuthMech("imap", offered, forced)
+		if err2 != nil {
+			return err2
+		}
+		oc = newOAuthClient(mech, user, token)
+		w.trace.addSecrets(oc.secrets()...)
+		op = "imap AUTHENTICATE " + mech + " as " + user
+		err = c.Authenticate(oc)
+	case forced == MechPlain || (forced == "" && caps.Has(imap.CapLoginDisabled)):
+		if !caps.Has(imap.AuthCap(sasl.Plain)) && forced == "" {
 			if w.cfg.Security == Insecure {
 				return fmt.Errorf("%s: the server refuses to log in over a plaintext connection (LOGINDISABLED); allow plaintext authentication on the test server or use TLS", op)
 			}
@@ -402,7 +440,7 @@ func (w *Watcher) login(c *imapclient.Client) error {
 		}
 		op = "imap AUTHENTICATE PLAIN as " + user
 		err = c.Authenticate(sasl.NewPlainClient("", user, pass))
-	} else {
+	default:
 		err = c.Login(user, pass).Wait()
 	}
 	if err == nil {
@@ -411,14 +449,19 @@ func (w *Watcher) login(c *imapclient.Client) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
 		text := ie.Text
-		if len(pass) >= 4 {
-			text = strings.ReplaceAll(text, pass, "[redacted]")
+		for _, s := range append(oc.secrets(), pass) {
+			if len(s) >= 4 {
+				text = strings.ReplaceAll(text, s, "[redacted]")
+			}
 		}
 		reply := string(ie.Type)
 		if ie.Code != "" {
 			reply += " [" + string(ie.Code) + "]"
 		}
 		reply += " " + text
+		if d := oc.detail(); d != "" {
+			reply += "; " + d
+		}
 		switch {
 		case ie.Type != imap.StatusResponseTypeNo:
 			return fmt.Errorf("%s: server replied %s", op, reply)

@@ -203,6 +203,9 @@ func (sess *smtpSession) bind(ctx context.Context) (stop func() bool) {
 // open connects, says EHLO, and authenticates.
 func (s *Sender) open(ctx context.Context) (*smtpSession, error) {
 	ep := s.cfg.Endpoint
+	if err := s.cfg.Credentials.check("smtp"); err != nil {
+		return nil, err
+	}
 	addrs, err := dialAddrs(ctx, smtpProto, ep, s.cfg.AllowInsecure)
 	if err != nil {
 		return nil, err
@@ -210,6 +213,12 @@ func (s *Sender) open(ctx context.Context) (*smtpSession, error) {
 	tlsConf, err := clientTLSConfig(s.cfg.TLSConfig, ep.Host)
 	if err != nil {
 		return nil, fmt.Errorf("smtp connect %s: %w", ep.Address(), err)
+	}
+	var token string
+	if s.cfg.OAuthToken != nil && s.cfg.Username != "" {
+		if token, err = s.cfg.token(ctx, "smtp"); err != nil {
+			return nil, err
+		}
 	}
 	s.log.Debug("smtp connecting", "server", ep.String(), "addresses", addrs)
 	start := time.Now()
@@ -248,7 +257,7 @@ func (s *Sender) open(ctx context.Context) (*smtpSession, error) {
 		c.Close()
 		return nil, s.stepErr(ctx, "EHLO "+s.cfg.LocalName, err)
 	}
-	if err := s.auth(ctx, sess, ep); err != nil {
+	if err := s.auth(ctx, sess, ep, token); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -348,7 +357,7 @@ type greetedConn struct {
 
 func (g *greetedConn) Read(p []byte) (int, error) { return g.r.Read(p) }
 
-func (s *Sender) auth(ctx context.Context, sess *smtpSession, ep Endpoint) error {
+func (s *Sender) auth(ctx context.Context, sess *smtpSession, ep Endpoint, token string) error {
 	user, pass := s.cfg.Username, s.cfg.Password
 	if user == "" {
 		return nil
@@ -361,25 +370,51 @@ func (s *Sender) auth(ctx context.Context, sess *smtpSession, ep Endpoint) error
 	if !ok {
 		return fmt.Errorf("smtp AUTH as %s: the server at %s does not offer authentication", user, ep.Address())
 	}
+	offered := strings.Fields(strings.ToUpper(mechs))
+	forced := strings.ToUpper(s.cfg.Mechanism)
 	var mech string
-	for m := range strings.FieldsSeq(strings.ToUpper(mechs)) {
-		if m == sasl.Plain || (m == sasl.Login && mech == "") {
-			mech = m
-		}
-	}
 	var client sasl.Client
-	switch mech {
-	case sasl.Plain:
-		client = sasl.NewPlainClient("", user, pass)
-	case sasl.Login:
-		client = sasl.NewLoginClient(user, pass)
+	var oc *oauthClient
+	switch {
+	case s.cfg.OAuthToken != nil:
+		m, err := chooseOAuthMech("smtp", offered, forced)
+		if err != nil {
+			return err
+		}
+		mech = m
+		oc = newOAuthClient(mech, user, token)
+		s.trace.addSecrets(oc.secrets()...)
+		client = oc
 	default:
-		return fmt.Errorf("smtp AUTH as %s: the server offers %q, none of which is supported (PLAIN, LOGIN)", user, mechs)
+		mech = forced
+		if mech == "" {
+			for _, m := range offered {
+				if m == sasl.Plain || (m == sasl.Login && mech == "") {
+					mech = m
+				}
+			}
+		}
+		switch mech {
+		case sasl.Plain:
+			client = sasl.NewPlainClient("", user, pass)
+		case sasl.Login:
+			client = sasl.NewLoginClient(user, pass)
+		default:
+			return fmt.Errorf("smtp AUTH as %s: the server offers %q, none of which is supported with a password (PLAIN, LOGIN)", user, mechs)
+		}
 	}
 	if err := sess.c.Auth(client); err != nil {
 		op := "smtp AUTH " + mech + " as " + user
+		if d := oc.detail(); d != "" {
+			op += " (" + d + ")"
+		}
 		if re := replyError(err); re != nil && re.Code == 535 {
 			return fmt.Errorf("%s: %w (%w)", op, ErrAuthFailed, re)
+		}
+		if oc != nil && oc.failure != nil {
+			// The server answered the token with an error challenge: that
+			// is a refused login whatever the final reply code.
+			return fmt.Errorf("%s: %w (%w)", op, ErrAuthFailed, s.stepErr(ctx, "AUTH "+mech, err))
 		}
 		return s.stepErr(ctx, "AUTH "+mech+" as "+user, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -53,6 +54,22 @@ func newRedactor(w io.Writer, smtp bool, user, password string) *redactor {
 		add(base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password)))
 	}
 	return r
+}
+
+// addSecrets adds strings to mask wherever they appear, such as an OAuth
+// token fetched for a new login. Short strings are ignored: masking them
+// would garble the trace without protecting anything.
+func (r *redactor) addSecrets(secrets ...string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range secrets {
+		if len(s) >= 4 && !slices.ContainsFunc(r.secrets, func(b []byte) bool { return string(b) == s }) {
+			r.secrets = append(r.secrets, []byte(s))
+		}
+	}
 }
 
 // writer returns r as an io.Writer, or nil (not a typed nil) when tracing is

@@ -115,3 +115,55 @@ func TestRedactorLongLine(t *testing.T) {
 		t.Errorf("a line longer than %d bytes was buffered, not flushed: %d bytes out", maxTraceLine, out.Len())
 	}
 }
+
+// TestRedactorOAuth: the token travels inside base64 initial responses of
+// OAUTHBEARER and XOAUTH2; the arguments are cut, and the token and its
+// encodings are masked wherever else they appear (for example echoed in a
+// server's error text).
+func TestRedactorOAuth(t *testing.T) {
+	const user, tok = "alice@example.org", "ya29.a0-token-value"
+	bearer := b64("n,a=" + user + ",\x01auth=Bearer " + tok + "\x01\x01")
+	xoauth := b64("user=" + user + "\x01auth=Bearer " + tok + "\x01\x01")
+	errJSON := b64(`{"status":"invalid_token"}`)
+	tests := []struct {
+		name string
+		smtp bool
+		in   []string
+		want string
+	}{
+		{
+			name: "imap OAUTHBEARER refused",
+			in:   []string{"T1 AUTHENTICATE OAUTHBEARER " + bearer + "\r\n", "+ " + errJSON + "\r\n", "AQ==\r\n", "T1 NO [AUTHENTICATIONFAILED] bad token " + tok + "\r\n"},
+			want: "T1 AUTHENTICATE OAUTHBEARER [redacted]\r\n+ " + errJSON + "\r\nAQ==\r\nT1 NO [AUTHENTICATIONFAILED] bad token [redacted]\r\n",
+		},
+		{
+			name: "imap XOAUTH2 without SASL-IR",
+			in:   []string{"T1 AUTHENTICATE XOAUTH2\r\n", "+ \r\n", xoauth + "\r\n", "T1 OK\r\n"},
+			want: "T1 AUTHENTICATE XOAUTH2\r\n+ \r\n[redacted]\r\nT1 OK\r\n",
+		},
+		{
+			name: "smtp XOAUTH2 refused",
+			smtp: true,
+			in:   []string{"AUTH XOAUTH2 " + xoauth + "\r\n", "334 " + errJSON + "\r\n", "\r\n", "535 5.7.8 no\r\n", "QUIT\r\n"},
+			want: "AUTH XOAUTH2 [redacted]\r\n334 " + errJSON + "\r\n[redacted]\r\n535 5.7.8 no\r\nQUIT\r\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r := newRedactor(&out, tt.smtp, user, "")
+			r.addSecrets(tok, bearer, xoauth, "ab")
+			for _, chunk := range tt.in {
+				r.Write([]byte(chunk))
+			}
+			if got := out.String(); got != tt.want {
+				t.Errorf("trace = %q, want %q", got, tt.want)
+			}
+			for _, secret := range []string{tok, bearer, xoauth} {
+				if strings.Contains(out.String(), secret) {
+					t.Errorf("trace contains %q", secret)
+				}
+			}
+		})
+	}
+}
