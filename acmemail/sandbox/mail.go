@@ -37,6 +37,7 @@ type mailSystem struct {
 	caDomain  string // "ca.sandbox.test"
 	toCA      func(rcpt string, raw []byte)
 	noSign    bool // the submission server does not DKIM-sign
+	oauth     OAuthMode
 
 	mem *imapmemserver.Server
 
@@ -48,6 +49,7 @@ type mailSystem struct {
 type mailUser struct {
 	addr      string
 	password  string
+	tokens    []string // OAuth access tokens, see World.AddOAuthToken
 	imap      *imapmemserver.User
 	delivered [][]byte // every message appended to INBOX, for World.Inbox
 }

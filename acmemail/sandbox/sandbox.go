@@ -111,6 +111,10 @@ type Options struct {
 	// A small value (such as 2s) imitates acme2certifier, which checks its
 	// mailbox only briefly after the POST.
 	ValidationWindow time.Duration
+	// OAuth says whether the IMAP and submission servers accept OAuth 2.0
+	// bearer tokens (see [World.AddOAuthToken]) besides or instead of
+	// passwords. Default OAuthOff.
+	OAuth OAuthMode
 	// Hostile delivers forged challenge mails around the genuine one (see
 	// hostile.go): a client must ignore every one of them.
 	Hostile bool
@@ -170,6 +174,11 @@ func (o *Options) setDefaults() error {
 	case MailAtAuthorization, MailAfterChallenge:
 	default:
 		return fmt.Errorf("unknown mail timing %d", int(o.MailTiming))
+	}
+	switch o.OAuth {
+	case OAuthOff, OAuthAlso, OAuthOnly:
+	default:
+		return fmt.Errorf("unknown OAuth mode %d", int(o.OAuth))
 	}
 	if o.ValidationWindow == 0 {
 		o.ValidationWindow = defaultValidationWindow
@@ -324,6 +333,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		mem:       mem,
 		users:     map[string]*mailUser{},
 		changed:   make(chan struct{}),
+		oauth:     opt.OAuth,
 	}
 	w.ca = &authority{
 		opt:      opt,
@@ -355,7 +365,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	w.imapSrv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
+			return &imapSession{flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, w.mail, opt.OAuth}, nil, nil
 		},
 		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		Logger:    logAdapter{log: w.log.With("component", "imap"), msg: "imap server"},
@@ -382,7 +392,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	})
 
 	w.log.Info("sandbox started", "directory", w.DirectoryURL, "imap", w.IMAPURL, "smtp", w.SMTPURL, "dns", w.DNSAddr,
-		"mail_timing", opt.MailTiming, "token_length", opt.TokenLength, "join", opt.Join, "window", opt.ValidationWindow, "no_dkim_sign", opt.NoDKIMSign)
+		"mail_timing", opt.MailTiming, "oauth", opt.OAuth, "token_length", opt.TokenLength, "join", opt.Join, "window", opt.ValidationWindow, "no_dkim_sign", opt.NoDKIMSign)
 	return w, nil
 }
 

@@ -46,19 +46,35 @@ type smtpSession struct {
 	rcpts []string
 }
 
-func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+func (s *smtpSession) AuthMechanisms() []string { return s.m.oauth.mechanisms(sasl.Plain, sasl.Login) }
 
 func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
+	mech = strings.ToUpper(mech)
 	check := func(username, password string) error {
 		addr, ok := s.m.login(username, password)
-		if !ok {
+		if !ok || s.m.oauth == OAuthOnly {
 			s.m.log.Info("smtp authentication failed", "username", username)
 			return smtp.ErrAuthFailed
 		}
 		s.user = addr
+		s.m.countLogin("smtp", mech)
 		return nil
 	}
-	switch strings.ToUpper(mech) {
+	switch mech {
+	case mechOAuthBearer, mechXOAuth2:
+		if s.m.oauth == OAuthOff {
+			break
+		}
+		return &oauthServer{mech: mech, failErr: smtp.ErrAuthFailed, check: func(user, token string) error {
+			addr, _, ok := s.m.tokenLogin(user, token)
+			if !ok {
+				s.m.log.Info("smtp OAuth login refused", "username", user)
+				return smtp.ErrAuthFailed
+			}
+			s.user = addr
+			s.m.countLogin("smtp", mech)
+			return nil
+		}}, nil
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {

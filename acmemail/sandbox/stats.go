@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -33,6 +34,10 @@ type Stats struct {
 
 	MessagesSubmitted int // messages accepted by the submission server
 	MessagesDelivered int // messages appended to user INBOXes (any path, Deliver included)
+
+	// Logins counts successful logins by protocol and mechanism: "imap
+	// LOGIN", "imap PLAIN", "imap OAUTHBEARER", "smtp XOAUTH2", ...
+	Logins map[string]int
 }
 
 type statsBox struct {
@@ -51,6 +56,7 @@ func (b *statsBox) snapshot() Stats {
 	defer b.mu.Unlock()
 	s := b.s
 	s.RejectedReasons = slices.Clone(b.s.RejectedReasons)
+	s.Logins = maps.Clone(b.s.Logins)
 	return s
 }
 
