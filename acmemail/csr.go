@@ -20,12 +20,16 @@ var (
 
 // NewCSR returns a DER PKCS#10 certificate request for the addresses
 // emails, signed by key, with an empty subject and exactly two extensions:
-// a subjectAltName with one rfc822Name per address (non-critical, as Go
-// and acme4j write it) and a critical keyUsage from [KeyUsageFor]. Some
-// CAs reject any other extension, so none is added.
+// a subjectAltName with one name per address (non-critical, as Go and
+// acme4j write it) and a critical keyUsage from [KeyUsageFor]. Some CAs
+// reject any other extension, so none is added.
 //
-// The addresses must be the order's identifiers, all ASCII for now;
-// duplicates are refused.
+// The addresses must be the order's identifiers; they are normalized with
+// [NormalizeAddress] (a non-ASCII domain becomes A-labels; an ASCII one
+// keeps its case) and duplicates
+// are refused. An address with an ASCII local part becomes an rfc822Name;
+// one with a non-ASCII local part (RFC 6531) an SmtpUTF8Mailbox otherName
+// (RFC 9598, OID 1.3.6.1.5.5.7.8.9).
 func NewCSR(key crypto.Signer, emails []string, usage Usage) (der []byte, err error) {
 	if key == nil {
 		return nil, errors.New("create CSR: no key")
@@ -42,21 +46,24 @@ func NewCSR(key crypto.Signer, emails []string, usage Usage) (der []byte, err er
 		return nil, fmt.Errorf("create CSR: no key usage for a %T key and usage %q", pub, usage)
 	}
 
-	names := make([]asn1.RawValue, 0, len(emails))
+	norm := make([]string, 0, len(emails))
 	seen := make(map[string]bool)
 	for _, e := range emails {
-		if err := addrSpecCheckASCII(e); err != nil {
+		n, err := NormalizeAddress(e)
+		if err != nil {
 			return nil, fmt.Errorf("create CSR: %w", err)
 		}
-		k := strings.ToLower(e)
+		if at := strings.LastIndexByte(e, '@'); !addrHasNonASCII(e[at+1:]) {
+			n = e // keep the case of the domain: the CSR must match the order
+		}
+		k := strings.ToLower(n)
 		if seen[k] {
 			return nil, fmt.Errorf("create CSR: %s is listed twice", e)
 		}
 		seen[k] = true
-		// GeneralName rfc822Name: [1] IMPLICIT IA5String.
-		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte(e)})
+		norm = append(norm, n)
 	}
-	san, err := asn1.Marshal(names)
+	san, err := marshalEmailSAN(norm)
 	if err != nil {
 		return nil, fmt.Errorf("create CSR: encode subjectAltName: %w", err)
 	}

@@ -152,8 +152,10 @@ func TestNewCSRErrors(t *testing.T) {
 	}{
 		{"nil key", nil, []string{"a@example.com"}, UsageBoth, "no key"},
 		{"no emails", key, nil, UsageBoth, "no email address"},
-		{"non-ASCII local part", key, []string{"jürgen@example.com"}, UsageBoth, "internationalized local parts are not supported yet"},
-		{"non-ASCII domain", key, []string{"juergen@bücher.example"}, UsageBoth, "internationalized domain"},
+		{"invalid IDN", key, []string{"juergen@bü_cher.example"}, UsageBoth, "not a valid internationalized domain name"},
+		{"space in local part", key, []string{"jür gen@example.com"}, UsageBoth, "dot-atom"},
+		{"invalid UTF-8", key, []string{"j\xffrgen@example.com"}, UsageBoth, "not valid UTF-8"},
+		{"IDN duplicate", key, []string{"a@bücher.example", "a@xn--bcher-kva.example"}, UsageBoth, "listed twice"},
 		{"duplicate", key, []string{"a@example.com", "a@EXAMPLE.com"}, UsageBoth, "listed twice"},
 		{"no @", key, []string{"example.com"}, UsageBoth, "has no @"},
 		{"display name", key, []string{"A <a@example.com>"}, UsageBoth, "dot-atom"},

@@ -708,7 +708,7 @@ func (ca *authority) finalize(w http.ResponseWriter, req *request, o *order) {
 		return
 	}
 	o.status = statusProcessing
-	chain, leaf, err := ca.pki.issue(cr, ca.opt.CertLifetime)
+	chain, leaf, err := ca.pki.issue(cr, ca.opt.CertLifetime, ca.opt.BadCert)
 	if err != nil {
 		o.status = statusInvalid
 		o.err = newProblem(probServerInternal, "issuance failed: %v", err)

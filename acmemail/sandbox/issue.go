@@ -341,7 +341,8 @@ func sameKey(a, b crypto.PublicKey) bool {
 
 // issue signs a leaf certificate for req with the intermediate and returns
 // the chain (leaf, intermediate) in DER.
-func (p *pki) issue(req *certRequest, lifetime time.Duration) ([][]byte, *x509.Certificate, error) {
+// With bad set, the certificate is spoiled that way (see [BadCert]).
+func (p *pki) issue(req *certRequest, lifetime time.Duration, bad BadCert) ([][]byte, *x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, nil, err
@@ -363,7 +364,11 @@ func (p *pki) issue(req *certRequest, lifetime time.Duration) ([][]byte, *x509.C
 		SubjectKeyId:          keyID(req.pub),
 		AuthorityKeyId:        p.inter.SubjectKeyId,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.inter, req.pub, p.interKey)
+	pub, err := bad.spoil(tmpl, req.pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.inter, pub, p.interKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign certificate: %w", err)
 	}

@@ -135,6 +135,10 @@ type Options struct {
 	// RenewalRetryAfter is the Retry-After of renewalInfo responses.
 	// Default 6 hours.
 	RenewalRetryAfter time.Duration
+	// BadCert makes the CA issue certificates a client must refuse (a
+	// foreign key, a wrong SAN, no emailProtection) or warn about (a
+	// changed keyUsage). Zero: correct certificates.
+	BadCert BadCert
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Logger receives the world's logs. Nil discards them.
@@ -185,6 +189,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.ValidationWindow < 0 {
 		return fmt.Errorf("validation window %v: must be positive", o.ValidationWindow)
+	}
+	if err := o.BadCert.valid(); err != nil {
+		return err
 	}
 	if o.CertLifetime == 0 {
 		o.CertLifetime = defaultCertLifetime

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,7 @@ type sandboxFlags struct {
 	noDKIMSign      bool
 	renewalWindow   string
 	noRenewalInfo   bool
+	badCert         string
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -37,8 +39,9 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.BoolVar(&s.noDKIMSign, "sandbox-no-dkim-sign", false, "the sandbox's submission server does not DKIM-sign (like a provider that does not sign; the CA then rejects replies)")
 	f.StringVar(&s.renewalWindow, "sandbox-renewal-window", "", `renewalInfo (ARI) window as START,END after issuance, e.g. "-1h,1h" (due now) (default: the last third of the lifetime)`)
 	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
+	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
 	if hidden {
-		for _, n := range []string{"sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
+		for _, n := range []string{"sandbox-bad-cert", "sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
 	}
@@ -76,6 +79,10 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 		o.RenewalWindow = &rw
 	}
 	o.NoRenewalInfo = s.noRenewalInfo
+	if s.badCert != "" && !slices.Contains(sandbox.BadCerts, sandbox.BadCert(s.badCert)) {
+		return o, usageErrorf("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection or changed-key-usage", s.badCert)
+	}
+	o.BadCert = sandbox.BadCert(s.badCert)
 	return o, nil
 }
 

@@ -72,7 +72,7 @@ func exitCode(err error) int {
 		return exitMailAuth
 	case errors.Is(err, acmemail.ErrMailTimeout):
 		return exitMailTimeout
-	case errors.As(err, &pe):
+	case errors.As(err, &pe), errors.Is(err, acmemail.ErrCertificateRefused):
 		return exitCA
 	}
 	return exitError

@@ -1,0 +1,110 @@
+package acmemail
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// NormalizeAddress checks an email address and returns the form acmemail
+// uses for it everywhere: in the ACME order, the CSR, the reply and the
+// certificate check. The domain is lowercased and, if it holds non-ASCII
+// labels, converted to A-labels ("bücher.example" becomes
+// "xn--bcher-kva.example"; RFC 8823 §4 with RFC 5890). The local part is
+// kept exactly as given: it may be internationalized (RFC 6531: UTF-8
+// beyond ASCII), but it must be a dot-atom (quoted local parts are not
+// supported) of at most 64 octets.
+func NormalizeAddress(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("empty address")
+	}
+	if !utf8.ValidString(addr) {
+		return "", fmt.Errorf("%q is not valid UTF-8", tokenQuoteShort(addr))
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return "", fmt.Errorf("%q has no @", tokenQuoteShort(addr))
+	}
+	local, domain := addr[:at], addr[at+1:]
+	if !addrIsDotAtomUTF8(local) || len(local) > 64 {
+		return "", fmt.Errorf("%q: the local part is not a plain dot-atom of at most 64 octets (quoted local parts are not supported)", tokenQuoteShort(addr))
+	}
+	if addrHasNonASCII(domain) {
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return "", fmt.Errorf("%q: the domain is not a valid internationalized domain name: %v", tokenQuoteShort(addr), err)
+		}
+		domain = a
+	}
+	domain = strings.ToLower(domain)
+	if !addrIsHostName(domain) {
+		return "", fmt.Errorf("%q: the domain is not a host name", tokenQuoteShort(addr))
+	}
+	out := local + "@" + domain
+	if len(out) > 254 {
+		return "", fmt.Errorf("%q is longer than 254 characters", tokenQuoteShort(addr))
+	}
+	return out, nil
+}
+
+// IsInternationalized reports whether addr has a non-ASCII local part. Such
+// an address goes into a certificate as an SmtpUTF8Mailbox otherName (RFC
+// 9598) instead of an rfc822Name, and mail to or from it needs SMTPUTF8
+// (RFC 6531). A non-ASCII domain alone does not count: it is written in
+// A-labels (see [NormalizeAddress]).
+func IsInternationalized(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addrHasNonASCII(addr)
+	}
+	return addrHasNonASCII(addr[:at])
+}
+
+// addrIsDotAtomUTF8 reports whether s is a dot-atom-text of RFC 6531: the
+// atext of RFC 5322 plus any non-ASCII character that is neither a control
+// character nor white space.
+func addrIsDotAtomUTF8(s string) bool {
+	if !addrHasNonASCII(s) {
+		return addrIsDotAtom(s)
+	}
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if !addrIsDotAtom(string(r)) && r != '.' {
+				return false
+			}
+			continue
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// addrDomainUnicode returns domain with its A-labels converted to U-labels,
+// as an SmtpUTF8Mailbox holds it (RFC 9598 §3), or domain unchanged if it
+// cannot be converted.
+func addrDomainUnicode(domain string) string {
+	u, err := idna.Lookup.ToUnicode(domain)
+	if err != nil {
+		return domain
+	}
+	return u
+}
+
+// addrKey is the form in which two normalized addresses are compared: the
+// local part exactly, the domain in lowercase A-labels.
+func addrKey(addr string) string {
+	n, err := NormalizeAddress(addr)
+	if err != nil {
+		return addr
+	}
+	return n
+}

@@ -1,0 +1,47 @@
+package acmemail
+
+import "testing"
+
+// FuzzParseSANEmails: the subjectAltName of a certificate comes from the
+// CA. Whatever it holds, ParseSANEmails must not panic, and every email it
+// returns must be a normalized address that encodes and parses back.
+func FuzzParseSANEmails(f *testing.F) {
+	for _, in := range [][]string{{"alice@example.com"}, {"jörg@xn--bcher-kva.example", "a@b.example"}, {"用户@example.com"}} {
+		der, err := marshalEmailSAN(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x00})
+	f.Add([]byte{0x30, 0x06, 0x82, 0x04, 'a', '.', 'b', 'c'})
+	f.Add([]byte{0x30, 0x05, 0xa0, 0x03, 0x06, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		got, err := ParseSANEmails(der)
+		if err != nil {
+			return
+		}
+		for _, e := range got.Emails {
+			n, err := NormalizeAddress(e)
+			if err != nil || n != e {
+				t.Fatalf("ParseSANEmails returned %q, which normalizes to %q, %v", e, n, err)
+			}
+		}
+		if len(got.Emails) == 0 {
+			return
+		}
+		again, err := marshalEmailSAN(got.Emails)
+		if err != nil {
+			t.Fatalf("marshalEmailSAN(%q): %v", got.Emails, err)
+		}
+		back, err := ParseSANEmails(again)
+		if err != nil || len(back.Emails) != len(got.Emails) {
+			t.Fatalf("round trip of %q: %+v, %v", got.Emails, back, err)
+		}
+		for i := range back.Emails {
+			if back.Emails[i] != got.Emails[i] {
+				t.Fatalf("round trip of %q gave %q", got.Emails, back.Emails)
+			}
+		}
+	})
+}
