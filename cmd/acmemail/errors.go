@@ -28,7 +28,7 @@ const exitStatusHelp = `EXIT STATUS
   2    usage error: bad flags, arguments or configuration
   3    the mail server refused the login (IMAP or SMTP)
   4    no acceptable challenge mail arrived in time
-  5    the CA refused the request or the validation failed
+  5    the CA refused the request, the validation failed, or its certificate was refused
   130  interrupted`
 
 // usageError marks a mistake in the command line.

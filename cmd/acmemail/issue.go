@@ -357,7 +357,7 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	if err != nil {
 		return nil, err
 	}
-	warnings, err := acmemail.CheckCertificate(cert.Chain, certKey.Public(), []string{id.email}, id.usage)
+	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: []string{id.email}, Usage: id.usage, Roots: s.issuerRoots()}.Check(cert.Chain)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
 	}
