@@ -92,12 +92,7 @@ func newObtainCmd(g *globals) *cobra.Command {
 }
 
 func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.server, "server", "castle", "ACME directory URL, or a name: sandbox, castle, castle-staging")
-	f.StringVar(&o.imap, "imap", "", "IMAP server URL (imaps://host:993, imap://host:143 for STARTTLS)")
-	f.StringVar(&o.smtp, "smtp", "", "submission server URL (smtps://host:465, smtp://host:587 for STARTTLS)")
-	f.StringVar(&o.user, "user", "", "mail login name (default EMAIL)")
-	f.StringVar(&o.passwordFile, "password-file", "", "read the mail password from the first line of this file")
-	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
+	o.addServerMailFlags(f)
 	f.StringVar(&o.keyType, "key-type", "rsa2048", "certificate key type: rsa2048, rsa3072, rsa4096, p256, p384")
 	f.StringVar(&o.usage, "usage", "both", "what the certificate is for: sign, encrypt or both")
 	f.StringVar(&o.out, "out", "", "also write the PKCS#12 file here (must not exist)")
@@ -108,13 +103,24 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.join, "join", "", `how the CA joins token-part1 and token-part2: "string" or "octet" (default: per server; string for unknown CAs)`)
 	f.DurationVar(&o.mailWait, "mail-wait", acmemail.DefaultMailWait, "how long to wait for the challenge mail before asking the CA to send it")
 	f.DurationVar(&o.replySettle, "reply-settle", -1, "pause between sending the reply and asking the CA to validate (default 3s; 0 with the sandbox)")
-	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
-	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
 	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
 	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
 	f.StringVar(&o.trustAuthserv, "trust-authserv-id", "", "trust Authentication-Results headers by this authserv-id (your own provider's receiving server only)")
 	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")
+}
+
+// addServerMailFlags adds the flags that say which CA and which mail
+// account to use; obtain and doctor share them (add new login flags here).
+func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.server, "server", "castle", "ACME directory URL, or a name: sandbox, castle, castle-staging")
+	f.StringVar(&o.imap, "imap", "", "IMAP server URL (imaps://host:993, imap://host:143 for STARTTLS)")
+	f.StringVar(&o.smtp, "smtp", "", "submission server URL (smtps://host:465, smtp://host:587 for STARTTLS)")
+	f.StringVar(&o.user, "user", "", "mail login name (default EMAIL)")
+	f.StringVar(&o.passwordFile, "password-file", "", "read the mail password from the first line of this file")
+	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
+	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
 	o.sandbox.addFlags(f, true)
 }
 

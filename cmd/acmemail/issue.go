@@ -213,32 +213,43 @@ func (s *session) openStore() error {
 	return nil
 }
 
+// mailConfigs builds the IMAP and SMTP configurations of the identity
+// (endpoints, credentials, TLS), for openMail and acmemail doctor.
+func (s *session) mailConfigs() (mailbox.IMAPConfig, mailbox.SMTPConfig, error) {
+	id := s.id
+	imapEP, err := mailbox.ParseIMAPURL(id.imapURL)
+	if err != nil {
+		return mailbox.IMAPConfig{}, mailbox.SMTPConfig{}, usageErrorf("--imap: %w", err)
+	}
+	smtpEP, err := mailbox.ParseSMTPURL(id.smtpURL)
+	if err != nil {
+		return mailbox.IMAPConfig{}, mailbox.SMTPConfig{}, usageErrorf("--smtp: %w", err)
+	}
+	creds := mailbox.Credentials{Username: id.user, Password: s.mailPassword}
+	return mailbox.IMAPConfig{
+			Endpoint: imapEP, Credentials: creds, Mailbox: id.mailbox,
+			TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
+		}, mailbox.SMTPConfig{
+			Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
+			Logger: s.log.With("component", "smtp"),
+		}, nil
+}
+
 // openMail starts watching the mailbox and logs in to the submission
 // server, so a wrong password is found before the CA is contacted.
 func (s *session) openMail(ctx context.Context) error {
 	id := s.id
-	imapEP, err := mailbox.ParseIMAPURL(id.imapURL)
+	imapCfg, smtpCfg, err := s.mailConfigs()
 	if err != nil {
-		return usageErrorf("--imap: %w", err)
+		return err
 	}
-	smtpEP, err := mailbox.ParseSMTPURL(id.smtpURL)
-	if err != nil {
-		return usageErrorf("--smtp: %w", err)
-	}
-	creds := mailbox.Credentials{Username: id.user, Password: s.mailPassword}
-	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
-		Endpoint: imapEP, Credentials: creds, Mailbox: id.mailbox,
-		TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
-	})
+	watcher, err := mailbox.Watch(ctx, imapCfg)
 	if err != nil {
 		return withHint(fmt.Errorf("open the mailbox: %w", err), imapHints(err, id.imapURL)...)
 	}
 	s.closers = append(s.closers, func() { watcher.Close() })
-	s.prog.printf("watching %s on %s", id.mailbox, imapEP.Host)
-	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
-		Logger: s.log.With("component", "smtp"),
-	})
+	s.prog.printf("watching %s on %s", id.mailbox, imapCfg.Endpoint.Host)
+	sender := mailbox.NewSender(smtpCfg)
 	s.closers = append(s.closers, func() { sender.Close() })
 	if err := sender.Prepare(ctx); err != nil {
 		return withHint(fmt.Errorf("log in to the submission server: %w", err), smtpHints(err)...)
