@@ -13,6 +13,14 @@
 //	mail.example.org:587            bare host:port: implicit TLS on 993/465, STARTTLS otherwise
 //	imap+insecure://127.0.0.1:1143  plaintext, for local test servers only
 //
+// # Discovery
+//
+// [Discover] finds the servers for an address when the user did not name
+// them: SRV records (RFC 6186, RFC 8314), then the domain's autoconfig
+// documents over verified HTTPS, then the usual host names if they
+// answer. It returns only TLS or STARTTLS endpoints and says where each
+// came from. Its resolver, HTTP client and dialer are injectable.
+//
 // # Security
 //
 // Credentials are only ever sent over TLS (implicit or STARTTLS; a server

@@ -35,8 +35,8 @@ const (
 	testPassword = "s3cret-Pa55word!"
 )
 
-// testPKI is a throw-away CA and a server certificate for 127.0.0.1, ::1
-// and localhost.
+// testPKI is a throw-away CA and a server certificate for 127.0.0.1, ::1,
+// localhost, example.org and *.example.org.
 type testPKI struct {
 	server *tls.Config // for servers
 	client *tls.Config // trusts the CA
@@ -74,7 +74,7 @@ var getPKI = sync.OnceValue(func() *testPKI {
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", "example.org", "*.example.org"}, // the names the discovery tests fetch
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
