@@ -140,6 +140,9 @@ type Certificate struct {
 	Chain    []*x509.Certificate // parsed ChainPEM
 	OrderURL string
 	CertURL  string
+	// RenewalInfo is the CA's renewal window (RFC 9773) fetched right
+	// after the download, or nil when the CA offers none.
+	RenewalInfo *RenewalInfo
 }
 
 // ObtainRequest describes one certificate order.
@@ -154,16 +157,47 @@ type ObtainRequest struct {
 	// OnOrder, if set, is called with the order URL right after the order
 	// was created, so the caller can persist it.
 	OnOrder func(orderURL string) error
+	// OnState, if set, is called with the order's state each time it
+	// changes (created, authorizations fetched, a reply sent, a challenge
+	// POSTed, finalized), so the caller can persist it and a run killed at
+	// any point can be resumed (see Resume). An error stops the flow.
+	OnState func(OrderState) error
+	// Resume is the state an earlier, interrupted run persisted through
+	// OnState, or nil. Obtain continues that order when it can: same CA
+	// and identifiers, not invalid, and every challenge still pending was
+	// answered before (answered challenges are never answered again; the
+	// CA is only asked to validate them). Otherwise it reports why and
+	// creates a new order.
+	Resume *OrderState
+}
+
+// OrderState is what a run has done on an order, as far as the CA's own
+// resources do not tell: which challenges were answered. It holds no
+// secret.
+type OrderState struct {
+	Directory      string       `json:"directory"`
+	OrderURL       string       `json:"order_url"`
+	Emails         []string     `json:"emails"`
+	Replaces       string       `json:"replaces,omitempty"`
+	Created        time.Time    `json:"created"`
+	Finalized      bool         `json:"finalized,omitempty"`
+	Authorizations []AuthzState `json:"authorizations,omitempty"`
+}
+
+// AuthzState is one authorization of an [OrderState].
+type AuthzState struct {
+	URL          string `json:"url"`
+	Email        string `json:"email"`
+	ChallengeURL string `json:"challenge_url,omitempty"`
+	ReplySent    bool   `json:"reply_sent,omitempty"`
+	Posted       bool   `json:"posted,omitempty"`
+	Valid        bool   `json:"valid,omitempty"`
 }
 
 func (c *Client) init(ctx context.Context) error {
 	c.once.Do(func() {
-		if c.DirectoryURL == "" || c.AccountKey == nil || c.Mail == nil {
-			c.initErr = errors.New("acmemail: Client needs DirectoryURL, AccountKey and Mail")
-			return
-		}
-		if c.Verifier == nil && !c.InsecureSkipMailAuth {
-			c.initErr = errors.New("acmemail: Client needs a Verifier (or InsecureSkipMailAuth for test CAs)")
+		if c.DirectoryURL == "" || c.AccountKey == nil {
+			c.initErr = errors.New("acmemail: Client needs DirectoryURL and AccountKey")
 			return
 		}
 		hc := c.HTTPClient
@@ -312,6 +346,12 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	if err := c.init(ctx); err != nil {
 		return nil, err
 	}
+	if c.Mail == nil {
+		return nil, errors.New("acmemail: Client needs Mail to obtain a certificate")
+	}
+	if c.Verifier == nil && !c.InsecureSkipMailAuth {
+		return nil, errors.New("acmemail: Client needs a Verifier (or InsecureSkipMailAuth for test CAs)")
+	}
 	if len(req.Emails) == 0 {
 		return nil, errors.New("obtain: no email address given")
 	}
@@ -348,27 +388,151 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	}()
 	started := c.now()
 
+	st := &orderRun{req: req}
+	var order acme.Order
+	var work []*pending
+	resumed := false
+	if req.Resume != nil {
+		o, w, err := c.resume(ctx, req)
+		switch {
+		case err == nil:
+			order, work, resumed = o, w, true
+			st.state = *req.Resume
+			c.emit(EventOrder, req.Emails[0], "continuing the interrupted order %s", order.Location)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			c.emit(EventWarning, req.Emails[0], "the interrupted order %s cannot be continued (%s); starting a new one", req.Resume.OrderURL, err)
+		}
+	}
+	if !resumed {
+		var err error
+		if order, work, err = c.newOrder(ctx, req, st); err != nil {
+			return nil, err
+		}
+	}
+	st.work = work
+	if err := st.save(c, order); err != nil {
+		return nil, err
+	}
+
+	if order.Status == acme.StatusPending {
+		if err := c.answer(ctx, work, started, inbox, mailErr, st, order); err != nil {
+			return nil, err
+		}
+		stopMail()
+		for _, p := range work {
+			if p.done || !p.replied || p.posted {
+				continue
+			}
+			// Answered by an earlier run that did not live to ask the CA.
+			c.emit(EventChallengePosted, p.email, "asking the CA to validate %s", p.email)
+			if err := c.post(ctx, p); err != nil {
+				return nil, err
+			}
+			if err := st.save(c, order); err != nil {
+				return nil, err
+			}
+		}
+		for _, p := range work {
+			if p.done {
+				continue
+			}
+			if err := c.waitValid(ctx, p); err != nil {
+				return nil, err
+			}
+			if err := st.save(c, order); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		order, err = c.acme.GetOrder(ctx, c.account, order)
+		if err != nil {
+			return nil, fromACME("fetch the order", err)
+		}
+	}
+	stopMail()
+	return c.finish(ctx, req, order, st)
+}
+
+// orderRun tracks the state of one order for OnState.
+type orderRun struct {
+	req   ObtainRequest
+	state OrderState
+	work  []*pending
+}
+
+func (r *orderRun) save(c *Client, order acme.Order) error {
+	if r.req.OnState == nil {
+		return nil
+	}
+	s := r.state
+	s.Directory, s.OrderURL, s.Emails, s.Replaces = c.DirectoryURL, order.Location, r.req.Emails, r.req.Replaces
+	if s.Created.IsZero() {
+		s.Created = c.now().UTC()
+	}
+	s.Finalized = s.Finalized || order.Status == acme.StatusProcessing || order.Status == acme.StatusValid
+	// Authorizations already valid when the order was read are kept;
+	// the ones being worked on are rewritten from the work list.
+	var kept []AuthzState
+	for _, a := range s.Authorizations {
+		found := false
+		for _, p := range r.work {
+			if p.authzURL == a.URL {
+				found = true
+			}
+		}
+		if !found {
+			kept = append(kept, a)
+		}
+	}
+	for _, p := range r.work {
+		kept = append(kept, AuthzState{URL: p.authzURL, Email: p.email, ChallengeURL: p.challenge.URL, ReplySent: p.replied, Posted: p.posted, Valid: p.done})
+	}
+	s.Authorizations = kept
+	r.state = s
+	if err := r.req.OnState(s); err != nil {
+		return fmt.Errorf("save the state of the order: %w", err)
+	}
+	return nil
+}
+
+// newOrder creates the order and fetches its authorizations.
+func (c *Client) newOrder(ctx context.Context, req ObtainRequest, st *orderRun) (acme.Order, []*pending, error) {
 	ids := make([]acme.Identifier, len(req.Emails))
 	for i, e := range req.Emails {
 		ids[i] = acme.Identifier{Type: IdentifierType, Value: e}
 	}
 	order, err := c.acme.NewOrder(ctx, c.account, acme.Order{Identifiers: ids, Replaces: req.Replaces})
 	if err != nil {
-		return nil, fromACME("create the order for "+strings.Join(req.Emails, ", "), err)
+		return order, nil, fromACME("create the order for "+strings.Join(req.Emails, ", "), err)
 	}
 	if order.Location == "" {
-		return nil, errors.New("create the order: the CA sent no order URL (Location header)")
+		return order, nil, errors.New("create the order: the CA sent no order URL (Location header)")
 	}
 	c.emit(EventOrder, req.Emails[0], "created order %s", order.Location)
 	if req.OnOrder != nil {
 		if err := req.OnOrder(order.Location); err != nil {
-			return nil, fmt.Errorf("save the order: %w", err)
+			return order, nil, fmt.Errorf("save the order: %w", err)
 		}
 	}
-	if err := checkOrderIdentifiers(order, req.Emails); err != nil {
-		return nil, err
+	// The order exists before its authorizations are fetched (which may
+	// make the CA send mail): record it first.
+	if err := st.save(c, order); err != nil {
+		return order, nil, err
 	}
+	if err := checkOrderIdentifiers(order, req.Emails); err != nil {
+		return order, nil, err
+	}
+	work, err := c.authorizations(ctx, order, req.Emails, false)
+	return order, work, err
+}
 
+// authorizations fetches the order's authorizations and returns the ones
+// still to be worked on. With resuming, a pending challenge must have been
+// answered before (its reply record exists): the earlier run's challenge
+// mail is gone, and answering anew is never allowed.
+func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []string, resuming bool) ([]*pending, error) {
 	var work []*pending
 	for _, u := range order.Authorizations {
 		authz, err := c.acme.GetAuthorization(ctx, c.account, u)
@@ -376,7 +540,7 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 			return nil, fromACME("fetch the authorization "+u, err)
 		}
 		email := authz.Identifier.Value
-		if authz.Identifier.Type != IdentifierType || !containsFold(req.Emails, email) {
+		if authz.Identifier.Type != IdentifierType || !containsFold(emails, email) {
 			return nil, fmt.Errorf("the CA sent an authorization for %s %q, which was not requested; refusing to go on", authz.Identifier.Type, email)
 		}
 		if authz.Status == acme.StatusValid {
@@ -403,38 +567,103 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 		if ch.Token == "" {
 			return nil, fmt.Errorf("the CA's %s challenge for %s has no token", ChallengeType, email)
 		}
-		if ch.From == "" {
+		p := &pending{email: email, authzURL: u, challenge: *ch}
+		if resuming {
+			answered, err := c.guard().Claimed(replyKey(c.DirectoryURL, ch.URL))
+			if err != nil {
+				return nil, fmt.Errorf("check the reply record: %w", err)
+			}
+			if !answered {
+				return nil, fmt.Errorf("its challenge for %s was not answered yet, and the challenge mail went to the earlier run", email)
+			}
+			p.replied = true
+			p.posted = ch.Status != acme.StatusPending
+		} else if ch.From == "" {
 			c.emit(EventWarning, email, "warning: the CA's challenge for %s does not say which address the challenge mail comes from; only its DKIM or S/MIME signature can be checked", email)
 		}
-		work = append(work, &pending{email: email, authzURL: u, challenge: *ch})
+		work = append(work, p)
 	}
+	return work, nil
+}
 
-	if err := c.answer(ctx, work, started, inbox, mailErr); err != nil {
-		return nil, err
+// resume reads the order of req.Resume and returns it with the work left,
+// or an error saying why it cannot be continued.
+func (c *Client) resume(ctx context.Context, req ObtainRequest) (acme.Order, []*pending, error) {
+	r := req.Resume
+	if r.OrderURL == "" {
+		return acme.Order{}, nil, errors.New("no order URL was recorded")
 	}
-	stopMail()
+	if r.Directory != c.DirectoryURL {
+		return acme.Order{}, nil, fmt.Errorf("it is at another CA (%s)", r.Directory)
+	}
+	if !sameStrings(sortedCopy(r.Emails), sortedCopy(req.Emails)) {
+		return acme.Order{}, nil, fmt.Errorf("it is for %s", strings.Join(r.Emails, ", "))
+	}
+	if r.Replaces != req.Replaces {
+		return acme.Order{}, nil, errors.New("it replaces another certificate")
+	}
+	order, err := c.acme.GetOrder(ctx, c.account, acme.Order{Location: r.OrderURL})
+	if err != nil {
+		return order, nil, fromACME("fetch the order", err)
+	}
+	if order.Location == "" {
+		order.Location = r.OrderURL
+	}
+	if err := checkOrderIdentifiers(order, req.Emails); err != nil {
+		return order, nil, err
+	}
+	switch order.Status {
+	case acme.StatusPending:
+		work, err := c.authorizations(ctx, order, req.Emails, true)
+		return order, work, err
+	case acme.StatusReady, acme.StatusProcessing, acme.StatusValid:
+		return order, nil, nil
+	}
+	return order, nil, fmt.Errorf("the CA says it is %s", order.Status)
+}
 
-	for _, p := range work {
-		if p.done {
-			continue
+func sortedCopy(list []string) []string {
+	out := append([]string(nil), list...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if strings.ToLower(out[j]) < strings.ToLower(out[i]) {
+				out[i], out[j] = out[j], out[i]
+			}
 		}
-		if err := c.waitValid(ctx, p); err != nil {
+	}
+	return out
+}
+
+// finish finalizes a ready order (or waits for one being processed) and
+// downloads the certificate.
+func (c *Client) finish(ctx context.Context, req ObtainRequest, order acme.Order, st *orderRun) (*Certificate, error) {
+	var err error
+	switch order.Status {
+	case acme.StatusReady:
+		order, err = c.acme.FinalizeOrder(ctx, c.account, order, req.CSR)
+		if err != nil {
+			if order.Error != nil {
+				return nil, fromACME("finalize the order", *order.Error)
+			}
+			return nil, fromACME("finalize the order", err)
+		}
+		c.emit(EventFinalized, req.Emails[0], "order finalized")
+	case acme.StatusProcessing:
+		if order, err = c.waitOrder(ctx, order); err != nil {
 			return nil, err
 		}
-	}
-
-	order, err = c.acme.GetOrder(ctx, c.account, order)
-	if err != nil {
-		return nil, fromACME("fetch the order", err)
-	}
-	order, err = c.acme.FinalizeOrder(ctx, c.account, order, req.CSR)
-	if err != nil {
+	case acme.StatusValid:
+	case acme.StatusInvalid:
 		if order.Error != nil {
-			return nil, fromACME("finalize the order", *order.Error)
+			return nil, fromACME("the order", *order.Error)
 		}
-		return nil, fromACME("finalize the order", err)
+		return nil, errors.New("the CA marked the order invalid; start a new order")
+	default:
+		return nil, fmt.Errorf("the order is %s, not ready to finalize", order.Status)
 	}
-	c.emit(EventFinalized, req.Emails[0], "order finalized")
+	if err := st.save(c, order); err != nil {
+		return nil, err
+	}
 	if order.Certificate == "" {
 		return nil, errors.New("finalize the order: the order is valid but has no certificate URL")
 	}
@@ -450,20 +679,67 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 		return nil, fmt.Errorf("download the certificate: %w", err)
 	}
 	c.emit(EventIssued, req.Emails[0], "certificate issued, serial %s, valid until %s", certs[0].SerialNumber.Text(16), certs[0].NotAfter.UTC().Format(time.DateOnly))
-	return &Certificate{ChainPEM: chains[0].ChainPEM, Chain: certs, OrderURL: order.Location, CertURL: order.Certificate}, nil
+	cert := &Certificate{ChainPEM: chains[0].ChainPEM, Chain: certs, OrderURL: order.Location, CertURL: order.Certificate}
+	if ri := chains[0].RenewalInfo; ri != nil && ri.HasWindow() {
+		cert.RenewalInfo = fromACMERenewalInfo(*ri, c.now())
+	}
+	return cert, nil
+}
+
+// waitOrder polls a processing order until it is valid.
+func (c *Client) waitOrder(ctx context.Context, order acme.Order) (acme.Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.pollTimeout())
+	defer cancel()
+	delay := c.pollInterval() / 4
+	for {
+		o, err := c.acme.GetOrder(ctx, c.account, order)
+		if err != nil {
+			return o, fromACME("fetch the order", err)
+		}
+		if o.Location == "" {
+			o.Location = order.Location
+		}
+		switch o.Status {
+		case acme.StatusValid:
+			return o, nil
+		case acme.StatusProcessing:
+		default:
+			if o.Error != nil {
+				return o, fromACME("the order", *o.Error)
+			}
+			return o, fmt.Errorf("the order became %s while the CA was issuing", o.Status)
+		}
+		wait := delay
+		if ra, ok := c.tracker.retryAfter(order.Location, c.now()); ok {
+			wait = ra
+		} else if delay < c.maxPollDelay() {
+			delay *= 2
+		}
+		wait = min(max(wait, 50*time.Millisecond), c.maxPollDelay())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return o, fmt.Errorf("the CA did not issue within %s: %w", c.pollTimeout(), ctx.Err())
+		}
+	}
 }
 
 // answer waits for the challenge mails of work and answers them, POSTing
 // each challenge after its reply was sent. When no mail came within
 // MailWait, the remaining challenges are POSTed (some CAs mail only then)
 // and the wait goes on.
-func (c *Client) answer(ctx context.Context, work []*pending, started time.Time, inbox <-chan []byte, mailErr <-chan error) error {
+func (c *Client) answer(ctx context.Context, work []*pending, started time.Time, inbox <-chan []byte, mailErr <-chan error, st *orderRun, order acme.Order) error {
 	if len(work) == 0 {
 		return nil
 	}
 	var names []string
 	for _, p := range work {
-		names = append(names, p.email)
+		if !p.replied {
+			names = append(names, p.email)
+		}
+	}
+	if len(names) == 0 {
+		return nil
 	}
 	c.emit(EventWaitingForMail, names[0], "waiting for the challenge mail to %s", strings.Join(names, ", "))
 	nudge := time.NewTimer(c.mailWait())
@@ -501,9 +777,12 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 				if err := c.post(ctx, p); err != nil {
 					return err
 				}
+				if err := st.save(c, order); err != nil {
+					return err
+				}
 			}
 		case raw := <-inbox:
-			if err := c.consider(ctx, work, started, raw); err != nil {
+			if err := c.consider(ctx, work, started, raw, func() error { return st.save(c, order) }); err != nil {
 				return err
 			}
 		}
@@ -513,7 +792,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 // consider checks one incoming mail against the pending challenges and
 // answers it if it is the genuine challenge for one of them. Mail that is
 // not is reported and ignored; only failures to act are returned.
-func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte) error {
+func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte, save func() error) error {
 	if len(raw) > maxChallengeMailSize {
 		c.logger().Debug("ignored an oversized mail", slog.Int("size", len(raw)))
 		return nil
@@ -573,6 +852,9 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	}
 	p.replied = true
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
+	if err := save(); err != nil {
+		return err
+	}
 	if !p.posted {
 		if c.ReplySettle > 0 {
 			select {
@@ -585,6 +867,7 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 		if err := c.post(ctx, p); err != nil {
 			return err
 		}
+		return save()
 	}
 	return nil
 }
