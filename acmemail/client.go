@@ -55,6 +55,10 @@ type Client struct {
 	AccountURL string
 	// Contact holds the account's contact URLs ("mailto:...") for new accounts.
 	Contact []string
+	// EAB, if set, binds a new account to the CA's customer account
+	// (RFC 8555 §7.3.4). CAs whose directory says externalAccountRequired
+	// refuse new accounts without it ([ErrEABRequired]).
+	EAB *EAB
 	// OnAccount, if set, is called once with the account URL as soon as it is
 	// known, so the caller can persist it before the order is placed.
 	OnAccount func(url string) error
@@ -308,12 +312,9 @@ func (c *Client) EnsureAccount(ctx context.Context) (string, error) {
 	if c.account.Location != "" {
 		return c.account.Location, nil
 	}
-	acct := c.account
-	acct.Contact = c.Contact
-	acct.TermsOfServiceAgreed = true
-	got, err := c.acme.NewAccount(ctx, acct)
+	got, err := c.newAccount(ctx)
 	if err != nil {
-		return "", fromACME("register the ACME account", err)
+		return "", err
 	}
 	if got.Location == "" {
 		return "", errors.New("register the ACME account: the CA sent no account URL (Location header)")

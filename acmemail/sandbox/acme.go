@@ -276,7 +276,7 @@ func (ca *authority) handleDirectory(w http.ResponseWriter, _ *http.Request) {
 		"meta": map[string]any{
 			"termsOfService":          ca.url(pathTerms),
 			"caaIdentities":           []string{ca.caDomain},
-			"externalAccountRequired": false,
+			"externalAccountRequired": ca.opt.ExternalAccountRequired,
 		},
 	}
 	if !ca.opt.NoRenewalInfo {
@@ -348,12 +348,25 @@ func (ca *authority) handleNewAccount(w http.ResponseWriter, req *request) {
 		ca.writeProblem(w, req.url, prob)
 		return
 	}
+	var eabKid string
+	switch {
+	case len(p.ExternalAccountBinding) > 0 && string(p.ExternalAccountBinding) != "null":
+		var prob *problem
+		if eabKid, prob = ca.verifyEAB(p.ExternalAccountBinding, req); prob != nil {
+			ca.writeProblem(w, req.url, prob)
+			return
+		}
+	case ca.opt.ExternalAccountRequired:
+		ca.writeProblem(w, req.url, newProblem(probExternalAccountRequired,
+			"this CA requires an external account binding (RFC 8555 §7.3.4): ask the CA for a key identifier and HMAC key"))
+		return
+	}
 	id := newID()
-	a := &account{id: id, url: ca.url(pathAccount + id), key: req.key, status: statusValid, contact: p.Contact}
+	a := &account{id: id, url: ca.url(pathAccount + id), key: req.key, status: statusValid, contact: p.Contact, eabKid: eabKid}
 	ca.accounts[a.url] = a
 	ca.byThumb[a.key.thumbprint] = a
 	ca.stats.update(func(s *Stats) { s.Accounts++ })
-	ca.log.Info("account created", "account", a.url)
+	ca.log.Info("account created", "account", a.url, "eab_kid", eabKid)
 	w.Header().Set("Location", a.url)
 	writeJSON(w, http.StatusCreated, ca.accountJSONLocked(a))
 }

@@ -42,6 +42,7 @@ type account struct {
 	status  string
 	contact []string
 	orders  []*order
+	eabKid  string // the external account key it was bound with, if any
 }
 
 type order struct {

@@ -139,6 +139,15 @@ type Options struct {
 	// foreign key, a wrong SAN, no emailProtection) or warn about (a
 	// changed keyUsage). Zero: correct certificates.
 	BadCert BadCert
+	// ExternalAccountRequired makes the CA demand an external account
+	// binding (RFC 8555 §7.3.4) in newAccount, made with one of EABKeys.
+	// The directory then says meta.externalAccountRequired: true.
+	ExternalAccountRequired bool
+	// EABKeys maps external account key identifiers to their HMAC keys.
+	// With ExternalAccountRequired and no keys, Start makes one and reports
+	// it in World.EABKeyID and World.EABHMACKey. A binding made with one
+	// of these keys is verified even when it is not required.
+	EABKeys map[string][]byte
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Logger receives the world's logs. Nil discards them.
@@ -217,6 +226,8 @@ type World struct {
 	TLSRootsPEM     []byte // the root of the HTTPS, IMAP and SMTP server certificates
 	IssuerRootPEM   []byte // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
 	CAFrom          string // the CA's base address; challenges come from plus addresses of it
+	EABKeyID        string // with Options.ExternalAccountRequired and no EABKeys: the generated key identifier
+	EABHMACKey      string // and its HMAC key, unpadded base64url as CAs hand it out
 
 	opt   Options
 	log   *slog.Logger
@@ -247,6 +258,13 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	if err := opt.setDefaults(); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
+	if opt.ExternalAccountRequired && len(opt.EABKeys) == 0 {
+		kid, key, err := newEABKey()
+		if err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+		opt.EABKeys = map[string][]byte{kid: key}
+	}
 	w := &World{
 		opt:   opt,
 		log:   opt.Logger,
@@ -261,6 +279,11 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	w.TLSRootsPEM = w.pki.tlsRootPEM
 	w.IssuerRootPEM = w.pki.issuerRootPEM
 	w.CAFrom = caLocalPart + "@" + caDomain
+	if opt.ExternalAccountRequired && len(opt.EABKeys) == 1 {
+		for kid, key := range opt.EABKeys {
+			w.EABKeyID, w.EABHMACKey = kid, EABKeyString(key)
+		}
+	}
 	// The CA signs every challenge; make its key now rather than during the
 	// first authorization fetch.
 	if _, err := w.keys.key(caDomain); err != nil {

@@ -43,6 +43,7 @@ type obtainOptions struct {
 	skipMailAuth    bool
 	trustAuthserv   string
 	smimeRoots      string
+	eab             eabFlags
 	sandbox         sandboxFlags
 }
 
@@ -108,6 +109,7 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
 	f.StringVar(&o.trustAuthserv, "trust-authserv-id", "", "trust Authentication-Results headers by this authserv-id (your own provider's receiving server only)")
 	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")
+	o.eab.addFlags(f)
 }
 
 // addServerMailFlags adds the flags that say which CA and which mail
@@ -244,11 +246,10 @@ func agreeToTerms(ctx context.Context, g *globals, c *acmemail.Client, agreed bo
 	if err != nil {
 		return err
 	}
-	if dir.Meta == nil || dir.Meta.TermsOfService == "" || agreed {
+	if dir.Meta == nil {
 		return nil
 	}
-	return withHint(usageErrorf("the CA asks you to agree to its terms of service (%s) before creating an account", dir.Meta.TermsOfService),
-		"read them, then run again with --agree-tos")
+	return askTerms(g, dir.Meta.TermsOfService, agreed)
 }
 
 func mailtoContacts(list []string) []string {

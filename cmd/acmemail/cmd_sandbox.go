@@ -27,6 +27,7 @@ type sandboxFlags struct {
 	renewalWindow   string
 	noRenewalInfo   bool
 	badCert         string
+	eab             bool
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -40,7 +41,9 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.StringVar(&s.renewalWindow, "sandbox-renewal-window", "", `renewalInfo (ARI) window as START,END after issuance, e.g. "-1h,1h" (due now) (default: the last third of the lifetime)`)
 	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
 	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
+	f.BoolVar(&s.eab, "sandbox-eab", false, "require an external account binding for new accounts; 'acmemail sandbox' prints the key identifier and writes the HMAC key to DIR/eab.hmac")
 	if hidden {
+		f.MarkHidden("sandbox-eab")
 		for _, n := range []string{"sandbox-bad-cert", "sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
@@ -83,6 +86,7 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 		return o, usageErrorf("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection or changed-key-usage", s.badCert)
 	}
 	o.BadCert = sandbox.BadCert(s.badCert)
+	o.ExternalAccountRequired = s.eab
 	return o, nil
 }
 
@@ -106,6 +110,9 @@ client) at it:
     --dns-resolver <DNS address> alice@example.test
 
 The --sandbox-* flags make it imitate the real CAs described in the documentation.
+With --sandbox-eab the CA requires an external account binding: the key identifier
+is printed (eab-kid) and the HMAC key written to DIR/eab.hmac (0600), for
+--eab-kid and --eab-hmac-file.
 
 ` + exitStatusHelp
 
@@ -168,8 +175,17 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			return err
 		}
 	}
+	var eabLines string
+	if w.EABKeyID != "" {
+		hmacPath := filepath.Join(dir, "eab.hmac")
+		if err := keystore.WriteFileAtomic(hmacPath, []byte(w.EABHMACKey+"\n"), 0o600); err != nil {
+			return err
+		}
+		eabLines = fmt.Sprintf("eab-kid     %s\neab-hmac    %s\n", w.EABKeyID, hmacPath)
+	}
 	fmt.Fprintf(g.stdout, "directory   %s\nimap        %s\nimap-starttls %s\nsmtp        %s\nsmtp-starttls %s\ndns         %s\nroots       %s\npasswords   %s/<address>.password\n",
 		w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
+	fmt.Fprint(g.stdout, eabLines)
 	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
 	if o.duration > 0 {
 		var cancel context.CancelFunc

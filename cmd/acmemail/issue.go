@@ -41,6 +41,7 @@ type identity struct {
 	replySettle   time.Duration // < 0: per server
 	contact       []string
 	agreeTOS      bool
+	eab           eabFlags // for a new account at a CA that requires EAB
 }
 
 // identity validates obtain's flags for email.
@@ -66,7 +67,7 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
-		contact: o.contact, agreeTOS: o.agreeTOS,
+		contact: o.contact, agreeTOS: o.agreeTOS, eab: o.eab,
 	}, nil
 }
 
@@ -282,6 +283,9 @@ func (s *session) newClient(ctx context.Context) error {
 		return err
 	}
 	store, dirURL := s.store, s.dirURL
+	if err := pendingRolloverError(store, dirURL, s.id.server); err != nil {
+		return err
+	}
 	accountKey, err := store.AccountKey(dirURL)
 	if err != nil {
 		return err
@@ -318,6 +322,19 @@ func (s *session) newClient(ctx context.Context) error {
 	if accountURL == "" {
 		if err := agreeToTerms(ctx, s.g, client, s.id.agreeTOS); err != nil {
 			return err
+		}
+		if client.EAB, err = s.id.eab.load(s.g); err != nil {
+			return err
+		}
+		if w := s.world; w != nil && client.EAB == nil && w.EABKeyID != "" {
+			key, err := acmemail.ParseEABKey(w.EABHMACKey)
+			if err != nil {
+				return err
+			}
+			client.EAB = &acmemail.EAB{KeyID: w.EABKeyID, HMACKey: key}
+		}
+		if _, err := client.EnsureAccount(ctx); err != nil {
+			return eabRequiredError(err)
 		}
 	}
 	s.client = client

@@ -97,6 +97,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true // ours has help, examples and a man page
 	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
 	root.AddCommand(newDoctorCmd(g))
+	root.AddCommand(newAccountCmd(g))
 	wireCompletions(g, root)
 	return root
 }
