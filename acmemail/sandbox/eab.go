@@ -87,4 +87,3 @@ func (ca *authority) verifyEAB(raw json.RawMessage, req *request) (string, *prob
 // EABKeyString formats an HMAC key the way CAs hand it out: unpadded
 // base64url (RFC 8555 §7.3.4).
 func EABKeyString(key []byte) string { return b64(key) }
-
