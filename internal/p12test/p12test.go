@@ -13,11 +13,11 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,14 +93,55 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 // the private key (-nocerts) must belong to want.PublicKey.
 func OpenSSL(t testing.TB, path, password string, want Want) {
 	t.Helper()
+	OpenSSLBundle(t, path, password, []Want{want})
+}
+
+// NSS imports path with `pk12util` into a fresh NSS database (what
+// Thunderbird uses) and checks with certutil that the certificate with a
+// private key (trust u,u,u) is want.Chain[0] (`certutil -L -n NICK -a`),
+// that the CA certificates were imported too, and that `certutil -K` lists
+// the private key under the leaf's nickname.
+func NSS(t testing.TB, path, password string, want Want) {
+	t.Helper()
+	NSSBundle(t, path, password, []Want{want})
+}
+
+func contains(list []*x509.Certificate, c *x509.Certificate) bool {
+	for _, x := range list {
+		if x.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// leavesAndCAs returns the wanted leaves and the distinct CA certificates.
+func leavesAndCAs(wants []Want) (leaves, cas []*x509.Certificate) {
+	for _, w := range wants {
+		leaves = append(leaves, w.Chain[0])
+		for _, c := range w.Chain[1:] {
+			if !contains(cas, c) {
+				cas = append(cas, c)
+			}
+		}
+	}
+	return leaves, cas
+}
+
+// OpenSSLBundle is [OpenSSL] for a file holding several keys, each with
+// its chain (wants): every key and leaf must be in it, and every CA
+// certificate (once).
+func OpenSSLBundle(t testing.TB, path, password string, wants []Want) {
+	t.Helper()
 	openssl := tool(t, "openssl", "openssl")
 	pass := []string{"-in", path, "-passin", "env:P12TEST_PASSWORD"}
+	leaves, cas := leavesAndCAs(wants)
 
 	info, err := run(t, password, openssl, append([]string{"pkcs12", "-info", "-noout"}, pass...)...)
 	if err != nil {
 		t.Fatalf("openssl pkcs12 -info %s: %v\n%s", filepath.Base(path), err, info)
 	}
-	switch want.Profile {
+	switch wants[0].Profile {
 	case "modern":
 		for _, s := range []string{"MAC: sha256", "PBES2, PBKDF2, AES-256-CBC"} {
 			if !strings.Contains(info, s) {
@@ -122,54 +163,72 @@ func OpenSSL(t testing.TB, path, password string, want Want) {
 	if err != nil {
 		t.Fatalf("openssl pkcs12 -clcerts: %v\n%s", err, leafOut)
 	}
-	if leaves := certsIn(t, leafOut); len(leaves) != 1 || !leaves[0].Equal(want.Chain[0]) {
-		t.Errorf("openssl pkcs12 -clcerts: %d certificates, want exactly the leaf %q", len(leaves), want.Chain[0].Subject)
+	got := certsIn(t, leafOut)
+	if len(got) != len(leaves) {
+		t.Errorf("openssl pkcs12 -clcerts: %d certificates, want %d (the leaves)", len(got), len(leaves))
+	}
+	for _, l := range leaves {
+		if !contains(got, l) {
+			t.Errorf("openssl pkcs12 -clcerts: the leaf %q (serial %s) is missing", l.Subject, l.SerialNumber)
+		}
 	}
 	caOut, err := run(t, password, openssl, append([]string{"pkcs12", "-nokeys", "-cacerts"}, pass...)...)
 	if err != nil {
 		t.Fatalf("openssl pkcs12 -cacerts: %v\n%s", err, caOut)
 	}
-	cas := certsIn(t, caOut)
-	if len(cas) != len(want.Chain)-1 {
-		t.Errorf("openssl pkcs12 -cacerts: %d CA certificates, want %d (the full chain)", len(cas), len(want.Chain)-1)
+	gotCAs := certsIn(t, caOut)
+	if len(gotCAs) != len(cas) {
+		t.Errorf("openssl pkcs12 -cacerts: %d CA certificates, want %d (the full chain)", len(gotCAs), len(cas))
 	}
-	for _, c := range want.Chain[1:] {
-		found := false
-		for _, got := range cas {
-			found = found || got.Equal(c)
-		}
-		if !found {
+	for _, c := range cas {
+		if !contains(gotCAs, c) {
 			t.Errorf("openssl pkcs12 -cacerts: %q is missing", c.Subject)
 		}
 	}
 	keyOut, err := run(t, password, openssl, append([]string{"pkcs12", "-nocerts", "-nodes"}, pass...)...)
 	if err != nil {
-		t.Fatalf("openssl pkcs12 -nocerts: %v", err) // the output holds the key: not printed
+		t.Fatalf("openssl pkcs12 -nocerts: %v", err) // the output holds the keys: not printed
 	}
-	b, _ := pem.Decode([]byte(keyOut[strings.Index(keyOut, "-----BEGIN"):]))
-	if b == nil {
-		t.Fatal("openssl pkcs12 -nocerts printed no PEM key")
+	var keys []crypto.PublicKey
+	rest := []byte(keyOut)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			t.Fatalf("parse a key openssl extracted: %v", err)
+		}
+		if s, ok := k.(crypto.Signer); ok {
+			keys = append(keys, s.Public())
+		}
 	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		t.Fatalf("parse the key openssl extracted: %v", err)
+	if len(keys) != len(wants) {
+		t.Errorf("openssl pkcs12 -nocerts: %d private keys, want %d", len(keys), len(wants))
 	}
-	if s, ok := k.(crypto.Signer); !ok || !samePublicKey(s.Public(), want.PublicKey) {
-		t.Error("the private key openssl extracted is not the leaf's key")
+	for i, w := range wants {
+		found := false
+		for _, k := range keys {
+			found = found || samePublicKey(k, w.PublicKey)
+		}
+		if !found {
+			t.Errorf("openssl pkcs12 -nocerts: the key of entry %d is missing", i+1)
+		}
 	}
 }
 
 var trustRE = regexp.MustCompile(`^(.*\S)\s+([a-zA-Z]*,[a-zA-Z]*,[a-zA-Z]*)$`)
 
-// NSS imports path with `pk12util` into a fresh NSS database (what
-// Thunderbird uses) and checks with certutil that the certificate with a
-// private key (trust u,u,u) is want.Chain[0] (`certutil -L -n NICK -a`),
-// that the CA certificates were imported too, and that `certutil -K` lists
-// the private key under the leaf's nickname.
-func NSS(t testing.TB, path, password string, want Want) {
+// NSSBundle is [NSS] for a file holding several keys, each with its
+// chain (wants): every leaf must be imported with its key (trust u,u,u),
+// and every CA certificate.
+func NSSBundle(t testing.TB, path, password string, wants []Want) {
 	t.Helper()
 	pk12util := tool(t, "pk12util", "libnss3-tools")
 	certutil := tool(t, "certutil", "libnss3-tools")
+	leaves, cas := leavesAndCAs(wants)
 	dir := t.TempDir()
 	db := "sql:" + filepath.Join(dir, "nssdb")
 	if err := os.Mkdir(filepath.Join(dir, "nssdb"), 0o700); err != nil {
@@ -190,50 +249,59 @@ func NSS(t testing.TB, path, password string, want Want) {
 	if err != nil {
 		t.Fatalf("certutil -L: %v\n%s", err, list)
 	}
-	var userNick string
-	var others []string
+	var userNicks, caNicks []string
 	for _, line := range strings.Split(list, "\n") {
 		m := trustRE.FindStringSubmatch(strings.TrimRight(line, " \r"))
 		if m == nil || strings.HasPrefix(m[1], "Certificate Nickname") {
 			continue
 		}
 		if m[2] == "u,u,u" {
-			if userNick != "" {
-				t.Fatalf("certutil -L: two certificates with a key (%q, %q):\n%s", userNick, m[1], list)
+			if !slices.Contains(userNicks, m[1]) {
+				userNicks = append(userNicks, m[1])
 			}
-			userNick = m[1]
 		} else {
-			others = append(others, m[1])
+			caNicks = append(caNicks, m[1])
 		}
 	}
-	if userNick == "" {
+	if len(userNicks) == 0 {
 		t.Fatalf("certutil -L: no certificate with a private key (trust u,u,u) after the import:\n%s", list)
 	}
-	if len(others) != len(want.Chain)-1 {
-		t.Errorf("certutil -L: %d CA certificates imported (%q), want %d", len(others), others, len(want.Chain)-1)
+	if len(caNicks) != len(cas) {
+		t.Errorf("certutil -L: %d CA certificates imported (%q), want %d", len(caNicks), caNicks, len(cas))
 	}
-	pemOut, err := run(t, "", certutil, "-L", "-d", db, "-n", userNick, "-a")
-	if err != nil {
-		t.Fatalf("certutil -L -n %q -a: %v\n%s", userNick, err, pemOut)
+	var imported []*x509.Certificate
+	for _, nick := range userNicks {
+		pemOut, err := run(t, "", certutil, "-L", "-d", db, "-n", nick, "-a")
+		if err != nil {
+			t.Fatalf("certutil -L -n %q -a: %v\n%s", nick, err, pemOut)
+		}
+		imported = append(imported, certsIn(t, pemOut)...)
 	}
-	if got := certsIn(t, pemOut); len(got) == 0 || !got[0].Equal(want.Chain[0]) {
-		t.Errorf("certutil -L -n %q -a: the imported certificate is not the chain's leaf", userNick)
+	for _, l := range leaves {
+		if !contains(imported, l) {
+			t.Errorf("certutil -L -n NICK -a: the leaf %q (serial %s) was not imported as a certificate with a key", l.Subject, l.SerialNumber)
+		}
+	}
+	if len(imported) != len(leaves) {
+		t.Errorf("certutil -L: %d certificates with a key, want %d", len(imported), len(leaves))
 	}
 	keys, err := run(t, "", certutil, "-K", "-d", db)
 	if err != nil {
 		t.Fatalf("certutil -K: %v\n%s", err, keys)
 	}
-	if !strings.Contains(keys, userNick) {
-		t.Errorf("certutil -K lists no private key for %q:\n%s", userNick, keys)
-	}
-	t.Logf("NSS imported %s: %s (key: %s), CA certificates %q", filepath.Base(path), userNick, keyLine(keys, userNick), others)
-}
-
-func keyLine(keys, nick string) string {
+	var keyLines []string
 	for _, l := range strings.Split(keys, "\n") {
-		if strings.Contains(l, nick) {
-			return strings.Join(strings.Fields(l), " ")
+		if strings.HasPrefix(strings.TrimSpace(l), "<") {
+			keyLines = append(keyLines, strings.Join(strings.Fields(l), " "))
 		}
 	}
-	return fmt.Sprintf("none for %q", nick)
+	if len(keyLines) != len(wants) {
+		t.Errorf("certutil -K lists %d private keys, want %d:\n%s", len(keyLines), len(wants), keys)
+	}
+	for _, nick := range userNicks {
+		if !strings.Contains(keys, nick) {
+			t.Errorf("certutil -K lists no private key for %q:\n%s", nick, keys)
+		}
+	}
+	t.Logf("NSS imported %s: %d certificates with keys %q, keys %q, CA certificates %q", filepath.Base(path), len(imported), userNicks, keyLines, caNicks)
 }

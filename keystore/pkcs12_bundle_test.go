@@ -1,0 +1,92 @@
+package keystore
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/asn1"
+	"hash"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/acmemail/acmemail/internal/p12test"
+)
+
+// TestP12MACMatchesGoPKCS12 recomputes the MAC of single-key files made by
+// go-pkcs12 with our RFC 7292 key derivation: the bundle's MAC is made the
+// same way.
+func TestP12MACMatchesGoPKCS12(t *testing.T) {
+	ca := newTestCA(t)
+	key := testKey(t, KeyP256)
+	chain, _ := ParseChain(ca.issue(t, key.Public(), "alice@example.org"))
+	for _, tc := range []struct {
+		profile P12Profile
+		h       func() hash.Hash
+	}{{P12Modern, sha256.New}, {P12Legacy, sha1.New}} {
+		for _, pw := range []string{"test", "pässwörd €"} {
+			data, err := EncodePKCS12(key, chain, pw, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pfx, _, err := p12Split(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var authSafe []byte
+			if _, err := asn1Unmarshal(pfx.AuthSafe.Content.Bytes, &authSafe); err != nil {
+				t.Fatal(err)
+			}
+			got, err := p12MAC(tc.h, pw, pfx.MacData.MacSalt, pfx.MacData.Iterations, authSafe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, pfx.MacData.Mac.Digest) {
+				t.Errorf("%s, password %q: our MAC %x, go-pkcs12's %x", tc.profile, pw, got, pfx.MacData.Mac.Digest)
+			}
+		}
+	}
+}
+
+// TestPKCS12BundleImporters: three generations (RSA and EC keys, one CA)
+// in one file, read by openssl and imported by NSS pk12util, every key
+// with its certificate.
+func TestPKCS12BundleImporters(t *testing.T) {
+	ca := newTestCA(t)
+	var entries []P12Entry
+	var wants []p12test.Want
+	for _, kt := range []KeyType{KeyRSA2048, KeyP256, KeyP384} {
+		key := testKey(t, kt)
+		chain, err := ParseChain(ca.issue(t, key.Public(), "alice@example.org"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, P12Entry{Key: key, Chain: chain})
+		wants = append(wants, p12test.Want{Chain: chain, PublicKey: key.Public()})
+	}
+	for _, profile := range []P12Profile{P12Modern, P12Legacy} {
+		t.Run(string(profile), func(t *testing.T) {
+			data, err := EncodePKCS12Bundle(entries, "correct horse", profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "history.p12")
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for i := range wants {
+				wants[i].Profile = string(profile)
+			}
+			t.Run("openssl", func(t *testing.T) { p12test.OpenSSLBundle(t, path, "correct horse", wants) })
+			t.Run("nss", func(t *testing.T) { p12test.NSSBundle(t, path, "correct horse", wants) })
+			if _, err := EncodePKCS12Bundle(entries, "", profile); err == nil {
+				t.Error("EncodePKCS12Bundle with an empty password = nil error")
+			}
+		})
+	}
+	if _, err := EncodePKCS12Bundle([]P12Entry{entries[0], {Key: entries[1].Key, Chain: entries[0].Chain}}, "pw", P12Modern); err == nil {
+		t.Error("EncodePKCS12Bundle with a key that is not its certificate's = nil error")
+	}
+}
+
+func asn1Unmarshal(b []byte, v any) ([]byte, error) { return asn1.Unmarshal(b, v) }
