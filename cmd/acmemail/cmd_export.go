@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/acmemail/acmemail/keystore"
+)
+
+type exportOptions struct {
+	format          string
+	p12Profile      string
+	out             string
+	allHistory      bool
+	p12PasswordFile string
+	json            bool
+}
+
+const exportLong = `Export the certificate of EMAIL, with its key, from the state directory.
+
+--format p12 (the default) writes one PKCS#12 file with the key, the certificate and
+the CA certificates of its chain, for a mail client: Thunderbird, Outlook, Apple Mail,
+iOS and Android import it. The password comes from ACMEMAIL_P12_PASSWORD,
+--p12-password-file or a prompt on the terminal (asked twice); there is no default
+password, and without a terminal one of the first two must be given.
+
+--p12-profile picks the algorithms: "modern" (the default: AES-256-CBC with
+PBKDF2-HMAC-SHA-256, HMAC-SHA-256 MAC; read by OpenSSL 1.1.1+, NSS/Thunderbird,
+macOS 10.15+/iOS 13+, Windows 10 1709+, Android 10+) or "legacy" (3DES with a SHA-1
+MAC, the same as openssl -descert: for older Windows, macOS, iOS and Android that
+refuse the modern file with a "wrong password" error). Legacy files are weakly
+encrypted: use a long password and do not leave them lying around.
+
+--all-history writes one PKCS#12 file holding every key acmemail ever got a
+certificate for at this address (certificates/EMAIL/archive/ keeps them all), with
+its certificate: import it to read old mail that was encrypted to earlier
+certificates.
+
+--format pem writes three files: EMAIL.key.pem (the private key, PKCS#8, NOT
+encrypted, mode 0600), EMAIL.cert.pem (the certificate) and EMAIL.chain.pem (the CA
+certificates, issuer first).
+
+--out names the PKCS#12 file (default EMAIL.p12, or EMAIL-history.p12 with
+--all-history, in the current directory; "-" writes it to stdout, if that is not a
+terminal), or with --format pem the directory of the three files (default: the
+current directory). Existing files are never overwritten. The paths written are
+printed on stdout (or JSON with --json).
+
+` + exitStatusHelp
+
+const exportExample = `  # A PKCS#12 file for a mail client (the password is asked twice):
+  acmemail export alice@example.com
+
+  # For an old phone, into a file of your choice:
+  acmemail export --p12-profile legacy --out ~/alice-legacy.p12 alice@example.com
+
+  # Every key and certificate ever obtained, to read old encrypted mail:
+  acmemail export --all-history alice@example.com
+
+  # Key, certificate and chain as PEM files in ./pem:
+  mkdir pem && acmemail export --format pem --out pem alice@example.com`
+
+func newExportCmd(g *globals) *cobra.Command {
+	var o exportOptions
+	cmd := &cobra.Command{
+		Use:     "export EMAIL",
+		Short:   "Export the certificate and key of EMAIL as PKCS#12 or PEM",
+		Long:    exportLong,
+		Example: exportExample,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExport(cmd.Context(), g, &o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "p12", "what to write: p12 (one PKCS#12 file) or pem (key, certificate and chain files)")
+	f.StringVar(&o.p12Profile, "p12-profile", "modern", "PKCS#12 encryption: modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC, for old importers)")
+	f.StringVar(&o.out, "out", "", `the PKCS#12 file to write ("-": stdout), or with --format pem the directory (default: the current directory)`)
+	f.BoolVar(&o.allHistory, "all-history", false, "put every archived key and certificate of EMAIL into the PKCS#12 file, not only the current one")
+	f.StringVar(&o.p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from the first line of this file")
+	f.BoolVar(&o.json, "json", false, "print what was written as JSON on stdout")
+	return cmd
+}
+
+type exportResult struct {
+	Email        string   `json:"email"`
+	Format       string   `json:"format"`
+	Profile      string   `json:"p12_profile,omitempty"`
+	Files        []string `json:"files"`
+	Certificates int      `json:"certificates"` // how many keys with their certificates
+	Serials      []string `json:"serials"`      // of the leaves, oldest first
+}
+
+func runExport(ctx context.Context, g *globals, o *exportOptions, email string) error {
+	email, err := checkEmail(email)
+	if err != nil {
+		return err
+	}
+	if o.format != "p12" && o.format != "pem" {
+		return usageErrorf("--format %q: choose p12 or pem", o.format)
+	}
+	profile, err := keystore.ParseP12Profile(o.p12Profile)
+	if err != nil {
+		return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
+	}
+	if o.format == "pem" && o.allHistory {
+		return withHint(usageErrorf("--all-history writes one PKCS#12 file; it does not go with --format pem"),
+			"drop --format pem; old keys and certificates stay as PEM files in the state directory's certificates/EMAIL/archive/")
+	}
+	home, err := keystore.DefaultDir(g.getenv)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(home); err != nil {
+		return withHint(fmt.Errorf("no state directory at %s: %w", home, err), "run acmemail obtain first, or set ACMEMAIL_HOME")
+	}
+	store, err := keystore.Open(home)
+	if err != nil {
+		return err
+	}
+	gens, err := store.History(email)
+	if err != nil {
+		if errors.Is(err, keystore.ErrNotFound) {
+			return withHint(fmt.Errorf("no certificate for %s: %w", email, err), "acmemail obtain "+email+" gets one")
+		}
+		return err
+	}
+	cur := gens[len(gens)-1]
+	if !cur.Current {
+		return fmt.Errorf("%s has archived certificates but no current one; use --all-history to export them", email)
+	}
+	if !o.allHistory {
+		gens = gens[len(gens)-1:]
+	}
+	res := exportResult{Email: email, Format: o.format, Certificates: len(gens)}
+	for _, gen := range gens {
+		res.Serials = append(res.Serials, gen.Meta.Serial)
+	}
+
+	if o.format == "pem" {
+		dir := o.out
+		if dir == "" {
+			dir = "."
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return usageErrorf("--out %s: with --format pem, --out names an existing directory", dir)
+		}
+		files, err := writePEMExport(dir, email, cur)
+		if err != nil {
+			return err
+		}
+		res.Files = files
+		fmt.Fprintf(g.stderr, "acmemail: warning: %s holds the private key unencrypted; keep it safe\n", files[0])
+		return printExport(g, o, res)
+	}
+
+	path := o.out
+	if path == "" {
+		path = email + ".p12"
+		if o.allHistory {
+			path = email + "-history.p12"
+		}
+	}
+	if path == "-" {
+		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return withHint(usageErrorf("--out -: stdout is a terminal; a PKCS#12 file is binary"), "redirect stdout to a file, or give --out FILE")
+		}
+		if o.json {
+			return usageErrorf("--out - and --json both want stdout")
+		}
+	} else if _, err := os.Lstat(path); err == nil {
+		return withHint(usageErrorf("%s exists; acmemail never overwrites it", path), "remove it first, or choose another path with --out")
+	}
+	password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
+	if err != nil {
+		return err
+	}
+	entries := make([]keystore.P12Entry, len(gens))
+	for i, gen := range gens {
+		entries[i] = keystore.P12Entry{Key: gen.Key, Chain: gen.Chain}
+	}
+	data, err := keystore.EncodePKCS12Bundle(entries, password, profile)
+	if err != nil {
+		return err
+	}
+	if path == "-" {
+		_, err := g.stdout.Write(data)
+		return err
+	}
+	if err := writeNewFile(path, data); err != nil {
+		return fmt.Errorf("write the PKCS#12 file: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	res.Profile, res.Files = string(profile), []string{abs}
+	if len(gens) > 1 {
+		fmt.Fprintf(g.stderr, "acmemail: wrote %d keys with their certificates to %s (%s profile)\n", len(gens), path, profile)
+	} else {
+		fmt.Fprintf(g.stderr, "acmemail: wrote the key and certificate of %s to %s (%s profile)\n", email, path, profile)
+	}
+	return printExport(g, o, res)
+}
+
+func printExport(g *globals, o *exportOptions, res exportResult) error {
+	if o.json {
+		return json.NewEncoder(g.stdout).Encode(res)
+	}
+	for _, f := range res.Files {
+		if _, err := fmt.Fprintln(g.stdout, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writePEMExport writes EMAIL.key.pem (0600), EMAIL.cert.pem and
+// EMAIL.chain.pem into dir, refusing before writing anything if one of
+// them exists, and returns their absolute paths.
+func writePEMExport(dir, email string, gen keystore.Generation) ([]string, error) {
+	keyPEM, err := keystore.MarshalPrivateKey(gen.Key)
+	if err != nil {
+		return nil, err
+	}
+	var certPEM, chainPEM bytes.Buffer
+	pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: gen.Chain[0].Raw})
+	for _, c := range gen.Chain[1:] {
+		pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	files := []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{email + ".key.pem", keyPEM, 0o600},
+		{email + ".cert.pem", certPEM.Bytes(), 0o644},
+		{email + ".chain.pem", chainPEM.Bytes(), 0o644},
+	}
+	var paths []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if _, err := os.Lstat(p); err == nil {
+			return nil, withHint(usageErrorf("%s exists; acmemail never overwrites it", p), "remove it first, or choose another directory with --out")
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = p
+		}
+		paths = append(paths, abs)
+	}
+	for i, f := range files {
+		if err := writeNewFileMode(paths[i], f.data, f.perm); err != nil {
+			return nil, fmt.Errorf("write %s: %w", paths[i], err)
+		}
+	}
+	return paths, nil
+}
+
+// writeNewFileMode creates path exclusively with perm and writes data.
+func writeNewFileMode(path string, data []byte, perm os.FileMode) error {
+	if perm == 0o600 {
+		return writeNewFile(path, data)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
