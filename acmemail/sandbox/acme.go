@@ -42,8 +42,20 @@ are worthless outside it. There are no other terms.
 
 func (ca *authority) url(path string) string { return ca.baseURL + path }
 
-// ServeHTTP routes ACME requests. Every response carries a fresh nonce.
+// ServeHTTP routes ACME requests and reports each one to the observer.
 func (ca *authority) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ca.observe == nil {
+		ca.serve(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	ca.serve(sw, r)
+	ca.observe(Observation{Kind: ObserveACME, At: start, Took: time.Since(start), Detail: r.Method + " " + acmeResource(r.URL.Path), Status: sw.status})
+}
+
+// serve routes ACME requests. Every response carries a fresh nonce.
+func (ca *authority) serve(w http.ResponseWriter, r *http.Request) {
 	ca.stats.update(func(s *Stats) { s.Requests++ })
 	h := w.Header()
 	h.Set("Replay-Nonce", ca.nonces.make())

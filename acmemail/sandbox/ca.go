@@ -120,6 +120,7 @@ type authority struct {
 	lookup   func(string) ([]string, error)
 	baseURL  string
 	nonces   *nonceStore
+	observe  func(Observation) // nil: nobody watches
 	caLocal  string
 	caDomain string
 
@@ -203,7 +204,11 @@ func (ca *authority) sendChallengeMail(ch *challenge) {
 	signed, err := ca.keys.sign(ca.caDomain, raw)
 	if err == nil {
 		env := envelope{from: from, id: strings.ToUpper(newID()[:12])}
+		handed := time.Now()
 		err = ca.mail.deliver(env, []string{to}, signed)
+		if err == nil && ca.observe != nil {
+			ca.observe(Observation{Kind: ObserveChallengeMail, At: handed, Email: to, Detail: ch.url})
+		}
 	}
 	if err == nil && ca.opt.Hostile {
 		// A replay of the genuine challenge, delivered again.
@@ -311,6 +316,9 @@ func (ca *authority) decideLocked(ch *challenge, digest string) {
 		az := ch.authz
 		az.status = statusValid
 		ca.stats.update(func(s *Stats) { s.RepliesAccepted++; s.ChallengesValid++ })
+		if ca.observe != nil {
+			ca.observe(Observation{Kind: ObserveChallengeValid, At: ch.validated, Email: az.ident.Value, Detail: ch.url})
+		}
 		ca.log.Info("challenge valid", "challenge", ch.url, "identifier", az.ident.Value)
 		o := az.order
 		if o.status == statusPending {

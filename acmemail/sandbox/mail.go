@@ -38,6 +38,7 @@ type mailSystem struct {
 	toCA      func(rcpt string, raw []byte)
 	noSign    bool // the submission server does not DKIM-sign
 	oauth     OAuthMode
+	observe   func(Observation) // nil: nobody watches
 
 	mem *imapmemserver.Server
 

@@ -150,6 +150,11 @@ type Options struct {
 	EABKeys map[string][]byte
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
+	// Observe, if set, is called synchronously with every [Observation]:
+	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
+	// the challenge mail being delivered, submissions, validations. It
+	// must be quick and must not call back into the World.
+	Observe func(Observation)
 	// Logger receives the world's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -237,10 +242,12 @@ type World struct {
 	mail  *mailSystem
 	ca    *authority
 
-	httpSrv *http.Server
-	imapSrv *imapserver.Server
-	smtpSrv *smtp.Server
-	dns     *dnsServer
+	httpSrv  *http.Server
+	imapSrv  *imapserver.Server
+	smtpSrv  *smtp.Server
+	imapsSrv *imapserver.Server // imapSrv, unless commands are observed
+	smtpsSrv *smtp.Server       // smtpSrv, unless commands are observed
+	dns      *dnsServer
 
 	listeners []io.Closer
 
@@ -383,6 +390,9 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	w.ca.init()
 	w.mail.toCA = w.ca.receive
+	if opt.Observe != nil {
+		w.ca.observe, w.mail.observe = opt.Observe, opt.Observe
+	}
 
 	w.httpSrv = &http.Server{
 		Handler:           w.ca,
@@ -393,22 +403,40 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		ErrorLog:          slog.NewLogLogger(w.log.With("component", "https").Handler(), slog.LevelDebug),
 		TLSConfig:         tlsConf.Clone(),
 	}
-	w.imapSrv = imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &imapSession{flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, w.mail, opt.OAuth}, nil, nil
-		},
-		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		Logger:    logAdapter{log: w.log.With("component", "imap"), msg: "imap server"},
-		TLSConfig: tlsConf.Clone(),
-	})
+	newIMAP := func(tlsConfig *tls.Config, insecureAuth bool) *imapserver.Server {
+		return imapserver.New(&imapserver.Options{
+			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+				return &imapSession{flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, w.mail, opt.OAuth}, nil, nil
+			},
+			Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+			Logger:       logAdapter{log: w.log.With("component", "imap"), msg: "imap server"},
+			TLSConfig:    tlsConfig,
+			InsecureAuth: insecureAuth,
+		})
+	}
+	w.imapSrv = newIMAP(tlsConf.Clone(), false)
 	w.smtpSrv = w.mail.newSubmissionServer()
 	w.smtpSrv.TLSConfig = tlsConf.Clone()
+	w.imapsSrv, w.smtpsSrv = w.imapSrv, w.smtpSrv
+	imapsLnTLS, smtpsLnTLS := tls.NewListener(imapsLn, tlsConf.Clone()), tls.NewListener(smtpsLn, tlsConf.Clone())
+	if opt.Observe != nil {
+		// Commands are counted on the plaintext side of the implicit-TLS
+		// listeners. The servers cannot see through the counting wrapper
+		// that the connection is TLS, so these listeners get their own
+		// servers that allow login (the connection is TLS all the same)
+		// and offer no STARTTLS.
+		imapsLnTLS = &commandListener{Listener: imapsLnTLS, kind: ObserveIMAP, w: w}
+		smtpsLnTLS = &commandListener{Listener: smtpsLnTLS, smtp: true, kind: ObserveSMTP, w: w}
+		w.imapsSrv = newIMAP(nil, true)
+		w.smtpsSrv = w.mail.newSubmissionServer()
+		w.smtpsSrv.AllowInsecureAuth = true
+	}
 	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, log: w.log.With("component", "dns")}
 
 	w.serve("https", func() error { return w.httpSrv.ServeTLS(acmeLn, "", "") }, http.ErrServerClosed)
-	w.serve("imaps", func() error { return w.imapSrv.Serve(tls.NewListener(imapsLn, tlsConf.Clone())) }, nil)
+	w.serve("imaps", func() error { return w.imapsSrv.Serve(imapsLnTLS) }, nil)
 	w.serve("imap", func() error { return w.imapSrv.Serve(imapLn) }, nil)
-	w.serve("smtps", func() error { return w.smtpSrv.Serve(tls.NewListener(smtpsLn, tlsConf.Clone())) }, smtp.ErrServerClosed)
+	w.serve("smtps", func() error { return w.smtpsSrv.Serve(smtpsLnTLS) }, smtp.ErrServerClosed)
 	w.serve("smtp", func() error { return w.smtpSrv.Serve(smtpLn) }, smtp.ErrServerClosed)
 	w.dns.start()
 	w.listeners = listeners
@@ -474,11 +502,21 @@ func (w *World) Close() error {
 			}
 		}
 		cancel()
-		if err := w.imapSrv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close imap: %w", err))
+		for _, srv := range []*imapserver.Server{w.imapSrv, w.imapsSrv} {
+			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, fmt.Errorf("close imap: %w", err))
+			}
+			if w.imapsSrv == w.imapSrv {
+				break
+			}
 		}
-		if err := w.smtpSrv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("close smtp: %w", err))
+		for _, srv := range []*smtp.Server{w.smtpSrv, w.smtpsSrv} {
+			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+				errs = append(errs, fmt.Errorf("close smtp: %w", err))
+			}
+			if w.smtpsSrv == w.smtpSrv {
+				break
+			}
 		}
 		if err := w.dns.close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close dns: %w", err))

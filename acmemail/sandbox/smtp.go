@@ -146,6 +146,9 @@ func (s *smtpSession) Data(r io.Reader) error {
 		return errSMTPLocal
 	}
 	s.m.stats.update(func(st *Stats) { st.MessagesSubmitted++ })
+	if s.m.observe != nil {
+		s.m.observe(Observation{Kind: ObserveSubmitted, At: time.Now(), Email: s.user, Detail: strings.Join(s.rcpts, ", ")})
+	}
 	s.m.log.Info("message submitted", "from", s.from, "rcpts", len(s.rcpts), "queue_id", env.id)
 	return nil
 }
