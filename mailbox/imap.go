@@ -56,8 +56,11 @@ type IMAPConfig struct {
 	// plaintext endpoint is refused before anything is sent.
 	AllowInsecure bool
 	// PollInterval is how often the mailbox is checked when the server
-	// does not support IDLE; 0 means 5 s.
+	// does not support IDLE (or NoIdle is set); 0 means 5 s.
 	PollInterval time.Duration
+	// NoIdle polls even when the server offers IDLE, for servers whose
+	// IDLE does not report new mail reliably.
+	NoIdle bool
 	// MaxMessageSize caps the size of a message that Next returns; larger
 	// messages are skipped with a log line. 0 means DefaultMaxMessageSize.
 	MaxMessageSize int64
@@ -365,7 +368,7 @@ func (w *Watcher) connect(ctx context.Context) (*session, error) {
 	data, err := w.loginSelect(c, token)
 	var canIdle bool
 	if err == nil {
-		canIdle = c.Caps().Has(imap.CapIdle)
+		canIdle = c.Caps().Has(imap.CapIdle) && !w.cfg.NoIdle
 	}
 	if !stop() || err != nil {
 		c.Close()
