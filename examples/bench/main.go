@@ -1,0 +1,94 @@
+// Command bench measures acmemail against the embedded sandbox and prints
+// the figures of BENCHMARKS.md as a Markdown table:
+//
+//	go run ./examples/bench              # the full run (a few minutes)
+//	go run ./examples/bench -runs 3 -poll-runs 2 -scale 1,3   # a quick look
+//
+// Everything runs on loopback against one sandbox world started before any
+// measurement (its start-up is not measured). `acmemail obtain` runs as a
+// real child process (built from ./cmd/acmemail), so its CPU time and peak
+// memory are its own. The same figures are available as Go benchmarks:
+// go test -run '^$' -bench . ./examples/bench
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.runs, "runs", 50, "issuances per figure (reaction over IDLE, obtain p256, obtain rsa2048)")
+	flag.IntVar(&cfg.pollRuns, "poll-runs", 20, "issuances for the polling reaction figure")
+	flag.DurationVar(&cfg.pollInterval, "poll-interval", time.Second, "IMAP poll interval for the polling figure (mailbox default: 5s)")
+	scale := flag.String("scale", "1,10,100", "numbers of identities for the scale figure")
+	flag.IntVar(&cfg.scaleRepeat, "scale-repeat", 3, "how often each scale size is measured (the median is shown)")
+	flag.StringVar(&cfg.bin, "acmemail", "", "acmemail binary to measure (default: build ./cmd/acmemail)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	for _, f := range strings.Split(*scale, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: -scale %q: want positive numbers separated by commas\n", *scale)
+			os.Exit(2)
+		}
+		cfg.scale = append(cfg.scale, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := run(ctx, cfg, os.Stderr)
+	if err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	res.print(os.Stdout)
+}
+
+type config struct {
+	runs, pollRuns int
+	pollInterval   time.Duration
+	scale          []int
+	scaleRepeat    int
+	bin            string
+}
+
+// machine describes where the figures were taken.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load average " + strings.Join(strings.Fields(string(data))[:3], " ")
+	}
+	return fmt.Sprintf("%s/%s, %d CPUs (%s), %s%s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), model, runtime.Version(), load)
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "bench: "+format+"\n", args...)
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// results are the figures of one bench run.
+type results struct {
+	machine      string
+	reactionIdle summary
+	reactionPoll summary
+	pollInterval time.Duration
+	reactionCLI  summary
+	obtain       map[string]*obtainFigures // by key type
+	scale        []scalePoint
+	concurrency  int
+}
+
+type obtainFigures struct {
+	keyType   string
+	wall, cpu summary
+	maxRSS    []int64
+	phases    map[string][]time.Duration
+	acme      map[string]int // of the last run, by request
+	nACME     int
+	nIMAP     int
+	nSMTP     int
+	clientReq int64
+}
+
+type scalePoint struct {
+	n     int
+	total summary
+}
+
+// scaleConcurrency bounds the identities renewed at once in the scale
+// figure (the library flow's bound; see BENCHMARKS.md).
+const scaleConcurrency = 16
+
+func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
+	tmp, err := os.MkdirTemp("", "acmemail-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: scaleConcurrency}
+
+	bin := cfg.bin
+	if bin == "" {
+		logf(log, "building ./cmd/acmemail")
+		if bin, err = buildCLI(ctx, tmp); err != nil {
+			return nil, err
+		}
+	}
+
+	w, err := startWorld(ctx, sandbox.Options{}, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	acct, err := newAccount(w.pool)
+	if err != nil {
+		return nil, err
+	}
+	store, err := keystore.Open(mkdir(tmp, "lib"))
+	if err != nil {
+		return nil, err
+	}
+
+	// Warm up: the sandbox makes the domain's DKIM key on first use.
+	if err := libObtain(ctx, w, store, acct, "warmup@example.test", keystore.KeyP256, 0); err != nil {
+		return nil, err
+	}
+	w.rec.take()
+
+	logf(log, "reaction over IDLE: %d issuances through the library", cfg.runs)
+	if res.reactionIdle, err = reactions(ctx, w, store, acct, "idle@example.test", cfg.runs, 0); err != nil {
+		return nil, err
+	}
+
+	var cliReactions []time.Duration
+	for _, kt := range []string{"p256", "rsa2048"} {
+		logf(log, "acmemail obtain --key-type %s: %d child processes, first issuance each (new state directory)", kt, cfg.runs)
+		f := &obtainFigures{keyType: kt, phases: map[string][]time.Duration{}}
+		var walls, cpus []time.Duration
+		for i := range cfg.runs {
+			r, err := cliObtain(ctx, bin, w, mkdir(tmp, fmt.Sprintf("cli-%s-%d", kt, i)), "cli-"+kt+"@example.test", kt)
+			if err != nil {
+				return nil, err
+			}
+			walls, cpus = append(walls, r.wall), append(cpus, r.cpu)
+			f.maxRSS = append(f.maxRSS, r.maxRSS)
+			for _, p := range r.phases {
+				f.phases[p.name] = append(f.phases[p.name], p.d)
+			}
+			f.acme, f.nACME, f.nIMAP, f.nSMTP, f.clientReq = r.acme, r.nACME, r.nIMAP, r.nSMTP, r.requests
+			cliReactions = append(cliReactions, r.reaction)
+		}
+		f.wall, f.cpu = summarize(walls), summarize(cpus)
+		res.obtain[kt] = f
+	}
+	res.reactionCLI = summarize(cliReactions)
+
+	logf(log, "reaction without IDLE (polling every %s): %d issuances", cfg.pollInterval, cfg.pollRuns)
+	wp, err := startWorld(ctx, sandbox.Options{}, mkdir(tmp, "poll"))
+	if err != nil {
+		return nil, err
+	}
+	defer wp.Close()
+	acctP, err := newAccount(wp.pool)
+	if err != nil {
+		return nil, err
+	}
+	if err := libObtain(ctx, wp, store, acctP, "warmup@example.test", keystore.KeyP256, cfg.pollInterval); err != nil {
+		return nil, err
+	}
+	if res.reactionPoll, err = reactions(ctx, wp, store, acctP, "poll@example.test", cfg.pollRuns, cfg.pollInterval); err != nil {
+		return nil, err
+	}
+
+	for _, n := range cfg.scale {
+		logf(log, "scale: %d identities at once (bound %d), %d times", n, scaleConcurrency, cfg.scaleRepeat)
+		var totals []time.Duration
+		for rep := range cfg.scaleRepeat {
+			emails := make([]string, n)
+			for i := range emails {
+				emails[i] = fmt.Sprintf("scale%d-%d-%d@example.test", n, rep, i)
+				if _, err := w.user(emails[i]); err != nil {
+					return nil, err
+				}
+			}
+			st, err := keystore.Open(mkdir(tmp, fmt.Sprintf("scale-%d-%d", n, rep)))
+			if err != nil {
+				return nil, err
+			}
+			d, err := obtainMany(ctx, w, st, acct, emails, scaleConcurrency)
+			if err != nil {
+				return nil, err
+			}
+			totals = append(totals, d)
+		}
+		res.scale = append(res.scale, scalePoint{n: n, total: summarize(totals)})
+	}
+	return res, nil
+}
+
+// reactions runs n library issuances for email and returns the reaction
+// latencies the sandbox observed.
+func reactions(ctx context.Context, w *world, store *keystore.Store, acct *account, email string, n int, poll time.Duration) (summary, error) {
+	var ds []time.Duration
+	for range n {
+		w.rec.take()
+		start := time.Now()
+		if err := libObtain(ctx, w, store, acct, email, keystore.KeyP256, poll); err != nil {
+			return summary{}, err
+		}
+		is := analyze(w.rec.take(), email, start, time.Now())
+		if is.reaction <= 0 {
+			return summary{}, fmt.Errorf("no reaction observed for %s", email)
+		}
+		ds = append(ds, is.reaction)
+	}
+	return summarize(ds), nil
+}
+
+// obtainMany issues certificates for emails, at most bound at once, and
+// returns the total time.
+func obtainMany(ctx context.Context, w *world, store *keystore.Store, acct *account, emails []string, bound int) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, bound)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for _, e := range emails {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := libObtain(ctx, w, store, acct, e, keystore.KeyP256, 0); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if len(errs) > 0 {
+		return 0, errs[0]
+	}
+	return d, nil
+}
+
+func mkdir(parent, name string) string {
+	dir := parent + string(os.PathSeparator) + name
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		panic(err)
+	}
+	return dir
+}
+
+// protocolMinimum is the fewest ACME requests a first issuance of one email
+// identifier needs when the CA validates and issues at once (BENCHMARKS.md
+// justifies each).
+var protocolMinimum = []string{
+	"GET directory", "HEAD newNonce", "POST newAccount", "POST newOrder", "POST authz",
+	"POST challenge", "POST finalize", "POST cert",
+}
+
+func (r *results) print(out io.Writer) {
+	fmt.Fprintf(out, "Machine: %s\n\n", r.machine)
+	fmt.Fprintln(out, "| figure | runs | median | p99 | min | max |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|")
+	row := func(name string, s summary) {
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s |\n", name, s.n, ms(s.median), ms(s.p99), ms(s.min), ms(s.max))
+	}
+	row("reaction, IDLE (library)", r.reactionIdle)
+	row("reaction, IDLE (`acmemail obtain`)", r.reactionCLI)
+	row(fmt.Sprintf("reaction, polling every %s", r.pollInterval), r.reactionPoll)
+	for _, kt := range []string{"p256", "rsa2048"} {
+		f := r.obtain[kt]
+		if f == nil {
+			continue
+		}
+		row("`acmemail obtain --key-type "+kt+"`, wall", f.wall)
+		row("`acmemail obtain --key-type "+kt+"`, CPU (user+sys)", f.cpu)
+	}
+	for _, p := range r.scale {
+		row(fmt.Sprintf("scale: %d identities, total", p.n), p.total)
+	}
+	if len(r.scale) > 1 {
+		base := r.scale[0]
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "Scale (library flow, at most %d identities at once, one shared ACME account and HTTP client):\n\n", r.concurrency)
+		fmt.Fprintln(out, "| identities | total (median) | per identity | vs. one |")
+		fmt.Fprintln(out, "|---:|---:|---:|---:|")
+		for _, p := range r.scale {
+			fmt.Fprintf(out, "| %d | %s | %s | %.1f× |\n", p.n, ms(p.total.median), ms(p.total.median/time.Duration(p.n)),
+				float64(p.total.median)/float64(base.total.median)*float64(base.n))
+		}
+	}
+
+	for _, kt := range []string{"p256", "rsa2048"} {
+		f := r.obtain[kt]
+		if f == nil {
+			continue
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "Phases of `acmemail obtain --key-type %s` (median of %d; the medians need not add up to the total):\n\n", kt, f.wall.n)
+		fmt.Fprintln(out, "| phase | median | p99 |")
+		fmt.Fprintln(out, "|---|---:|---:|")
+		for _, name := range phaseNames {
+			s := summarize(f.phases[name])
+			fmt.Fprintf(out, "| %s | %s | %s |\n", name, ms(s.median), ms(s.p99))
+		}
+		rss := slices.Clone(f.maxRSS)
+		slices.Sort(rss)
+		fmt.Fprintf(out, "\nPeak RSS of the acmemail process (getrusage of the child): median %.1f MiB, max %.1f MiB\n",
+			float64(rss[len(rss)/2])/(1<<20), float64(rss[len(rss)-1])/(1<<20))
+	}
+
+	if f := r.obtain["p256"]; f != nil {
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "Requests per first issuance (`acmemail obtain`, new account; ACME %d as the sandbox counted them, %d as the client counted them):\n\n", f.nACME, f.clientReq)
+		fmt.Fprintln(out, "| ACME request | sent | protocol minimum |")
+		fmt.Fprintln(out, "|---|---:|---:|")
+		minimum := map[string]int{}
+		for _, m := range protocolMinimum {
+			minimum[m]++
+		}
+		keys := make([]string, 0, len(f.acme))
+		for k := range f.acme {
+			keys = append(keys, k)
+		}
+		for k := range minimum {
+			if f.acme[k] == 0 {
+				keys = append(keys, k)
+			}
+		}
+		order := map[string]int{}
+		for i, m := range protocolMinimum {
+			order[m] = i
+		}
+		sort.SliceStable(keys, func(i, j int) bool {
+			oi, iok := order[keys[i]]
+			oj, jok := order[keys[j]]
+			if iok != jok {
+				return iok
+			}
+			if oi != oj {
+				return oi < oj
+			}
+			return keys[i] < keys[j]
+		})
+		for _, k := range keys {
+			fmt.Fprintf(out, "| %s | %d | %d |\n", k, f.acme[k], minimum[k])
+		}
+		fmt.Fprintf(out, "| **total** | **%d** | **%d** |\n", f.nACME, len(protocolMinimum))
+		fmt.Fprintf(out, "\nIMAP commands: %d; SMTP commands: %d (see BENCHMARKS.md for the minimum)\n", f.nIMAP, f.nSMTP)
+	}
+}
