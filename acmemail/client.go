@@ -435,10 +435,12 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 				return nil, err
 			}
 		}
+		instant := true // every challenge POST came back valid
 		for _, p := range work {
 			if p.done {
 				continue
 			}
+			instant = false
 			if err := c.waitValid(ctx, p); err != nil {
 				return nil, err
 			}
@@ -446,10 +448,18 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 				return nil, err
 			}
 		}
-		var err error
-		order, err = c.acme.GetOrder(ctx, c.account, order)
-		if err != nil {
-			return nil, fromACME("fetch the order", err)
+		if instant && len(work) == len(order.Authorizations) {
+			// All authorizations became valid in the CA's answers to our
+			// challenge POSTs, so the order is ready (RFC 8555 §7.1.6): a
+			// CA that validates while answering has updated the order too,
+			// and fetching it again would only cost a round trip.
+			order.Status = acme.StatusReady
+		} else {
+			var err error
+			order, err = c.acme.GetOrder(ctx, c.account, order)
+			if err != nil {
+				return nil, fromACME("fetch the order", err)
+			}
 		}
 	}
 	stopMail()
@@ -843,13 +853,26 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	if !claimed {
 		return fmt.Errorf("the challenge for %s was already answered (by an earlier or concurrent run); refusing to answer it twice", p.email)
 	}
-	for _, k := range mailKeys(cm) {
-		if _, err := c.guard().Claim(k); err != nil {
-			return fmt.Errorf("record the reply for %s: %w", p.email, err)
+	// The mail's own keys (token-part1, Message-ID) protect later runs
+	// against a replayed copy of this mail. They are written while the
+	// reply travels, and are durable before the CA is asked to validate.
+	mailClaims := make(chan error, 1)
+	go func() {
+		for _, k := range mailKeys(cm) {
+			if _, err := c.guard().Claim(k); err != nil {
+				mailClaims <- err
+				return
+			}
 		}
+		mailClaims <- nil
+	}()
+	sendErr := c.Mail.Send(ctx, p.email, to, reply)
+	claimErr := <-mailClaims
+	if sendErr != nil {
+		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, sendErr)
 	}
-	if err := c.Mail.Send(ctx, p.email, to, reply); err != nil {
-		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, err)
+	if claimErr != nil {
+		return fmt.Errorf("record the reply for %s: %w", p.email, claimErr)
 	}
 	p.replied = true
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
@@ -971,8 +994,14 @@ func (c *Client) post(ctx context.Context, p *pending) error {
 		return fromACME("ask the CA to validate "+p.email, err)
 	}
 	p.posted = true
-	if ch.Status == acme.StatusInvalid {
+	switch ch.Status {
+	case acme.StatusInvalid:
 		return challengeError(p.email, ch)
+	case acme.StatusValid:
+		// The CA validated while answering. A valid challenge makes its
+		// authorization valid (RFC 8555 §7.1.6): nothing to poll.
+		p.done = true
+		c.emit(EventValidated, p.email, "the CA validated %s", p.email)
 	}
 	return nil
 }
