@@ -91,6 +91,9 @@ func acmeResource(path string) string {
 	case pathTerms:
 		return "terms"
 	}
+	if strings.HasPrefix(path, pathRenewalInfo) {
+		return "renewalInfo"
+	}
 	for _, p := range []struct{ prefix, name string }{
 		{pathAccount, "account"}, {pathOrder, "order"}, {pathAuthz, "authz"}, {pathChallenge, "challenge"}, {pathCert, "cert"},
 	} {
