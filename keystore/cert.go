@@ -29,7 +29,10 @@ const (
 
 // CertMeta describes an installed certificate (meta.json).
 type CertMeta struct {
-	Email     string    `json:"email"`      // the address (domain lowercased)
+	Email string `json:"email"` // the address (domain lowercased)
+	// Also lists the certificate's other addresses, comma-separated (a
+	// string keeps CertMeta comparable); caller-set, "" for one address.
+	Also      string    `json:"also,omitempty"`
 	Directory string    `json:"directory"`  // ACME directory URL of the issuing CA
 	KeyType   KeyType   `json:"key_type"`   // set by SaveCertificate from the key
 	Usage     string    `json:"usage"`      // "both", "sign" or "encrypt"

@@ -44,6 +44,7 @@ type mailSystem struct {
 
 	mu      sync.Mutex
 	users   map[string]*mailUser // by lowercased address
+	aliases map[string]string    // lowercased alias -> lowercased user address (see World.AddAlias)
 	changed chan struct{}        // closed and replaced when a message is delivered
 }
 
@@ -103,6 +104,9 @@ func (m *mailSystem) addUser(addr, password string) error {
 func (m *mailSystem) user(addr string) *mailUser {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if u := m.aliases[strings.ToLower(addr)]; u != "" {
+		return m.users[u]
+	}
 	return m.users[strings.ToLower(addr)]
 }
 

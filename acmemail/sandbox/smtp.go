@@ -92,7 +92,7 @@ func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.user == "" {
 		return errSMTPAuthRequired
 	}
-	if !strings.EqualFold(from, s.user) {
+	if !s.m.owns(s.user, from) {
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: fmt.Sprintf("<%s>: Sender address rejected: not owned by user %s", from, s.user)}
 	}
@@ -179,7 +179,7 @@ func (m *mailSystem) prepareSubmission(user string, raw []byte) ([]byte, error) 
 	if err != nil || len(list) != 1 {
 		return nil, reject("From field must hold exactly one address")
 	}
-	if !strings.EqualFold(list[0].Address, user) {
+	if !m.owns(user, list[0].Address) {
 		return nil, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: fmt.Sprintf("From address %s does not belong to the authenticated user %s", list[0].Address, user)}
 	}
@@ -201,7 +201,7 @@ func (m *mailSystem) prepareSubmission(user string, raw []byte) ([]byte, error) 
 	if m.noSign {
 		return raw, nil
 	}
-	_, domain := splitAddress(user)
+	_, domain := splitAddress(list[0].Address) // the From domain: the user's or an alias's
 	return m.keys.sign(domain, raw)
 }
 

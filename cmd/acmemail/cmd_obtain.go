@@ -45,6 +45,7 @@ type obtainOptions struct {
 	smimeRoots      string
 	eab             eabFlags
 	sandbox         sandboxFlags
+	also            alsoFlags
 }
 
 const obtainLong = `Obtain an S/MIME certificate for EMAIL from an ACME CA that supports RFC 8823.
@@ -124,6 +125,7 @@ func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
 	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
 	o.sandbox.addFlags(f, true)
+	o.also.addFlags(f)
 }
 
 // namedServer is a CA acmemail knows by name, with its quirks.
@@ -172,6 +174,9 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		return err
 	}
 	if err := s.openMail(ctx); err != nil {
+		return err
+	}
+	if err := s.openAlso(ctx); err != nil {
 		return err
 	}
 	if err := s.newClient(ctx); err != nil {

@@ -23,6 +23,8 @@ import (
 // metadata recorded). It never holds a password.
 type identity struct {
 	email         string
+	also          []string            // more addresses in the same certificate (--also)
+	alsoBoxes     map[string]*alsoBox // their own mailboxes, by lowercased address
 	server        string // as given: a name, "sandbox" or a directory URL
 	join          string // --join as given ("" = per server)
 	imapURL       string // "" = the sandbox's
@@ -62,8 +64,12 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 	if profile != "modern" && profile != "legacy" {
 		return nil, usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
 	}
+	also, boxes, err := o.also.resolve(email)
+	if err != nil {
+		return nil, err
+	}
 	return &identity{
-		email: email, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
+		email: email, also: also, alsoBoxes: boxes, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
@@ -89,6 +95,7 @@ type session struct {
 	pool         *x509.CertPool
 	store        *keystore.Store
 	mail         *mailAdapter
+	multi        *multiMail // several mailboxes (--also-imap), or nil
 	client       *acmemail.Client
 
 	closers []func()
@@ -319,6 +326,9 @@ func (s *session) newClient(ctx context.Context) error {
 	if s.mail != nil {
 		client.Mail = *s.mail
 	}
+	if s.multi != nil {
+		client.Mail = s.multi
+	}
 	if accountURL == "" {
 		if err := agreeToTerms(ctx, s.g, client, s.id.agreeTOS); err != nil {
 			return err
@@ -375,17 +385,17 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 		}
 		certKey = key
 	}
-	csr, err := acmemail.NewCSR(certKey, []string{id.email}, id.usage)
+	csr, err := acmemail.NewCSR(certKey, id.emails(), id.usage)
 	if err != nil {
 		return nil, err
 	}
-	s.prog.printf("ordering a certificate for %s from %s", id.email, s.dirURL)
-	cert, err := s.client.Obtain(ctx, acmemail.ObtainRequest{Emails: []string{id.email}, CSR: csr, Replaces: req.replaces})
+	s.prog.printf("ordering a certificate for %s from %s", strings.Join(id.emails(), ", "), s.dirURL)
+	cert, err := s.client.Obtain(ctx, acmemail.ObtainRequest{Emails: id.emails(), CSR: csr, Replaces: req.replaces})
 	s.prog.endLive()
 	if err != nil {
 		return nil, err
 	}
-	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: []string{id.email}, Usage: id.usage, Roots: s.issuerRoots()}.Check(cert.Chain)
+	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: id.emails(), Usage: id.usage, Roots: s.issuerRoots()}.Check(cert.Chain)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
 	}
@@ -393,7 +403,7 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 		s.prog.printf("warning: %s", w)
 	}
 	meta := keystore.CertMeta{
-		Email: id.email, Directory: s.dirURL, KeyType: id.keyType, Usage: id.usage.String(),
+		Email: id.email, Also: strings.Join(id.also, ","), Directory: s.dirURL, KeyType: id.keyType, Usage: id.usage.String(),
 		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
 		OrderURL: cert.OrderURL, CertURL: cert.CertURL,
 	}

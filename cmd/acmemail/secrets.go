@@ -26,7 +26,7 @@ type secretSource struct {
 var errNoTTY = errors.New("no terminal to ask on")
 
 func (g *globals) secret(s secretSource) (string, error) {
-	if v := g.getenv(s.envVar); v != "" {
+	if v := g.getenv(s.envVar); s.envVar != "" && v != "" {
 		return v, nil
 	}
 	if s.file != "" {
@@ -40,6 +40,9 @@ func (g *globals) secret(s secretSource) (string, error) {
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
 		if tty != nil {
 			tty.Close()
+		}
+		if s.envVar == "" {
+			return "", usageErrorf("the %s is needed: use --%s (%w)", s.what, s.flag, errNoTTY)
 		}
 		return "", usageErrorf("the %s is needed: set %s or use --%s (%w)", s.what, s.envVar, s.flag, errNoTTY)
 	}
