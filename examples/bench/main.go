@@ -27,7 +27,8 @@ import (
 
 func main() {
 	var cfg config
-	flag.IntVar(&cfg.runs, "runs", 50, "issuances per figure (reaction over IDLE, obtain p256, obtain rsa2048)")
+	flag.IntVar(&cfg.runs, "runs", 50, "library issuances for the IDLE reaction figure")
+	flag.IntVar(&cfg.cliRuns, "cli-runs", 50, "acmemail obtain child processes per key type (p256, rsa2048); 0 skips them")
 	flag.IntVar(&cfg.pollRuns, "poll-runs", 20, "issuances for the polling reaction figure")
 	flag.DurationVar(&cfg.pollInterval, "poll-interval", time.Second, "IMAP poll interval for the polling figure (mailbox default: 5s)")
 	scale := flag.String("scale", "1,10,100", "numbers of identities for the scale figure")
@@ -64,11 +65,12 @@ func main() {
 }
 
 type config struct {
-	runs, pollRuns int
-	pollInterval   time.Duration
-	scale          []int
-	scaleRepeat    int
-	bin            string
+	runs, cliRuns int
+	pollRuns      int
+	pollInterval  time.Duration
+	scale         []int
+	scaleRepeat   int
+	bin           string
 }
 
 // machine describes where the figures were taken.

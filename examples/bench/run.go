@@ -56,7 +56,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: scaleConcurrency}
 
 	bin := cfg.bin
-	if bin == "" {
+	if bin == "" && cfg.cliRuns > 0 {
 		logf(log, "building ./cmd/acmemail")
 		if bin, err = buildCLI(ctx, tmp); err != nil {
 			return nil, err
@@ -90,10 +90,13 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 
 	var cliReactions []time.Duration
 	for _, kt := range []string{"p256", "rsa2048"} {
-		logf(log, "acmemail obtain --key-type %s: %d child processes, first issuance each (new state directory)", kt, cfg.runs)
+		if cfg.cliRuns == 0 {
+			break
+		}
+		logf(log, "acmemail obtain --key-type %s: %d child processes, first issuance each (new state directory)", kt, cfg.cliRuns)
 		f := &obtainFigures{keyType: kt, phases: map[string][]time.Duration{}}
 		var walls, cpus []time.Duration
-		for i := range cfg.runs {
+		for i := range cfg.cliRuns {
 			r, err := cliObtain(ctx, bin, w, mkdir(tmp, fmt.Sprintf("cli-%s-%d", kt, i)), "cli-"+kt+"@example.test", kt)
 			if err != nil {
 				return nil, err
@@ -112,19 +115,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res.reactionCLI = summarize(cliReactions)
 
 	logf(log, "reaction without IDLE (polling every %s): %d issuances", cfg.pollInterval, cfg.pollRuns)
-	wp, err := startWorld(ctx, sandbox.Options{}, mkdir(tmp, "poll"))
-	if err != nil {
-		return nil, err
-	}
-	defer wp.Close()
-	acctP, err := newAccount(wp.pool)
-	if err != nil {
-		return nil, err
-	}
-	if err := libObtain(ctx, wp, store, acctP, "warmup@example.test", keystore.KeyP256, cfg.pollInterval); err != nil {
-		return nil, err
-	}
-	if res.reactionPoll, err = reactions(ctx, wp, store, acctP, "poll@example.test", cfg.pollRuns, cfg.pollInterval); err != nil {
+	if res.reactionPoll, err = reactions(ctx, w, store, acct, "poll@example.test", cfg.pollRuns, cfg.pollInterval); err != nil {
 		return nil, err
 	}
 
@@ -226,6 +217,9 @@ func (r *results) print(out io.Writer) {
 	fmt.Fprintln(out, "| figure | runs | median | p99 | min | max |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|")
 	row := func(name string, s summary) {
+		if s.n == 0 {
+			return
+		}
 		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s |\n", name, s.n, ms(s.median), ms(s.p99), ms(s.min), ms(s.max))
 	}
 	row("reaction, IDLE (library)", r.reactionIdle)

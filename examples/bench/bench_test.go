@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// The benchmarks share one sandbox world per test binary; its start-up is
+// not measured. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 50x ./examples/bench
+//
+// They report the figures of BENCHMARKS.md as custom metrics (ms, counts)
+// next to ns/op.
+
+var shared struct {
+	once  sync.Once
+	err   error
+	dir   string
+	w     *world
+	acct  *account
+	store *keystore.Store
+	bin   string
+}
+
+func sharedWorld(b *testing.B, withCLI bool) (*world, *account, *keystore.Store) {
+	b.Helper()
+	shared.once.Do(func() {
+		ctx := context.Background()
+		if shared.dir, shared.err = os.MkdirTemp("", "acmemail-bench-"); shared.err != nil {
+			return
+		}
+		if shared.w, shared.err = startWorld(ctx, sandbox.Options{}, shared.dir); shared.err != nil {
+			return
+		}
+		if shared.acct, shared.err = newAccount(shared.w.pool); shared.err != nil {
+			return
+		}
+		if shared.store, shared.err = keystore.Open(mkdir(shared.dir, "lib")); shared.err != nil {
+			return
+		}
+		shared.err = libObtain(ctx, shared.w, shared.store, shared.acct, "warmup@example.test", keystore.KeyP256, 0)
+	})
+	if shared.err != nil {
+		b.Fatal(shared.err)
+	}
+	if withCLI && shared.bin == "" {
+		bin, err := buildCLI(context.Background(), shared.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		shared.bin = bin
+	}
+	return shared.w, shared.acct, shared.store
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.w != nil {
+		shared.w.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+func reportDurations(b *testing.B, name string, d []time.Duration) {
+	s := summarize(d)
+	b.ReportMetric(float64(s.median)/1e6, name+"-median-ms")
+	b.ReportMetric(float64(s.p99)/1e6, name+"-p99-ms")
+}
+
+// BenchmarkReaction: one issuance per op through the library; the metric is
+// the time from the challenge mail being delivered to the reply being
+// accepted by the submission server.
+func BenchmarkReaction(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		poll time.Duration
+	}{{"idle", 0}, {"poll-1s", time.Second}} {
+		b.Run(c.name, func(b *testing.B) {
+			w, acct, store := sharedWorld(b, false)
+			email := "bench-" + c.name + "@example.test"
+			var ds []time.Duration
+			for b.Loop() {
+				w.rec.take()
+				start := time.Now()
+				if err := libObtain(b.Context(), w, store, acct, email, keystore.KeyP256, c.poll); err != nil {
+					b.Fatal(err)
+				}
+				is := analyze(w.rec.take(), email, start, time.Now())
+				ds = append(ds, is.reaction)
+			}
+			reportDurations(b, "reaction", ds)
+		})
+	}
+}
+
+// BenchmarkObtainCLI: one `acmemail obtain` child process per op, first
+// issuance (new state directory, new account). ns/op is the wall time.
+func BenchmarkObtainCLI(b *testing.B) {
+	for _, kt := range []string{"p256", "rsa2048"} {
+		b.Run(kt, func(b *testing.B) {
+			w, _, _ := sharedWorld(b, true)
+			var cpu []time.Duration
+			var rss int64
+			var acme, imap, smtp int
+			i := 0
+			for b.Loop() {
+				i++
+				r, err := cliObtain(b.Context(), shared.bin, w, mkdir(shared.dir, fmt.Sprintf("bench-cli-%s-%d", kt, i)), "bench-cli-"+kt+"@example.test", kt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cpu = append(cpu, r.cpu)
+				rss = max(rss, r.maxRSS)
+				acme, imap, smtp = r.nACME, r.nIMAP, r.nSMTP
+			}
+			reportDurations(b, "cpu", cpu)
+			b.ReportMetric(float64(rss)/(1<<20), "max-rss-MiB")
+			b.ReportMetric(float64(acme), "acme-requests")
+			b.ReportMetric(float64(imap), "imap-commands")
+			b.ReportMetric(float64(smtp), "smtp-commands")
+		})
+	}
+}
+
+// BenchmarkScale: one op issues certificates for n identities at once
+// (bounded), through the library with one shared account.
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			w, acct, _ := sharedWorld(b, false)
+			rep := 0
+			for b.Loop() {
+				b.StopTimer()
+				rep++
+				emails := make([]string, n)
+				for i := range emails {
+					emails[i] = fmt.Sprintf("bench-scale%d-%d-%d@example.test", n, rep, i)
+					if _, err := w.user(emails[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				store, err := keystore.Open(mkdir(shared.dir, fmt.Sprintf("bench-scale-%d-%d", n, rep)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := obtainMany(b.Context(), w, store, acct, emails, scaleConcurrency); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestSmoke runs the bench command's code once with tiny numbers, so that
+// it keeps working; it asserts what was counted, never how long anything
+// took. The `acmemail obtain` child processes need a build of cmd/acmemail
+// and run only with ACMEMAIL_BENCH_CLI=1 (the benchmarks always run them).
+func TestSmoke(t *testing.T) {
+	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1}
+	if os.Getenv("ACMEMAIL_BENCH_CLI") == "1" {
+		cfg.cliRuns = 1
+	}
+	res, err := run(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.reactionIdle.n != 1 || res.reactionPoll.n != 1 || res.reactionIdle.median <= 0 {
+		t.Errorf("reactions: idle %+v, poll %+v; want one positive sample each", res.reactionIdle, res.reactionPoll)
+	}
+	if len(res.scale) != 2 {
+		t.Errorf("scale points = %d, want 2", len(res.scale))
+	}
+	if f := res.obtain["p256"]; cfg.cliRuns > 0 {
+		if f == nil {
+			t.Fatal("no figures for acmemail obtain --key-type p256")
+		}
+		if int64(f.nACME) != f.clientReq {
+			t.Errorf("the sandbox saw %d ACME requests, the client counted %d", f.nACME, f.clientReq)
+		}
+		for _, m := range protocolMinimum {
+			if m != "HEAD newNonce" && f.acme[m] == 0 {
+				t.Errorf("no %s request was seen; requests: %v", m, f.acme)
+			}
+		}
+		if f.nIMAP == 0 || f.nSMTP == 0 {
+			t.Errorf("IMAP commands %d, SMTP commands %d; want some of each", f.nIMAP, f.nSMTP)
+		}
+	}
+	var out strings.Builder
+	res.print(&out)
+	if !strings.Contains(out.String(), "reaction, IDLE") {
+		t.Errorf("the table lacks the reaction row:\n%s", out.String())
+	}
+}
