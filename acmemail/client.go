@@ -329,6 +329,14 @@ func (c *Client) EnsureAccount(ctx context.Context) (string, error) {
 	return got.Location, nil
 }
 
+// expectMail tells a Mail that can look for new mail at once (a
+// [MailExpecter]) that a challenge mail is due.
+func (c *Client) expectMail() {
+	if e, ok := c.Mail.(MailExpecter); ok {
+		e.Expect()
+	}
+}
+
 // pending is one authorization being worked on.
 type pending struct {
 	email     string
@@ -418,6 +426,9 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	}
 
 	if order.Status == acme.StatusPending {
+		// A CA mails the challenge when its authorization is fetched (or
+		// after the POST, see answer): a polling watcher should look now.
+		c.expectMail()
 		if err := c.answer(ctx, work, started, inbox, mailErr, st, order); err != nil {
 			return nil, err
 		}
@@ -792,6 +803,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 					return err
 				}
 			}
+			c.expectMail()
 		case raw := <-inbox:
 			if err := c.consider(ctx, work, started, raw, func() error { return st.save(c, order) }); err != nil {
 				return err

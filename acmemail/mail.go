@@ -18,6 +18,14 @@ type Mail interface {
 	Send(ctx context.Context, from string, to []string, raw []byte) error
 }
 
+// MailExpecter is implemented by a [Mail] that can look for new mail at
+// once, such as an IMAP watcher that polls because the server has no IDLE.
+// The order flow calls Expect when a challenge mail is due: after fetching
+// the authorizations, and after POSTing a challenge whose mail has not come.
+type MailExpecter interface {
+	Expect()
+}
+
 // ReplyGuard records that a challenge is being answered, so that it is
 // answered at most once, even across crashes and concurrent runs. Claim
 // must be durable before it returns true: the reply is sent only after a

@@ -121,6 +121,7 @@ type Watcher struct {
 	idleOK atomic.Bool                       // canIdle, for UsesIdle
 	exists chan struct{}                     // EXISTS seen
 	kick   chan struct{}                     // a Next is waiting
+	expect chan struct{}                     // Expect was called
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -171,6 +172,7 @@ func Watch(ctx context.Context, cfg IMAPConfig) (*Watcher, error) {
 		max:     cfg.MaxMessageSize,
 		exists:  make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
+		expect:  make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
@@ -295,6 +297,17 @@ func (w *Watcher) setSession(sess *session) {
 // server announced IDLE and has not refused it. false means it polls
 // every IMAPConfig.PollInterval instead.
 func (w *Watcher) UsesIdle() bool { return w.idleOK.Load() }
+
+// expectPollDelay is the first delay between polls after [Watcher.Expect].
+const expectPollDelay = 100 * time.Millisecond
+
+// Expect tells the Watcher that a message is due (for example: the CA has
+// just been asked for its challenge mail). Without IDLE it checks the
+// mailbox at once and then polls 100 ms later, doubling the delay back up
+// to the poll interval, so that a mail delivered within seconds is seen
+// within a fraction of them. With IDLE the server reports new mail by
+// itself and Expect does nothing.
+func (w *Watcher) Expect() { signal(w.expect) }
 
 func (w *Watcher) onMailbox(data *imapclient.UnilateralDataMailbox) {
 	if data.NumMessages != nil {
@@ -485,7 +498,8 @@ func (w *Watcher) run() {
 	defer close(w.done)
 
 	var idleTimer *time.Timer
-	var poll *time.Ticker
+	var poll *time.Timer
+	pollDelay := w.cfg.PollInterval // shortened by Expect, then doubling back
 	defer func() {
 		if idleTimer != nil {
 			idleTimer.Stop()
@@ -494,6 +508,7 @@ func (w *Watcher) run() {
 			poll.Stop()
 		}
 	}()
+	noop := func() error { return w.command(commandTimeout, func() error { return w.c.Noop().Wait() }) }
 
 	for {
 		select {
@@ -533,13 +548,24 @@ func (w *Watcher) run() {
 				idleC = idleTimer.C
 			} else {
 				if poll == nil {
-					poll = time.NewTicker(w.cfg.PollInterval)
+					poll = time.NewTimer(pollDelay)
 				}
 				pollC = poll.C
 			}
 			select {
 			case <-w.quit:
 			case <-w.kick:
+			case <-w.expect:
+				if !w.canIdle {
+					// Mail is due: look now, then again soon, backing
+					// off to the poll interval.
+					if w.wanted() {
+						err = noop()
+						w.dirty = true
+					}
+					pollDelay = min(expectPollDelay, w.cfg.PollInterval)
+					poll.Reset(pollDelay)
+				}
 			case <-w.exists:
 				w.dirty = true
 			case <-idleC:
@@ -548,11 +574,13 @@ func (w *Watcher) run() {
 			case <-pollC:
 				if w.wanted() {
 					// NOOP lets the server report new messages (EXISTS).
-					err = w.command(commandTimeout, func() error { return w.c.Noop().Wait() })
+					err = noop()
 					w.dirty = true
 				} else if time.Since(w.lastCommand) > keepAliveInterval {
-					err = w.command(commandTimeout, func() error { return w.c.Noop().Wait() })
+					err = noop()
 				}
+				pollDelay = min(2*pollDelay, w.cfg.PollInterval)
+				poll.Reset(pollDelay)
 			case <-w.c.Closed():
 				err = errors.New("connection closed by the server")
 			}

@@ -88,6 +88,7 @@ type mailAdapter struct {
 }
 
 func (m mailAdapter) Next(ctx context.Context) ([]byte, error) { return m.w.Next(ctx) }
+func (m mailAdapter) Expect()                                  { m.w.Expect() }
 func (m mailAdapter) Send(ctx context.Context, from string, to []string, raw []byte) error {
 	return m.s.Send(ctx, from, to, raw)
 }
