@@ -36,6 +36,10 @@ type globals struct {
 	getenv  func(string) string
 	verbose int
 	started bool // a command's own code began; errors before are usage errors
+
+	configFile     string         // --config
+	config         *config        // the parsed configuration file, or nil
+	settingSources []configSource // flags set from the environment or the file
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -72,7 +76,7 @@ Try it without a real CA:  acmemail obtain --server sandbox alice@example.test
 
 Progress goes to stderr; stdout carries only the result, so scripts can capture it.
 
-` + exitStatusHelp
+` + configHelp + "\n\n" + exitStatusHelp
 
 func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -90,9 +94,10 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err}
 	})
+	root.PersistentFlags().StringVar(&g.configFile, "config", "", "configuration file (default $XDG_CONFIG_HOME/acmemail/config.toml); flags also come from it and from ACMEMAIL_<FLAG> variables, see CONFIGURATION in acmemail --help")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		g.started = true
-		return nil
+		return g.settingsPreRun(cmd, args)
 	}
 	root.CompletionOptions.DisableDefaultCmd = true // ours has help, examples and a man page
 	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func knownFlags() func(string) bool {
+	names := allFlagNames(newRootCmd(&globals{getenv: func(string) string { return "" }}))
+	return func(k string) bool { return names[k] }
+}
+
+// TestParseConfigErrors: every mistake names the file and the line.
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"unknown-in-defaults", "[defaults]\nserver = \"castle\"\n\nfrobnicate = 1\n", `c.toml:4: "frobnicate" in [defaults]: unknown key`},
+		{"unknown-in-identity", "[defaults]\n[identity.\"alice@example.com\"]\nimap = \"imaps://x\"\nsmpt = \"smtps://x\"\n", `c.toml:4: "smpt" in [identity."alice@example.com"]: unknown key`},
+		{"underscore", "[defaults]\n\n\nkey_type = \"p256\"\n", `c.toml:4: "key_type" in [defaults]: unknown key (did you mean "key-type"?)`},
+		{"top-level-flag", "# comment\nkey-type = \"p256\"\n", `c.toml:2: unknown key "key-type" (put it in [defaults] or in an [identity."ADDRESS"] table)`},
+		{"top-level-other", "\n\n[servers]\nx = 1\n", `c.toml:3: unknown key "servers"`},
+		{"password-literal", "[identity.\"a@example.com\"]\npassword = \"hunter2\"\n", `c.toml:2: "password" in [identity."a@example.com"]: unknown key; secrets never go in the configuration file`},
+		{"hmac-literal", "[defaults]\neab-hmac = \"abc\"\n", `c.toml:2: "eab-hmac" in [defaults]: unknown key; secrets never go`},
+		{"reserved", "[defaults]\nconfig = \"/etc/other.toml\"\n", `c.toml:2: "config" in [defaults]: not allowed here`},
+		{"nested-table", "[identity.\"a@example.com\"]\n[identity.\"a@example.com\".imap]\nhost = \"x\"\n", `c.toml:2: "imap" in [identity."a@example.com"]: want a value, not a table`},
+		{"dotted-key-table", "[defaults]\nserver.url = \"x\"\n", `c.toml:2: "server" in [defaults]: want a value, not a table`},
+		{"bad-address", "[identity.\"not-an-address\"]\nserver = \"castle\"\n", `c.toml:1: [identity."not-an-address"]: "not-an-address" is not a mail address`},
+		{"identity-not-table", "identity = 3\n", `c.toml:1: identity must hold tables`},
+		{"same-identity-twice", "[identity.\"a@Example.com\"]\n[identity.\"a@example.COM\"]\n", `[identity."a@example.COM"]: a second table for a@example.com`},
+		{"duplicate-key", "[defaults]\nserver = \"a\"\nserver = \"b\"\n", `c.toml:3:`},
+		{"syntax", "[defaults]\nserver = \n", `c.toml:2:`},
+	}
+	known := knownFlags()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.text), "c.toml", known)
+			if err == nil {
+				t.Fatalf("parseConfig(%q) = nil error, want %q", tc.text, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("parseConfig(%q) = %q, want it to contain %q", tc.text, err, tc.want)
+			}
+		})
+	}
+}
+
+// settingsFor parses args for the obtain command of a real root, with the
+// environment env, and applies the settings as a run would.
+func settingsFor(t *testing.T, env map[string]string, args ...string) (*obtainOptions, error) {
+	t.Helper()
+	g := &globals{getenv: func(k string) string { return env[k] }}
+	root := newRootCmd(g)
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.settingsPreRun(cmd, cmd.Flags().Args()); err != nil {
+		return nil, err
+	}
+	// The options struct the command's flags are bound to.
+	v, _ := cmd.Flags().GetString("key-type")
+	timeout, _ := cmd.Flags().GetDuration("timeout")
+	contact, _ := cmd.Flags().GetStringSlice("contact")
+	agree, _ := cmd.Flags().GetBool("agree-tos")
+	server, _ := cmd.Flags().GetString("server")
+	imap, _ := cmd.Flags().GetString("imap")
+	pw, _ := cmd.Flags().GetString("password-file")
+	return &obtainOptions{keyType: v, timeout: timeout, contact: contact, agreeTOS: agree, server: server, imap: imap, passwordFile: pw}, nil
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const precedenceConfig = `
+[defaults]
+key-type = "rsa3072"
+server = "castle-staging"
+timeout = "20m"
+agree-tos = true
+
+[identity."alice@example.com"]
+key-type = "p384"
+imap = "imaps://imap.example.com"
+contact = ["alice@example.com", "postmaster@example.com"]
+password-file = "~/.config/acmemail/alice.password"
+`
+
+// TestConfigPrecedence: command line > environment > identity > defaults.
+func TestConfigPrecedence(t *testing.T) {
+	path := writeConfig(t, precedenceConfig)
+	env := map[string]string{"ACMEMAIL_CONFIG": path, "HOME": "/home/alice"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range env {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		keyType string
+	}{
+		{"defaults", env, []string{"obtain", "bob@example.com"}, "rsa3072"},
+		{"identity-over-defaults", env, []string{"obtain", "alice@example.com"}, "p384"},
+		{"identity-domain-case", env, []string{"obtain", "alice@EXAMPLE.com"}, "p384"},
+		{"env-over-identity", with("ACMEMAIL_KEY_TYPE", "p256"), []string{"obtain", "alice@example.com"}, "p256"},
+		{"flag-over-env", with("ACMEMAIL_KEY_TYPE", "p256"), []string{"obtain", "--key-type", "rsa4096", "alice@example.com"}, "rsa4096"},
+		{"no-config", map[string]string{}, []string{"obtain", "alice@example.com"}, "rsa2048"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := settingsFor(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.keyType != tc.keyType {
+				t.Errorf("key-type = %q, want %q", o.keyType, tc.keyType)
+			}
+		})
+	}
+	o, err := settingsFor(t, env, "obtain", "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.server != "castle-staging" || o.timeout.Minutes() != 20 || !o.agreeTOS || o.imap != "imaps://imap.example.com" {
+		t.Errorf("settings from the file = %+v", o)
+	}
+	if len(o.contact) != 2 || o.contact[1] != "postmaster@example.com" {
+		t.Errorf("contact = %q", o.contact)
+	}
+	if o.passwordFile != "/home/alice/.config/acmemail/alice.password" {
+		t.Errorf("password-file = %q, want ~ expanded", o.passwordFile)
+	}
+	// Another address gets only the defaults.
+	if o, _ := settingsFor(t, env, "obtain", "bob@example.com"); o.imap != "" {
+		t.Errorf("bob got alice's imap %q", o.imap)
+	}
+	// Environment variables for every flag, slices and booleans too.
+	o, err = settingsFor(t, map[string]string{"ACMEMAIL_CONTACT": "a@example.com,b@example.com", "ACMEMAIL_AGREE_TOS": "true", "ACMEMAIL_TIMEOUT": "90s"}, "obtain", "x@example.com")
+	if err != nil || len(o.contact) != 2 || !o.agreeTOS || o.timeout.Seconds() != 90 {
+		t.Errorf("from the environment: %+v, %v", o, err)
+	}
+	// The --config flag beats ACMEMAIL_CONFIG.
+	other := writeConfig(t, "[defaults]\nkey-type = \"p256\"\n")
+	if o, _ := settingsFor(t, env, "obtain", "--config", other, "bob@example.com"); o.keyType != "p256" {
+		t.Errorf("--config: key-type %q, want p256", o.keyType)
+	}
+}
+
+// TestConfigValueErrors: a value of the wrong type, or one the flag
+// refuses, names the file, the line and the flag; a bad environment value
+// names the variable.
+func TestConfigValueErrors(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{"[defaults]\n\ntimeout = 15\n", `:3: timeout: want a duration string such as "15m", not an integer`},
+		{"[defaults]\nagree-tos = \"yes\"\n", `:2: agree-tos: want true or false, not a string`},
+		{"[defaults]\ntimeout = \"soon\"\n", `:2: timeout: time: invalid duration "soon"`},
+		{"[defaults]\ncontact = [1, 2]\n", `:2: contact: want an array of strings`},
+		{"[identity.\"a@example.com\"]\nkey-type = [\"p256\"]\n", `:2: key-type: want a string, not an array`},
+	}
+	for _, tc := range cases {
+		_, err := settingsFor(t, map[string]string{"ACMEMAIL_CONFIG": writeConfig(t, tc.text)}, "obtain", "a@example.com")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("config %q: error %v, want %q", tc.text, err, tc.want)
+		}
+		if _, ok := err.(*usageError); !ok {
+			t.Errorf("config %q: error %T, want a usage error (exit 2)", tc.text, err)
+		}
+	}
+	_, err := settingsFor(t, map[string]string{"ACMEMAIL_TIMEOUT": "soon"}, "obtain", "a@example.com")
+	if err == nil || !strings.Contains(err.Error(), `ACMEMAIL_TIMEOUT="soon"`) {
+		t.Errorf("bad environment value: %v", err)
+	}
+}
+
+func TestConfigPermissions(t *testing.T) {
+	path := writeConfig(t, "[defaults]\n")
+	if err := os.Chmod(path, 0o622); err != nil {
+		t.Fatal(err)
+	}
+	_, err := settingsFor(t, map[string]string{"ACMEMAIL_CONFIG": path}, "obtain", "a@example.com")
+	if err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("group-writable config: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // readable is fine: it holds no secrets
+		t.Fatal(err)
+	}
+	if _, err := settingsFor(t, map[string]string{"ACMEMAIL_CONFIG": path}, "obtain", "a@example.com"); err != nil {
+		t.Errorf("world-readable config: %v", err)
+	}
+	// A named file must exist; the default one may be missing.
+	if _, err := settingsFor(t, map[string]string{"ACMEMAIL_CONFIG": path + ".missing"}, "obtain", "a@example.com"); err == nil {
+		t.Error("a missing --config/ACMEMAIL_CONFIG file is not an error")
+	}
+	if _, err := settingsFor(t, map[string]string{"XDG_CONFIG_HOME": t.TempDir()}, "obtain", "a@example.com"); err != nil {
+		t.Errorf("missing default config: %v", err)
+	}
+	// XDG_CONFIG_HOME is where the default file lives.
+	xdg := t.TempDir()
+	os.MkdirAll(filepath.Join(xdg, "acmemail"), 0o700)
+	os.WriteFile(filepath.Join(xdg, "acmemail", "config.toml"), []byte("[defaults]\nkey-type = \"p384\"\n"), 0o600)
+	if o, err := settingsFor(t, map[string]string{"XDG_CONFIG_HOME": xdg, "HOME": "/nonexistent"}, "obtain", "a@example.com"); err != nil || o.keyType != "p384" {
+		t.Errorf("$XDG_CONFIG_HOME/acmemail/config.toml: %+v, %v", o, err)
+	}
+}
+
+// FuzzParseConfig: the parser of a file users (and others) write never
+// panics, and every value it returns carries a real line number.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(precedenceConfig))
+	f.Add([]byte("[defaults]\nserver = \"a\"\nserver = \"b\"\n"))
+	f.Add([]byte("[identity.\"a@b.c\".x]\ny = 1\n"))
+	f.Add([]byte("identity = {\"a@b.c\" = {server = \"x\"}}\n"))
+	f.Add([]byte("[defaults]\ncontact = [\"a\", [\"b\"]]\n"))
+	if data, err := os.ReadFile(filepath.Join("..", "..", "examples", "config.toml")); err == nil {
+		f.Add(data)
+	}
+	known := knownFlags()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseConfig(data, "f.toml", known)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.toml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		lines := strings.Count(string(data), "\n") + 1
+		check := func(m map[string]configValue) {
+			for k, v := range m {
+				if v.line < 1 || v.line > lines {
+					t.Errorf("key %q: line %d of %d", k, v.line, lines)
+				}
+				if !known(k) {
+					t.Errorf("unknown key %q accepted", k)
+				}
+			}
+		}
+		check(c.defaults)
+		for _, m := range c.identities {
+			check(m)
+		}
+	})
+}
