@@ -763,7 +763,11 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 	if len(names) == 0 {
 		return nil
 	}
-	c.emit(EventWaitingForMail, names[0], "waiting for the challenge mail to %s", strings.Join(names, ", "))
+	msg := "waiting for the challenge mail to " + strings.Join(names, ", ")
+	if froms := challengeFroms(work); froms != "" {
+		msg += " from " + froms
+	}
+	c.emit(EventWaitingForMail, names[0], "%s", msg)
 	nudge := time.NewTimer(c.mailWait())
 	defer nudge.Stop()
 	for {
@@ -1137,4 +1141,17 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// challengeFroms lists the addresses the CA announced for the challenge
+// mails of work, or "" if it did not announce them all.
+func challengeFroms(work []*pending) string {
+	var froms []string
+	for _, p := range work {
+		if p.challenge.From == "" {
+			return ""
+		}
+		froms = append(froms, p.challenge.From)
+	}
+	return strings.Join(froms, ", ")
 }

@@ -46,6 +46,7 @@ type obtainOptions struct {
 	eab             eabFlags
 	sandbox         sandboxFlags
 	also            alsoFlags
+	ext             externalFlags // --manual, --pipe
 }
 
 const obtainLong = `Obtain an S/MIME certificate for EMAIL from an ACME CA that supports RFC 8823.
@@ -68,6 +69,18 @@ Passwords never come from flags: the mail password comes from ACMEMAIL_PASSWORD,
 --p12-password-file or a prompt. Extra trusted roots for HTTPS, IMAP and SMTP come
 from the PEM file named by ACMEMAIL_CA_ROOTS.
 
+Without IMAP and SMTP (RFC 8823 keeps challenge and reply plain text):
+--manual prints what will arrive, reads the challenge mail pasted on stdin (ended by
+a line holding only "." or by Ctrl-D) or from --challenge-file FILE (after Enter),
+checks it by the same rules as mail read over IMAP, prints the complete reply for
+you to send from your own account, waits for Enter (or --yes), and only then asks
+the CA to validate. A person takes longer to paste than --mail-wait allows, so with
+--manual the challenge is POSTed only after the reply unless --mail-wait is given
+(give a short one, such as 1s, for a CA that mails only after the POST).
+--pipe waits instead for "acmemail respond", run by your mail filter (procmail, Sieve,
+an MTA pipe), to hand over the challenge mail; it is checked here, by the same rules,
+and respond sends or prints the reply. See acmemail respond --help.
+
 ` + exitStatusHelp
 
 const obtainExample = `  # Try it against the embedded sandbox CA:
@@ -75,7 +88,13 @@ const obtainExample = `  # Try it against the embedded sandbox CA:
 
   # A real certificate; the mail password is asked on the terminal:
   acmemail obtain --server castle --imap imaps://imap.example.com \
-      --smtp smtps://smtp.example.com alice@example.com`
+      --smtp smtps://smtp.example.com alice@example.com
+
+  # Without IMAP and SMTP: paste the challenge mail, send the printed reply yourself:
+  acmemail obtain --server castle --manual alice@example.com
+
+  # Let procmail hand the challenge mail to "acmemail respond":
+  acmemail obtain --server castle --pipe alice@example.com`
 
 func newObtainCmd(g *globals) *cobra.Command {
 	var o obtainOptions
@@ -86,10 +105,12 @@ func newObtainCmd(g *globals) *cobra.Command {
 		Example: obtainExample,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ext.mailWaitSet = cmd.Flags().Changed("mail-wait")
 			return runObtain(cmd.Context(), g, &o, args[0])
 		},
 	}
 	o.addFlags(cmd.Flags())
+	o.ext.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -118,14 +139,20 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.server, "server", "castle", "ACME directory URL, or a name: sandbox, castle, castle-staging")
 	f.StringVar(&o.imap, "imap", "", "IMAP server URL (imaps://host:993, imap://host:143 for STARTTLS)")
+	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
+	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
+	o.addSubmissionFlags(f)
+	o.sandbox.addFlags(f, true)
+	o.also.addFlags(f)
+}
+
+// addSubmissionFlags adds the flags for logging in to the submission
+// server (and IMAP, which uses the same login); respond has only these.
+func (o *obtainOptions) addSubmissionFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.smtp, "smtp", "", "submission server URL (smtps://host:465, smtp://host:587 for STARTTLS)")
 	f.StringVar(&o.user, "user", "", "mail login name (default EMAIL)")
 	f.StringVar(&o.passwordFile, "password-file", "", "read the mail password from the first line of this file")
-	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
-	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
 	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
-	o.sandbox.addFlags(f, true)
-	o.also.addFlags(f)
 }
 
 // namedServer is a CA acmemail knows by name, with its quirks.
@@ -162,18 +189,33 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		return err
 	}
 
+	if err := o.ext.check(); err != nil {
+		return err
+	}
+	if o.ext.active() && len(id.also) > 0 {
+		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
+	}
 	s := newSession(g, id, prog)
 	defer s.Close()
+	s.noMail = o.ext.active()
 	if err := s.resolveServer(ctx, &o.sandbox); err != nil {
 		return err
 	}
-	if err := s.loadMailPassword(o.passwordFile); err != nil {
-		return err
+	if !s.noMail {
+		if err := s.loadMailPassword(o.passwordFile); err != nil {
+			return err
+		}
 	}
 	if err := s.openStore(); err != nil {
 		return err
 	}
-	if err := s.openMail(ctx); err != nil {
+	var ext externalMail
+	if s.noMail {
+		if ext, err = openExternal(ctx, s, &o.ext); err != nil {
+			return err
+		}
+		s.extMail = ext
+	} else if err := s.openMail(ctx); err != nil {
 		return err
 	}
 	if err := s.openAlso(ctx); err != nil {
@@ -181,6 +223,12 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	}
 	if err := s.newClient(ctx); err != nil {
 		return err
+	}
+	if ext != nil {
+		attachExternal(s.client, ext)
+		if o.ext.manual && !o.ext.mailWaitSet {
+			s.client.MailWait = manualMailWait(o.timeout)
+		}
 	}
 	res, err := s.issue(ctx, p12Password, issueRequest{})
 	if err != nil {

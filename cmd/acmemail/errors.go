@@ -70,7 +70,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, mailbox.ErrAuthFailed):
 		return exitMailAuth
-	case errors.Is(err, acmemail.ErrMailTimeout):
+	case errors.Is(err, acmemail.ErrMailTimeout), errors.Is(err, errNotAnswered):
 		return exitMailTimeout
 	case errors.As(err, &pe), errors.Is(err, acmemail.ErrCertificateRefused):
 		return exitCA

@@ -89,6 +89,8 @@ type session struct {
 	join         acmemail.JoinMode
 	replySettle  time.Duration
 	world        *sandbox.World // the in-process sandbox, or nil
+	noMail       bool           // --manual or --pipe: no IMAP and SMTP
+	extMail      acmemail.Mail  // with noMail: what replaces them
 	extraRoots   []byte
 	lookupTXT    func(context.Context, string) ([]string, error)
 	mailPassword string
@@ -167,7 +169,7 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 		}
 		s.join = j
 	}
-	if id.imapURL == "" || id.smtpURL == "" {
+	if (id.imapURL == "" || id.smtpURL == "") && !s.noMail {
 		return withHint(usageErrorf("--imap and --smtp are needed (where your mail is read and sent)"),
 			"e.g. --imap imaps://imap.example.com --smtp smtps://smtp.example.com")
 	}
@@ -325,6 +327,8 @@ func (s *session) newClient(ctx context.Context) error {
 	}
 	if s.mail != nil {
 		client.Mail = *s.mail
+	} else if s.extMail != nil {
+		client.Mail = s.extMail
 	}
 	if s.multi != nil {
 		client.Mail = s.multi

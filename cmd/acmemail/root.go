@@ -101,7 +101,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true // ours has help, examples and a man page
 	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
-	root.AddCommand(newDoctorCmd(g))
+	root.AddCommand(newDoctorCmd(g), newRespondCmd(g))
 	root.AddCommand(newAccountCmd(g))
 	root.AddCommand(newExportCmd(g))
 	wireCompletions(g, root)

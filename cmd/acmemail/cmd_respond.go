@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+// errNotAnswered is wrapped when respond did not answer the mail: it is
+// not an acceptable challenge, or no obtain --pipe waits for it.
+var errNotAnswered = errors.New("the mail was not answered")
+
+type respondOptions struct {
+	obtainOptions
+	print bool
+}
+
+const respondExitStatus = `EXIT STATUS
+  0    the reply was sent (--smtp) or printed (--print)
+  1    an error not covered below
+  2    usage error: bad flags, arguments or configuration
+  3    the submission server refused the login
+  4    the mail was not answered: it is not an acceptable challenge (the reason is on
+       stderr), or no "acmemail obtain --pipe" is waiting for its address
+  130  interrupted`
+
+const respondLong = `Answer one RFC 8823 challenge mail read from stdin, for mail filters: procmail,
+Sieve's "pipe", an MTA alias or a .forward pipe.
+
+respond works with a waiting "acmemail obtain --pipe EMAIL" of the same user (same
+state directory): that run created the order and knows the challenge. respond hands
+it the mail over a Unix socket in the state directory; obtain checks it by exactly
+the rules of the IMAP path (DKIM by the From domain or S/MIME, From equal to the
+CA's announced address, To equal to EMAIL, Subject, Auto-Submitted, its age, and
+that no challenge is ever answered twice) and, for the genuine challenge, returns
+the reply. respond then sends it through --smtp (which must DKIM-sign it for your
+domain), or with --print writes it to stdout for "sendmail -t -oi"; only then does
+obtain ask the CA to validate, and finish the order. Any other mail is refused with
+the reason on stderr, and exit status 4.
+
+The address comes from EMAIL, or else from the mail's To. The SMTP password comes
+from ACMEMAIL_PASSWORD or --password-file (a mail filter has no terminal); respond
+logs in before it hands the mail over, so a wrong password never costs a challenge.
+With --print, the reply is sent after respond exits; obtain waits --reply-settle
+(3 s) before asking the CA.
+
+` + respondExitStatus
+
+const respondExample = `  # In one terminal (or in the background):
+  acmemail obtain --pipe --server castle alice@example.com
+
+  # procmail (~/.procmailrc): answer through the submission server ...
+  :0 c
+  * ^Subject: ACME:
+  | acmemail respond --smtp smtps://smtp.example.com --password-file $HOME/.mailpw
+
+  # ... or through the local MTA:
+  :0 c
+  * ^Subject: ACME:
+  | acmemail respond --print | /usr/sbin/sendmail -t -oi`
+
+func newRespondCmd(g *globals) *cobra.Command {
+	var o respondOptions
+	cmd := &cobra.Command{
+		Use:     "respond [EMAIL]",
+		Short:   "Answer a challenge mail read from stdin (for procmail, Sieve, MTA pipes)",
+		Long:    respondLong,
+		Example: respondExample,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			email := ""
+			if len(args) == 1 {
+				email = args[0]
+			}
+			return runRespond(cmd.Context(), g, &o, email)
+		},
+	}
+	f := cmd.Flags()
+	o.addSubmissionFlags(f)
+	f.BoolVar(&o.print, "print", false, "write the reply to stdout instead of sending it (e.g. into sendmail -t -oi)")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
+	return cmd
+}
+
+func runRespond(ctx context.Context, g *globals, o *respondOptions, email string) error {
+	if o.print == (o.smtp != "") {
+		return withHint(usageErrorf("give either --smtp URL (send the reply) or --print (write it to stdout)"),
+			"e.g. acmemail respond --print | sendmail -t -oi")
+	}
+	if email != "" {
+		var err error
+		if email, err = checkEmail(email); err != nil {
+			return err
+		}
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	prog := newProgress(g.stderr)
+	log := g.logger()
+
+	raw, err := io.ReadAll(io.LimitReader(g.stdin, maxMailSize+1))
+	if err != nil {
+		return fmt.Errorf("read the mail from stdin: %w", err)
+	}
+	if len(raw) > maxMailSize {
+		return fmt.Errorf("%w: it is longer than %d bytes", errNotAnswered, maxMailSize)
+	}
+	// Only to find the address: whether the mail is genuine is decided by
+	// the waiting obtain.
+	cm, err := acmemail.ParseChallengeMail(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errNotAnswered, err)
+	}
+	candidates := cm.To
+	if email != "" {
+		candidates = []string{email}
+	}
+
+	home, err := keystore.DefaultDir(g.getenv)
+	if err != nil {
+		return err
+	}
+	store, err := keystore.Open(home)
+	if err != nil {
+		return err
+	}
+	var conn net.Conn
+	for _, addr := range candidates {
+		addr, err := checkEmail(addr)
+		if err != nil {
+			continue
+		}
+		path, err := pipeSocketPath(store.Dir, addr)
+		if err != nil {
+			return err
+		}
+		if c, err := net.DialTimeout("unix", path, 5*time.Second); err == nil {
+			conn, email = c, addr
+			break
+		}
+	}
+	if conn == nil {
+		return withHint(fmt.Errorf("%w: no acmemail obtain --pipe is waiting for %s", errNotAnswered, strings.Join(candidates, ", ")),
+			"start \"acmemail obtain --pipe EMAIL\" first, with the same ACMEMAIL_HOME as this command")
+	}
+	defer conn.Close()
+
+	var sender *mailbox.Sender
+	if !o.print {
+		sender, err = respondSender(ctx, g, o, email)
+		if err != nil {
+			return err
+		}
+		defer sender.Close()
+	}
+
+	pc := newPipeConn(conn)
+	if err := pc.write(pipeMessage{Mail: raw}); err != nil {
+		return fmt.Errorf("hand the mail to acmemail obtain: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	v, err := pc.read(deadline)
+	if err != nil {
+		return fmt.Errorf("acmemail obtain did not answer: %w", err)
+	}
+	switch v.Verdict {
+	case pipeAccepted:
+	case pipeRejected, pipeNotChallenge:
+		return fmt.Errorf("%w: %s", errNotAnswered, v.Reason)
+	default:
+		return fmt.Errorf("acmemail obtain: %s", v.Reason)
+	}
+	prog.printf("the waiting acmemail obtain accepted the challenge mail for %s", email)
+	log.Info("reply", "from", v.From, "to", v.To, "size", len(v.Reply))
+
+	ack := func(sendErr error) error {
+		sent := sendErr == nil
+		m := pipeMessage{Sent: &sent}
+		if sendErr != nil {
+			m.Error = sendErr.Error()
+		}
+		return pc.write(m)
+	}
+	if o.print {
+		text := strings.ReplaceAll(string(v.Reply), "\r\n", "\n")
+		if _, err := io.WriteString(g.stdout, text); err != nil {
+			ack(err)
+			return fmt.Errorf("write the reply: %w", err)
+		}
+		if err := ack(nil); err != nil {
+			return fmt.Errorf("tell acmemail obtain the reply was printed: %w", err)
+		}
+		prog.printf("printed the reply to %s; acmemail obtain asks the CA to validate shortly", strings.Join(v.To, ", "))
+		return nil
+	}
+	if err := sender.Send(ctx, v.From, v.To, v.Reply); err != nil {
+		ack(err)
+		return withHint(fmt.Errorf("send the reply: %w (the challenge is recorded as answered; acmemail obtain stops, start a new order)", err), smtpHints(err)...)
+	}
+	if err := ack(nil); err != nil {
+		return fmt.Errorf("tell acmemail obtain the reply was sent: %w", err)
+	}
+	prog.printf("sent the reply to %s; acmemail obtain asks the CA to validate", strings.Join(v.To, ", "))
+	return nil
+}
+
+// respondSender logs in to the submission server before anything is
+// handed over.
+func respondSender(ctx context.Context, g *globals, o *respondOptions, email string) (*mailbox.Sender, error) {
+	ep, err := mailbox.ParseSMTPURL(o.smtp)
+	if err != nil {
+		return nil, usageErrorf("--smtp: %w", err)
+	}
+	user := o.user
+	if user == "" {
+		user = email
+	}
+	pw, err := g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: o.passwordFile, flag: "password-file"})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := g.rootPool()
+	if err != nil {
+		return nil, err
+	}
+	sender := mailbox.NewSender(mailbox.SMTPConfig{
+		Endpoint: ep, Credentials: mailbox.Credentials{Username: user, Password: pw},
+		TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure, Logger: g.logger().With("component", "smtp"),
+	})
+	if err := sender.Prepare(ctx); err != nil {
+		sender.Close()
+		return nil, withHint(fmt.Errorf("log in to the submission server: %w", err), smtpHints(err)...)
+	}
+	return sender, nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+)
+
+func runCLIStdin(t *testing.T, env map[string]string, stdin []byte, args ...string) cliResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, args, bytes.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
+	return cliResult{code, out.String(), errb.String()}
+}
+
+func pipeArgs(w *sandbox.World) []string {
+	return []string{"obtain", "--pipe", "--server", w.DirectoryURL, "--dns-resolver", w.DNSAddr,
+		"--reply-settle", "0", "--agree-tos", "--json", "alice@example.test"}
+}
+
+// TestRespondSMTP: obtain --pipe waits; a mail filter runs acmemail
+// respond with each mail on stdin. A forgery is refused with its reason
+// (exit 4) and the wait goes on; the genuine challenge is answered through
+// --smtp, and obtain finishes. A replay of the answered mail finds nobody
+// waiting.
+func TestRespondSMTP(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := challengeMail(t, w, 1)
+
+	forged := bytes.Replace(raw, []byte("Subject: ACME: "), []byte("Subject: ACME: x"), 1)
+	r := runCLIStdin(t, env, forged, "respond", "--smtp", w.SMTPURL)
+	if r.code != exitMailTimeout {
+		t.Fatalf("respond with a forged mail: exit %d, want %d\nstderr:\n%s", r.code, exitMailTimeout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "the mail was not answered: ignored a mail claiming to be the challenge for alice@example.test: ") {
+		t.Errorf("respond does not say why it refused the forgery:\n%s", r.stderr)
+	}
+	r = runCLIStdin(t, env, []byte("Subject: hello\r\n\r\nhi\r\n"), "respond", "--smtp", w.SMTPURL)
+	if r.code != exitMailTimeout || !strings.Contains(r.stderr, "not a challenge mail") {
+		t.Errorf("respond with a plain mail: exit %d\n%s", r.code, r.stderr)
+	}
+
+	r = runCLIStdin(t, env, raw, "respond", "--smtp", w.SMTPURL)
+	if r.code != 0 {
+		t.Fatalf("respond: exit %d\nstderr:\n%s\nobtain:\n%s", r.code, r.stderr, obtain.stderr.String())
+	}
+	if r.stdout != "" {
+		t.Errorf("respond --smtp printed on stdout: %q", r.stdout)
+	}
+	if code := obtain.wait(t); code != 0 {
+		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
+	}
+	var res obtainResult
+	if err := json.Unmarshal([]byte(obtain.stdout.String()), &res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, obtain.stdout.String())
+	}
+	checkP12(t, res.PKCS12, "alice@example.test")
+	st := w.Stats()
+	if st.RepliesReceived != 1 || st.CertificatesIssued != 1 {
+		t.Errorf("sandbox saw %d replies and issued %d certificates, want 1 and 1", st.RepliesReceived, st.CertificatesIssued)
+	}
+
+	r = runCLIStdin(t, env, raw, "respond", "--smtp", w.SMTPURL)
+	if r.code != exitMailTimeout || !strings.Contains(r.stderr, "no acmemail obtain --pipe is waiting for alice@example.test") {
+		t.Errorf("replayed mail: exit %d, want %d\n%s", r.code, exitMailTimeout, r.stderr)
+	}
+	if strings.Contains(r.stderr+obtain.stderr.String(), "alice-secret-pw") {
+		t.Errorf("the mail password appears in the output")
+	}
+}
+
+// TestRespondPrint: respond --print writes the reply to stdout (here the
+// test submits it, as sendmail would), and a second, replayed copy of the
+// challenge handed to a new waiting obtain is refused.
+func TestRespondPrint(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := challengeMail(t, w, 1)
+	r := runCLIStdin(t, noMailEnv(env), raw, "respond", "--print", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("respond --print: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"From: alice@example.test\n", "Subject: Re: ACME: ", "\n-----BEGIN ACME RESPONSE-----\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("printed reply lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	submitAsAlice(t, w, r.stdout)
+	if code := obtain.wait(t); code != 0 {
+		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
+	}
+
+	// A new order waits; the old challenge mail is handed to it.
+	obtain2 := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw2 := challengeMail(t, w, 2)
+	r = runCLIStdin(t, noMailEnv(env), raw, "respond", "--print")
+	if r.code != exitMailTimeout || r.stdout != "" {
+		t.Fatalf("replayed challenge: exit %d, stdout %q\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLIStdin(t, noMailEnv(env), raw2, "respond", "--print")
+	if r.code != 0 {
+		t.Fatalf("respond --print to the second order: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	submitAsAlice(t, w, r.stdout)
+	if code := obtain2.wait(t); code != 0 {
+		t.Fatalf("second obtain --pipe exit %d\nstderr:\n%s", code, obtain2.stderr.String())
+	}
+	if st := w.Stats(); st.RepliesReceived != 2 || st.CertificatesIssued != 2 {
+		t.Errorf("sandbox saw %d replies and issued %d certificates, want 2 and 2", st.RepliesReceived, st.CertificatesIssued)
+	}
+}
+
+// TestRespondUsage: respond needs exactly one of --smtp and --print, and
+// refuses before reading anything.
+func TestRespondUsage(t *testing.T) {
+	for _, args := range [][]string{{"respond"}, {"respond", "--print", "--smtp", "smtps://127.0.0.1:1"}} {
+		r := runCLIStdin(t, map[string]string{"ACMEMAIL_HOME": t.TempDir()}, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "give either --smtp URL") {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+}
