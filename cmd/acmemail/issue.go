@@ -25,9 +25,9 @@ type identity struct {
 	email         string
 	also          []string            // more addresses in the same certificate (--also)
 	alsoBoxes     map[string]*alsoBox // their own mailboxes, by lowercased address
-	server        string // as given: a name, "sandbox" or a directory URL
-	join          string // --join as given ("" = per server)
-	imapURL       string // "" = the sandbox's
+	server        string              // as given: a name, "sandbox" or a directory URL
+	join          string              // --join as given ("" = per server)
+	imapURL       string              // "" = the sandbox's
 	smtpURL       string
 	user          string // "" = email
 	mailbox       string
