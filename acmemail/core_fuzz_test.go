@@ -53,7 +53,7 @@ func FuzzParseChallengeMail(f *testing.F) {
 		if len(to) == 0 {
 			t.Fatal("ComposeReply returned no recipients")
 		}
-		if err := replyCheckWire(reply); err != nil {
+		if err := replyCheckWire(reply, NeedsSMTPUTF8("alice@example.com", to)); err != nil {
 			t.Fatalf("reply is malformed: %v\n%q", err, reply)
 		}
 		_, body, ok := bytes.Cut(reply, []byte("\r\n\r\n"))

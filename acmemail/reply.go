@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The lines that enclose the digest in a response mail (RFC 8823 §3.2).
@@ -44,13 +45,15 @@ type ReplyOptions struct {
 //	and a body of the BEGIN line, the digest unpadded on one line, the END line.
 //
 // Every value is checked: CR, LF, other control characters and non-ASCII
-// text are refused, so nothing can inject a header. Non-ASCII addresses
-// are not supported yet.
+// text are refused, so nothing can inject a header. An internationalized
+// From or recipient (RFC 6531) is written as UTF-8 in the header (RFC
+// 6532); the message must then be submitted with SMTPUTF8 (see
+// [NeedsSMTPUTF8]).
 func ComposeReply(ch *ChallengeMail, from, digest string, opt ReplyOptions) (raw []byte, to []string, err error) {
 	if ch == nil {
 		return nil, nil, errors.New("compose reply: no challenge")
 	}
-	if err := addrSpecCheckASCII(from); err != nil {
+	if err := replyCheckAddress(from); err != nil {
 		return nil, nil, fmt.Errorf("compose reply: From address: %w", err)
 	}
 	digest = strings.TrimRight(digest, "=")
@@ -73,7 +76,7 @@ func ComposeReply(ch *ChallengeMail, from, digest string, opt ReplyOptions) (raw
 	}
 	seen := make(map[string]bool)
 	for _, a := range rcpts {
-		if err := addrSpecCheckASCII(a); err != nil {
+		if err := replyCheckAddress(a); err != nil {
 			return nil, nil, fmt.Errorf("compose reply: recipient: %w", err)
 		}
 		if k := strings.ToLower(a); !seen[k] {
@@ -122,7 +125,7 @@ func ComposeReply(ch *ChallengeMail, from, digest string, opt ReplyOptions) (raw
 	b.WriteString(ResponseEnd + "\r\n")
 
 	// Belt and braces: every value above was checked, but make sure.
-	if err := replyCheckWire(b.Bytes()); err != nil {
+	if err := replyCheckWire(b.Bytes(), NeedsSMTPUTF8(from, to)); err != nil {
 		return nil, nil, fmt.Errorf("compose reply: %w", err)
 	}
 	return b.Bytes(), to, nil
@@ -151,8 +154,10 @@ func replyFoldList(used int, addrs []string) string {
 
 // replyCheckWire checks that msg is 7-bit text with CRLF line endings only,
 // no line longer than 998 octets, and no header line that does not look
-// like a field or a continuation.
-func replyCheckWire(msg []byte) error {
+// like a field or a continuation. With utf8Header, header lines may also
+// hold UTF-8 (RFC 6532, for internationalized addresses); the body stays
+// 7-bit.
+func replyCheckWire(msg []byte, utf8Header bool) error {
 	inHeader := true
 	for len(msg) > 0 {
 		i := bytes.Index(msg, []byte("\r\n"))
@@ -164,7 +169,13 @@ func replyCheckWire(msg []byte) error {
 		if len(line) > 998 {
 			return errors.New("line longer than 998 octets")
 		}
+		if inHeader && utf8Header && !utf8.Valid(line) {
+			return errors.New("invalid UTF-8 in a header line")
+		}
 		for _, c := range line {
+			if c >= 0x80 && inHeader && utf8Header {
+				continue
+			}
 			if c >= 0x80 || (c < 0x20 && c != '\t') || c == 0x7f {
 				return errors.New("control or non-ASCII character in the message")
 			}
@@ -223,6 +234,38 @@ func ParseResponse(body []byte) (string, error) {
 		return "", fmt.Errorf("parse response: decode the digest: %w", err)
 	}
 	return digest, nil
+}
+
+// replyCheckAddress checks an address for the reply's header and
+// envelope: an ASCII addr-spec ([addrSpecCheckASCII]), or one with an
+// internationalized (RFC 6531) local part and an A-label domain, already
+// normalized ([NormalizeAddress]).
+func replyCheckAddress(addr string) error {
+	if !addrHasNonASCII(addr) {
+		return addrSpecCheckASCII(addr)
+	}
+	n, err := NormalizeAddress(addr)
+	if err != nil {
+		return err
+	}
+	if n != addr && !strings.EqualFold(n, addr) {
+		return fmt.Errorf("%q: write the domain in A-labels (%s)", tokenQuoteShort(addr), n)
+	}
+	return nil
+}
+
+// NeedsSMTPUTF8 reports whether mail from from to the recipients needs the
+// SMTPUTF8 extension (RFC 6531): one of the addresses is non-ASCII.
+func NeedsSMTPUTF8(from string, to []string) bool {
+	if addrHasNonASCII(from) {
+		return true
+	}
+	for _, a := range to {
+		if addrHasNonASCII(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // addrSpecCheckASCII checks that addr is an all-ASCII addr-spec with a

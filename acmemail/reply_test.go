@@ -257,8 +257,10 @@ func TestComposeReplyErrors(t *testing.T) {
 		{name: "from with display name", from: "Alice <alice@example.com>", errText: "From address"},
 		{name: "empty from", from: "", errText: "empty address"},
 		{name: "from without @", from: "alice", errText: "has no @"},
-		{name: "non-ASCII local part", from: "jürgen@example.com", errText: "internationalized local parts are not supported yet"},
-		{name: "non-ASCII domain", from: "alice@exämple.com", errText: "internationalized domain"},
+		{name: "non-ASCII domain", from: "alice@exämple.com", errText: "write the domain in A-labels (alice@xn--exmple-cua.com)"},
+		{name: "non-ASCII local part with a space", from: "jür gen@example.com", errText: "dot-atom"},
+		{name: "non-ASCII local part with a control", from: "jür\u0085gen@example.com", errText: "dot-atom"},
+		{name: "invalid UTF-8 local part", from: "j\xfcrgen@example.com", errText: "UTF-8"},
 		{name: "quoted local part", from: `"a b"@example.com`, errText: "dot-atom"},
 		{name: "bad domain", from: "alice@-example.com", errText: "not a host name"},
 		{name: "digest with CRLF", digest: replyTestDigest[:20] + "\r\nBcc: x" + replyTestDigest[27:], errText: "digest"},
@@ -386,5 +388,33 @@ func TestParseResponse(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.errText) {
 			t.Errorf("%s: error = %q, want it to contain %q", tt.name, err, tt.errText)
 		}
+	}
+}
+
+// TestComposeReplyInternationalized: an address with a non-ASCII local part
+// (RFC 6531) goes into From as UTF-8 (RFC 6532); the body stays 7-bit and
+// the message needs SMTPUTF8.
+func TestComposeReplyInternationalized(t *testing.T) {
+	ch := &ChallengeMail{From: "ca@ca.example", To: []string{"jürgen@xn--bcher-kva.example"}, MessageID: "<x@ca.example>", TokenPart1: "V4nE8NhYh6edBpfQTg5qqQ"}
+	raw, to, err := ComposeReply(ch, "jürgen@xn--bcher-kva.example", replyTestDigest, ReplyOptions{Date: time.Unix(1e9, 0), MessageID: "<r@xn--bcher-kva.example>"})
+	if err != nil {
+		t.Fatalf("ComposeReply: %v", err)
+	}
+	if !strings.Contains(string(raw), "\r\nFrom: jürgen@xn--bcher-kva.example\r\n") {
+		t.Errorf("no UTF-8 From header in:\n%s", raw)
+	}
+	_, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	for i := 0; i < len(body); i++ {
+		if body[i] >= 0x80 {
+			t.Fatalf("the body is not 7-bit: %q", body)
+		}
+	}
+	if !NeedsSMTPUTF8("jürgen@xn--bcher-kva.example", to) || NeedsSMTPUTF8("a@example.com", []string{"b@example.com"}) {
+		t.Error("NeedsSMTPUTF8 is wrong")
+	}
+	// A UTF-8 recipient (Reply-To) is accepted too.
+	ch.ReplyTo = []string{"zertifikat@xn--bcher-kva.example", "стоп@example.com"}
+	if _, to, err := ComposeReply(ch, "alice@example.com", replyTestDigest, ReplyOptions{}); err != nil || len(to) != 2 {
+		t.Errorf("ComposeReply to a UTF-8 Reply-To = %v, %v", to, err)
 	}
 }

@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -441,7 +442,12 @@ func (s *Sender) transact(ctx context.Context, sess *smtpSession, from string, t
 	stop := sess.bind(ctx)
 	defer stop()
 	c := sess.c
-	if err := c.Mail(from, nil); err != nil {
+	var mailOpts *smtp.MailOptions
+	if needsUTF8(from, to, raw) {
+		// RFC 6531: internationalized addresses or UTF-8 header fields.
+		mailOpts = &smtp.MailOptions{UTF8: true}
+	}
+	if err := c.Mail(from, mailOpts); err != nil {
 		re := replyError(err)
 		return re == nil || re.Code == 421, s.stepErr(ctx, "MAIL FROM "+from, err)
 	}
@@ -472,4 +478,33 @@ func (s *Sender) stepErr(ctx context.Context, step string, err error) error {
 		return fmt.Errorf("smtp %s: %w", step, re)
 	}
 	return fmt.Errorf("smtp %s: %w", step, ctxErr(ctx, err))
+}
+
+// needsUTF8 reports whether a message needs the SMTPUTF8 extension: a
+// non-ASCII envelope address or header field (RFC 6531, RFC 6532). A
+// non-ASCII body alone does not (that is 8BITMIME's business).
+func needsUTF8(from string, to []string, raw []byte) bool {
+	nonASCII := func(b []byte) bool {
+		for _, c := range b {
+			if c >= 0x80 {
+				return true
+			}
+		}
+		return false
+	}
+	if nonASCII([]byte(from)) {
+		return true
+	}
+	for _, a := range to {
+		if nonASCII([]byte(a)) {
+			return true
+		}
+	}
+	header := raw
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		header = raw[:i]
+	} else if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+		header = raw[:i]
+	}
+	return nonASCII(header)
 }

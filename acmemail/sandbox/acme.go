@@ -589,6 +589,9 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 			prob = newProblem(probUnsupportedIdentifier, "identifier type %q is not supported; this CA issues S/MIME certificates for \"email\" identifiers (RFC 8823)", id.Type)
 		default:
 			addr, prob = canonicalAddress(id.Value)
+			if prob == nil && ca.opt.ASCIIOnly && isInternational(id.Value) {
+				prob = newProblem(probRejectedIdentifier, "%q is an internationalized address; this CA supports only ASCII addresses", id.Value)
+			}
 			if prob == nil && !ca.mail.hasUser(addr) {
 				prob = newProblem(probRejectedIdentifier, "the sandbox has no mailbox for %s, so the challenge email could not be delivered; add the user to the sandbox first", addr)
 			}

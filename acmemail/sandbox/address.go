@@ -1,7 +1,12 @@
 package sandbox
 
 import (
+	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Limits from RFC 5321 §4.5.3.1 and RFC 3696 errata 1690.
@@ -11,13 +16,16 @@ const (
 	maxAddress   = 254
 )
 
-// canonicalAddress checks that s is an ASCII addr-spec this CA can put in an
-// rfc822Name and returns it with the domain lowercased. The local part keeps
-// its case: RFC 5321 lets the receiving domain decide what case means.
+// canonicalAddress checks that s is an addr-spec this CA can put in a
+// certificate and returns it with the domain lowercased and in A-labels
+// (RFC 8823 §4). The local part keeps its case: RFC 5321 lets the
+// receiving domain decide what case means. It may be internationalized
+// (RFC 6531): such an address goes into an SmtpUTF8Mailbox otherName
+// (RFC 9598) instead of an rfc822Name.
 //
 // The returned problem is rejectedIdentifier for addresses that are
-// well-formed but not supported (wildcards, internationalized addresses,
-// quoted local parts, address literals) and malformed for everything else.
+// well-formed but not supported (wildcards, quoted local parts, address
+// literals) and malformed for everything else.
 func canonicalAddress(s string) (string, *problem) {
 	if s == "" {
 		return "", newProblem(probMalformed, "the email identifier is empty")
@@ -25,10 +33,8 @@ func canonicalAddress(s string) (string, *problem) {
 	if strings.Contains(s, "*") {
 		return "", newProblem(probRejectedIdentifier, "%q contains a wildcard; RFC 8823 does not allow wildcards in email identifiers", s)
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return "", newProblem(probRejectedIdentifier, "%q is an internationalized address; this CA supports only ASCII addresses", s)
-		}
+	if !utf8.ValidString(s) {
+		return "", newProblem(probMalformed, "%q is not valid UTF-8", s)
 	}
 	if strings.HasPrefix(strings.ToLower(s), "mailto:") {
 		return "", newProblem(probMalformed, "%q: give the bare address, without the mailto: scheme", s)
@@ -52,6 +58,13 @@ func canonicalAddress(s string) (string, *problem) {
 	}
 	if strings.HasPrefix(domain, "[") {
 		return "", newProblem(probRejectedIdentifier, "%q uses an address literal; this CA supports only domain names", s)
+	}
+	if isInternational(domain) {
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return "", newProblem(probMalformed, "%q: the domain is not a valid internationalized domain name: %v", s, err)
+		}
+		domain = a
 	}
 	domain = strings.ToLower(domain)
 	if reason := checkDomain(domain); reason != "" {
@@ -84,12 +97,36 @@ func checkLocalPart(local string) string {
 	case strings.Contains(local, ".."):
 		return "has two dots in a row"
 	}
-	for i := 0; i < len(local); i++ {
-		if c := local[i]; c != '.' && !isAtext(c) {
+	for _, r := range local {
+		if r >= utf8.RuneSelf {
+			// RFC 6531 UTF8-non-ascii atext; no controls, spaces or format characters.
+			if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+				return fmt.Sprintf("contains %U, which is not allowed", r)
+			}
+			continue
+		}
+		if c := byte(r); c != '.' && !isAtext(c) {
 			return "contains " + quoteByte(c) + ", which needs quoting"
 		}
 	}
 	return ""
+}
+
+// isInternational reports whether s has non-ASCII characters.
+func isInternational(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// internationalLocal reports whether addr's local part is non-ASCII: the
+// address then needs SmtpUTF8Mailbox in certificates and SMTPUTF8 in mail.
+func internationalLocal(addr string) bool {
+	local, _ := splitAddress(addr)
+	return isInternational(local)
 }
 
 func checkDomain(domain string) string {

@@ -59,7 +59,7 @@ func (b BadCert) spoil(tmpl *x509.Certificate, pub crypto.PublicKey) (crypto.Pub
 		tmpl.SubjectKeyId = keyID(k.Public())
 		return k.Public(), nil
 	case BadCertWrongSAN:
-		_, domain := splitAddress(tmpl.EmailAddresses[0])
+		_, domain := splitAddress(tmpl.Subject.CommonName) // the first identifier
 		tmpl.EmailAddresses = []string{"mallory@" + domain}
 		tmpl.ExtraExtensions = nil
 		tmpl.Subject.CommonName = tmpl.EmailAddresses[0]

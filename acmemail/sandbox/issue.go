@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 var (
@@ -23,6 +25,7 @@ var (
 	oidExtExtKeyUsage     = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidEKUEmailProtection = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 4}
 	oidEmailAddressAttr   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidSmtpUTF8Mailbox    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}
 )
 
 // extensionNames names extensions that CSR tools commonly add, for error
@@ -303,6 +306,16 @@ func parseSANEmails(val []byte) (emails []string, other string, err error) {
 		if gn.Class != asn1.ClassContextSpecific {
 			return nil, "", fmt.Errorf("GeneralName with a non-context-specific tag")
 		}
+		if gn.Tag == 0 {
+			addr, isMailbox, err := parseSmtpUTF8Mailbox(gn)
+			if err != nil {
+				return nil, "", err
+			}
+			if isMailbox {
+				emails = append(emails, addr)
+				continue
+			}
+		}
 		if gn.Tag != 1 {
 			name, ok := generalNameTags[gn.Tag]
 			if !ok {
@@ -321,6 +334,64 @@ func parseSANEmails(val []byte) (emails []string, other string, err error) {
 		emails = append(emails, string(gn.Bytes))
 	}
 	return emails, other, nil
+}
+
+// parseSmtpUTF8Mailbox decodes an otherName GeneralName; isMailbox is
+// false for other type-ids. An SmtpUTF8Mailbox must hold a UTF8String
+// with a non-ASCII local part (RFC 9598 §3: all-ASCII addresses are
+// rfc822Names).
+func parseSmtpUTF8Mailbox(gn asn1.RawValue) (addr string, isMailbox bool, err error) {
+	var oid asn1.ObjectIdentifier
+	rest, err := asn1.Unmarshal(gn.Bytes, &oid)
+	if err != nil {
+		return "", false, fmt.Errorf("otherName: %v", err)
+	}
+	if !oid.Equal(oidSmtpUTF8Mailbox) {
+		return "", false, nil
+	}
+	var v asn1.RawValue
+	if rest, err = asn1.Unmarshal(rest, &v); err != nil || len(rest) > 0 || v.Class != asn1.ClassContextSpecific || v.Tag != 0 || !v.IsCompound {
+		return "", true, fmt.Errorf("SmtpUTF8Mailbox: no [0] EXPLICIT value")
+	}
+	var s string
+	if rest, err = asn1.UnmarshalWithParams(v.Bytes, &s, "utf8"); err != nil || len(rest) > 0 {
+		return "", true, fmt.Errorf("SmtpUTF8Mailbox is not a UTF8String")
+	}
+	if !internationalLocal(s) {
+		return "", true, fmt.Errorf("SmtpUTF8Mailbox %q has an ASCII local part; it belongs in an rfc822Name (RFC 9598)", s)
+	}
+	return s, true, nil
+}
+
+// marshalSAN encodes a subjectAltName for canonical addresses: an
+// rfc822Name for an ASCII local part, an SmtpUTF8Mailbox otherName
+// (domain in U-labels, RFC 9598 §3) for a non-ASCII one.
+func marshalSAN(emails []string) ([]byte, error) {
+	var names []asn1.RawValue
+	for _, e := range emails {
+		if !internationalLocal(e) {
+			names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte(e)})
+			continue
+		}
+		local, domain := splitAddress(e)
+		if u, err := idna.Lookup.ToUnicode(domain); err == nil {
+			domain = u
+		}
+		str, err := asn1.MarshalWithParams(local+"@"+domain, "utf8")
+		if err != nil {
+			return nil, err
+		}
+		oid, err := asn1.Marshal(oidSmtpUTF8Mailbox)
+		if err != nil {
+			return nil, err
+		}
+		val, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: str})
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oid, val...)})
+	}
+	return asn1.Marshal(names)
 }
 
 func extName(id asn1.ObjectIdentifier) string {
@@ -363,6 +434,14 @@ func (p *pki) issue(req *certRequest, lifetime time.Duration, bad BadCert) ([][]
 		EmailAddresses:        req.emails,
 		SubjectKeyId:          keyID(req.pub),
 		AuthorityKeyId:        p.inter.SubjectKeyId,
+	}
+	if slices.ContainsFunc(req.emails, internationalLocal) {
+		san, err := marshalSAN(req.emails)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode subjectAltName: %w", err)
+		}
+		tmpl.EmailAddresses = nil
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidExtSubjectAltName, Value: san}}
 	}
 	pub, err := bad.spoil(tmpl, req.pub)
 	if err != nil {

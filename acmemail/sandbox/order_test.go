@@ -28,7 +28,9 @@ func TestNewOrderIdentifiers(t *testing.T) {
 		{"no at", []acme.Identifier{{Type: "email", Value: "alice"}}, acme.ProblemTypeMalformed, "has no @"},
 		{"display name", []acme.Identifier{{Type: "email", Value: "Alice <alice@example.org>"}}, acme.ProblemTypeMalformed, "bare address"},
 		{"single-label domain", []acme.Identifier{{Type: "email", Value: "alice@localhost"}}, acme.ProblemTypeMalformed, "single label"},
-		{"internationalized", []acme.Identifier{{Type: "email", Value: "jörg@example.org"}}, acme.ProblemTypeRejectedIdentifier, "internationalized"},
+		{"internationalized, no mailbox", []acme.Identifier{{Type: "email", Value: "jörg@example.org"}}, acme.ProblemTypeRejectedIdentifier, "no mailbox for jörg@example.org"},
+		{"bad IDN", []acme.Identifier{{Type: "email", Value: "a@bü_cher.example"}}, acme.ProblemTypeMalformed, "not a valid internationalized domain name"},
+		{"control in local part", []acme.Identifier{{Type: "email", Value: "j\u200börg@example.org"}}, acme.ProblemTypeMalformed, "U+200B"},
 		{"unknown mailbox", []acme.Identifier{{Type: "email", Value: "carol@example.org"}}, acme.ProblemTypeRejectedIdentifier, "no mailbox for carol@example.org"},
 		{"two bad", []acme.Identifier{{Type: "dns", Value: "example.org"}, {Type: "email", Value: "*@x.example"}}, "urn:ietf:params:acme:error:compound", "2 identifiers"},
 	}
@@ -52,6 +54,18 @@ func TestNewOrderIdentifiers(t *testing.T) {
 	}
 }
 
+// TestNewOrderASCIIOnly: Options.ASCIIOnly imitates CAs that refuse
+// internationalized addresses.
+func TestNewOrderASCIIOnly(t *testing.T) {
+	e := newEnv(t, Options{ASCIIOnly: true}, "alice@example.org")
+	for _, v := range []string{"jörg@example.org", "alice@bücher.example"} {
+		_, err := e.client.NewOrder(t.Context(), e.acct, acme.Order{Identifiers: []acme.Identifier{{Type: "email", Value: v}}})
+		if p := problemOf(t, err); p.Type != acme.ProblemTypeRejectedIdentifier || !strings.Contains(p.Detail, "only ASCII addresses") {
+			t.Errorf("NewOrder(%s) = %s %q, want rejectedIdentifier for a non-ASCII address", v, p.Type, p.Detail)
+		}
+	}
+}
+
 func TestCanonicalAddress(t *testing.T) {
 	tests := []struct {
 		in, want, prob string
@@ -59,6 +73,11 @@ func TestCanonicalAddress(t *testing.T) {
 		{"alice@example.org", "alice@example.org", ""},
 		{"Alice.Smith+acme@Mail.Example.ORG", "Alice.Smith+acme@mail.example.org", ""},
 		{"a@xn--bcher-kva.example", "a@xn--bcher-kva.example", ""},
+		{"a@Bücher.example", "a@xn--bcher-kva.example", ""},
+		{"Jörg@example.org", "Jörg@example.org", ""},
+		{"用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v", ""},
+		{"j\xffrg@example.org", "", probMalformed},
+		{"jö rg@example.org", "", probMalformed},
 		{"", "", probMalformed},
 		{"a..b@example.org", "", probMalformed},
 		{".a@example.org", "", probMalformed},

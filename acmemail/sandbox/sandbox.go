@@ -135,6 +135,11 @@ type Options struct {
 	// RenewalRetryAfter is the Retry-After of renewalInfo responses.
 	// Default 6 hours.
 	RenewalRetryAfter time.Duration
+	// ASCIIOnly refuses internationalized addresses (a non-ASCII local
+	// part or domain) with rejectedIdentifier, as some CAs do. By default
+	// they are issued for: a non-ASCII local part as an SmtpUTF8Mailbox
+	// otherName (RFC 9598), a non-ASCII domain in A-labels.
+	ASCIIOnly bool
 	// BadCert makes the CA issue certificates a client must refuse (a
 	// foreign key, a wrong SAN, no emailProtection) or warn about (a
 	// changed keyUsage). Zero: correct certificates.

@@ -32,6 +32,7 @@ func (m *mailSystem) newSubmissionServer() *smtp.Server {
 	s.Domain = mxHost
 	s.MaxMessageBytes = maxMessageBytes
 	s.MaxRecipients = 50
+	s.EnableSMTPUTF8 = true // RFC 6531: internationalized addresses
 	s.ReadTimeout = 5 * time.Minute
 	s.WriteTimeout = time.Minute
 	s.ErrorLog = logAdapter{log: m.log, msg: "smtp server"}
@@ -44,6 +45,7 @@ type smtpSession struct {
 	user  string // authenticated address
 	from  string
 	rcpts []string
+	utf8  bool // MAIL FROM had SMTPUTF8
 }
 
 func (s *smtpSession) AuthMechanisms() []string { return s.m.oauth.mechanisms(sasl.Plain, sasl.Login) }
@@ -88,9 +90,14 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
 	if s.user == "" {
 		return errSMTPAuthRequired
+	}
+	s.utf8 = opts != nil && opts.UTF8
+	if isInternational(from) && !s.utf8 {
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+			Message: fmt.Sprintf("<%s>: a non-ASCII address needs MAIL FROM ... SMTPUTF8 (RFC 6531)", from)}
 	}
 	if !s.m.owns(s.user, from) {
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
@@ -107,6 +114,10 @@ func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if s.from == "" {
 		return errSMTPNeedMail
+	}
+	if isInternational(to) && !s.utf8 {
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+			Message: fmt.Sprintf("<%s>: a non-ASCII address needs MAIL FROM ... SMTPUTF8 (RFC 6531)", to)}
 	}
 	if !s.m.canReceive(to) {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
@@ -129,6 +140,12 @@ func (s *smtpSession) Data(r io.Reader) error {
 	}
 	if len(s.rcpts) == 0 {
 		return errSMTPNeedRcpt
+	}
+	if !s.utf8 {
+		if hdr, _, ok := bytes.Cut(raw, []byte("\r\n\r\n")); ok && isInternational(string(hdr)) {
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+				Message: "UTF-8 header fields need SMTPUTF8 (RFC 6532, RFC 6531)"}
+		}
 	}
 	msg, err := s.m.prepareSubmission(s.user, raw)
 	if err != nil {
@@ -154,6 +171,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 }
 
 func (s *smtpSession) Reset() {
+	s.utf8 = false
 	s.from = ""
 	s.rcpts = nil
 }

@@ -317,16 +317,18 @@ func mailtoContacts(list []string) []string {
 	return out
 }
 
-// checkEmail validates the address given on the command line.
+// checkEmail validates the address given on the command line and returns
+// it normalized (acmemail.NormalizeAddress): the domain lowercased and in
+// A-labels, the local part as given (it may be internationalized).
 func checkEmail(s string) (string, error) {
-	at := strings.LastIndexByte(s, '@')
-	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;\"") || strings.Contains(s[at+1:], "..") {
-		return "", usageErrorf("%q is not a mail address (want local@domain)", s)
-	}
 	if strings.HasPrefix(s, "*") {
 		return "", usageErrorf("%q: wildcards are not allowed in email identifiers", s)
 	}
-	return s[:at] + "@" + strings.ToLower(s[at+1:]), nil
+	n, err := acmemail.NormalizeAddress(s)
+	if err != nil {
+		return "", usageErrorf("%q is not a mail address (want local@domain): %v", s, err)
+	}
+	return n, nil
 }
 
 func writeNewFile(path string, data []byte) error {
