@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
@@ -241,4 +243,40 @@ func TestAccountDeactivate(t *testing.T) {
 	if r := runCLI(t, env, append([]string{"account", "show"}, server...)...); r.code != exitError || !strings.Contains(r.stderr, "hint: create one with: acmemail account register") {
 		t.Errorf("show after deactivation: exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
+}
+
+// TestAccountScripts runs testdata/account: the account commands on a
+// terminal (ttyin) against a sandbox started for each script, reachable at
+// $DIRECTORY.
+func TestAccountScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/account",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(e *testscript.Env) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			w, err := sandbox.Start(ctx, sandbox.Options{})
+			if err != nil {
+				cancel()
+				return err
+			}
+			e.Defer(func() { w.Close(); cancel() })
+			roots := filepath.Join(e.WorkDir, "roots.pem")
+			if err := os.WriteFile(roots, w.TLSRootsPEM, 0o644); err != nil {
+				return err
+			}
+			e.Setenv("ACMEMAIL_HOME", e.WorkDir+"/home")
+			e.Setenv("ACMEMAIL_CA_ROOTS", roots)
+			e.Setenv("DIRECTORY", w.DirectoryURL)
+			if err := w.AddUser("alice@example.test", "alice-secret-pw"); err != nil {
+				return err
+			}
+			e.Setenv("ACMEMAIL_PASSWORD", "alice-secret-pw")
+			e.Setenv("ACMEMAIL_P12_PASSWORD", "test")
+			e.Setenv("IMAP", w.IMAPURL)
+			e.Setenv("SMTP", w.SMTPURL)
+			e.Setenv("DNS", w.DNSAddr)
+			return nil
+		},
+	})
 }
