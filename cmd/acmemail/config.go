@@ -56,6 +56,16 @@ type config struct {
 	path       string
 	defaults   map[string]configValue
 	identities map[string]map[string]configValue // address (domain lowercased) -> key -> value
+
+	// before holds, per flag the file set, the flag's value before, so that
+	// settingsForIdentity can put it back.
+	before map[string]priorValue
+}
+
+// priorValue is a flag's value before the configuration file set it.
+type priorValue struct {
+	text  string   // Value.String(), for Set
+	slice []string // for slice flags, for Replace
 }
 
 // configSecretWords mark keys that would hold a secret literal.
@@ -397,6 +407,17 @@ func checkConfigPerm(path string, fi fs.FileInfo) error {
 	return nil
 }
 
+// envNotSettings are ACMEMAIL_ variables that never set a flag: the
+// variables of their own (secrets, the state directory, ...) and those a
+// deploy hook sees, so that a hook that runs acmemail again is not steered
+// by them.
+var envNotSettings = map[string]bool{
+	"ACMEMAIL_CONFIG": true, "ACMEMAIL_HOME": true, "ACMEMAIL_CA_ROOTS": true,
+	"ACMEMAIL_PASSWORD": true, "ACMEMAIL_P12_PASSWORD": true, "ACMEMAIL_EAB_HMAC": true,
+	"ACMEMAIL_EMAIL": true, "ACMEMAIL_P12_PATH": true, "ACMEMAIL_CERT_PATH": true,
+	"ACMEMAIL_CHAIN_PATH": true, "ACMEMAIL_KEY_PATH": true, "ACMEMAIL_NOT_AFTER": true,
+}
+
 // configSource says where a flag's value came from, for -v.
 type configSource struct{ flag, from string }
 
@@ -416,7 +437,7 @@ func (g *globals) applySettings(cmd *cobra.Command, c *config, email string) ([]
 			return
 		}
 		env := envName(f.Name)
-		if v, ok := g.lookupEnv(env); ok {
+		if v, ok := g.lookupEnv(env); ok && !envNotSettings[env] {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 				return
@@ -435,6 +456,14 @@ func (g *globals) applySettings(cmd *cobra.Command, c *config, email string) ([]
 			}
 		}
 		vals, err := flagString(cv.value, f.Value.Type())
+		if c.before == nil {
+			c.before = map[string]priorValue{}
+		}
+		prior := priorValue{text: f.Value.String()}
+		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
+			prior.slice = slices.Clone(sv.GetSlice())
+		}
+		c.before[f.Name] = prior
 		if err == nil {
 			if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
 				err = sv.Replace(vals)
@@ -457,6 +486,48 @@ func (g *globals) applySettings(cmd *cobra.Command, c *config, email string) ([]
 		return nil, &usageError{errors.Join(errs...)}
 	}
 	return sources, nil
+}
+
+// settingsForIdentity re-applies the configuration file for another
+// address, for a command that acts on several in one run (renew without
+// EMAIL arguments): the flags the file set for the previous address get
+// their earlier values back, then the address's table and [defaults] apply
+// again. Flags from the command line or the environment stay as they are.
+func (g *globals) settingsForIdentity(cmd *cobra.Command, email string) error {
+	c := g.config
+	if c == nil {
+		return nil
+	}
+	if norm, err := checkEmail(email); err == nil {
+		email = norm
+	}
+	fs := cmd.Flags()
+	for name, prior := range c.before {
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		var err error
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			err = sv.Replace(prior.slice)
+		} else {
+			err = f.Value.Set(prior.text)
+		}
+		if err != nil {
+			return fmt.Errorf("reset --%s: %w", name, err)
+		}
+		f.Changed = false
+	}
+	c.before = nil
+	sources, err := g.applySettings(cmd, c, email)
+	if err != nil {
+		return err
+	}
+	log := g.logger()
+	for _, s := range sources {
+		log.Info("setting", "identity", email, "flag", s.flag, "from", s.from)
+	}
+	return nil
 }
 
 // envName is the environment variable for a flag: --key-type is

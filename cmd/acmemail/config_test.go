@@ -255,3 +255,39 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestSettingsForIdentity: a command that acts on several addresses gets
+// each one's table in turn, with the command line and environment kept.
+func TestSettingsForIdentity(t *testing.T) {
+	path := writeConfig(t, precedenceConfig+`
+[identity."bob@example.com"]
+imap = "imaps://bob.example.com"
+`)
+	env := map[string]string{"ACMEMAIL_CONFIG": path, "ACMEMAIL_TIMEOUT": "1m"}
+	g := &globals{getenv: func(k string) string { return env[k] }}
+	root := newRootCmd(g)
+	cmd, _, _ := root.Find([]string{"obtain"})
+	if err := cmd.ParseFlags([]string{"--server", "https://ca.example/dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.settingsPreRun(cmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
+	for _, step := range []struct{ email, keyType, imap, contact string }{
+		{"alice@example.com", "p384", "imaps://imap.example.com", "[alice@example.com,postmaster@example.com]"},
+		{"bob@example.com", "rsa3072", "imaps://bob.example.com", "[]"},
+		{"carol@example.com", "rsa3072", "", "[]"},
+		{"alice@EXAMPLE.com", "p384", "imaps://imap.example.com", "[alice@example.com,postmaster@example.com]"},
+	} {
+		if err := g.settingsForIdentity(cmd, step.email); err != nil {
+			t.Fatal(err)
+		}
+		if get("key-type") != step.keyType || get("imap") != step.imap || get("contact") != step.contact {
+			t.Errorf("%s: key-type %s imap %q contact %s; want %s %q %s", step.email, get("key-type"), get("imap"), get("contact"), step.keyType, step.imap, step.contact)
+		}
+		if get("server") != "https://ca.example/dir" || get("timeout") != "1m0s" {
+			t.Errorf("%s: the command line or environment was overridden: server %s timeout %s", step.email, get("server"), get("timeout"))
+		}
+	}
+}
