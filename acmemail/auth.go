@@ -47,11 +47,13 @@ type Verifier interface {
 //  1. DKIM, verified locally: a valid signature whose d= equals the From
 //     domain exactly (not merely its parent or organizational domain),
 //     without the l= body length tag, whose h= signs From, To and Subject
-//     (and Auto-Submitted, Message-ID and Reply-To when the mail has them),
-//     and which signs every copy of the fields it signs from RFC 8823's
-//     list (an unsigned copy added on the way is refused). An h= that
-//     misses other fields of that list is accepted with a warning, as real
-//     signers sign only the fields a mail has.
+//     (and Reply-To when the mail has one, since the reply goes there), and
+//     which signs every copy of the fields it signs from RFC 8823's list
+//     (an unsigned copy added on the way is refused). An h= that misses
+//     other fields of that list is accepted with a warning: real signers
+//     sign only the fields a mail has, and OpenDKIM by default signs only
+//     RFC 6376's recommended set, which has neither Message-ID nor
+//     Auto-Submitted (h=From:To:Subject:Date on a typical challenge).
 //  2. S/MIME, when the mail is S/MIME signed (multipart/signed or
 //     application/pkcs7-mime; smime-type=signed-data) and SMIMERoots is
 //     set: a valid signature by a certificate that chains to SMIMERoots,
@@ -111,9 +113,11 @@ const (
 )
 
 // dkimRequired are the fields a challenge's DKIM signature must sign. The
-// first three always; the others when the mail has them (Reply-To because
-// the reply goes there).
-var dkimRequired = []string{"From", "To", "Subject", "Auto-Submitted", "Message-ID", "Reply-To"}
+// first three always; Reply-To when the mail has one, because the reply
+// goes there. Message-ID and Auto-Submitted are not among them: OpenDKIM's
+// default h= leaves them out, and neither decides authenticity (a replay
+// under a new Message-ID still carries an answered token).
+var dkimRequired = []string{"From", "To", "Subject", "Reply-To"}
 
 // dkimAlwaysRequired is how many of dkimRequired are needed even when the
 // mail lacks them.
@@ -292,7 +296,7 @@ func dkimCheckHeaders(d string, keys []string, hdr authHeader) ([]string, error)
 		}
 	}
 	if len(unsigned) > 0 {
-		return nil, fmt.Errorf("DKIM signature by %s does not sign %s (h= must list From, To and Subject, and Auto-Submitted, Message-ID and Reply-To when present)", d, authList(unsigned))
+		return nil, fmt.Errorf("DKIM signature by %s does not sign %s (h= must list From, To and Subject, and Reply-To when present)", d, authList(unsigned))
 	}
 	for _, name := range dkimListed {
 		n, k := hdr.count(name), signed[strings.ToLower(name)]
