@@ -86,11 +86,19 @@ var dkimHeaders = []string{
 	"List-Archive", "List-Unsubscribe-Post",
 }
 
-// rfc8823Required are the fields RFC 8823 says h= MUST include; a reply's
-// signature must cover each of them that the reply has.
+// rfc8823Required are the fields RFC 8823 says h= MUST include.
 var rfc8823Required = []string{
 	"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "In-Reply-To", "References",
 	"Message-ID", "Content-Type", "Content-Transfer-Encoding",
+}
+
+// replyRequired are the fields of rfc8823Required a reply's signature must
+// cover when the reply has them. Like the real CAs, the sandbox does not
+// insist on Message-ID, Content-Type and Content-Transfer-Encoding:
+// OpenDKIM's default h= (RFC 6376 §5.4.1's recommended set) leaves them
+// out, and a user cannot change how the provider signs.
+var replyRequired = []string{
+	"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "In-Reply-To", "References",
 }
 
 // singleFields may appear at most once (RFC 5322 §3.6).

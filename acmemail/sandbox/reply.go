@@ -86,7 +86,7 @@ func parseReply(raw []byte, lookup func(string) ([]string, error)) *reply {
 	}
 
 	_, domain := splitAddress(from)
-	r.dkim = verifyDKIM(raw, domain, rfc8823Required, lookup)
+	r.dkim = verifyDKIM(raw, domain, replyRequired, lookup)
 
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
