@@ -153,6 +153,13 @@ type Options struct {
 	// it in World.EABKeyID and World.EABHMACKey. A binding made with one
 	// of these keys is verified even when it is not required.
 	EABKeys map[string][]byte
+	// External, when set, makes the CA send and receive its mail through a
+	// real mail system (see [ExternalMail]) instead of the world's own.
+	External *ExternalMail
+	// LookupTXT looks up the DKIM keys of response emails when External is
+	// set. Default: the system resolver. Without External the CA uses the
+	// world's own DNS zone and LookupTXT must be nil.
+	LookupTXT func(ctx context.Context, name string) ([]string, error)
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
 	// Observe, if set, is called synchronously with every [Observation]:
@@ -220,6 +227,23 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.External == nil {
+		if o.LookupTXT != nil {
+			return errors.New("LookupTXT is for external mail only; the world's own mail uses its own DNS zone")
+		}
+		return nil
+	}
+	ext := *o.External
+	if err := ext.check(); err != nil {
+		return err
+	}
+	o.External = &ext
+	if o.Hostile {
+		return errors.New("hostile mode delivers forgeries into the world's own mailboxes; it cannot be used with external mail")
+	}
+	if o.LookupTXT == nil {
+		o.LookupTXT = systemLookupTXT
 	}
 	return nil
 }
@@ -290,17 +314,20 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	w.TLSRootsPEM = w.pki.tlsRootPEM
 	w.IssuerRootPEM = w.pki.issuerRootPEM
-	w.CAFrom = caLocalPart + "@" + caDomain
 	if opt.ExternalAccountRequired && len(opt.EABKeys) == 1 {
 		for kid, key := range opt.EABKeys {
 			w.EABKeyID, w.EABHMACKey = kid, EABKeyString(key)
 		}
 	}
-	// The CA signs every challenge; make its key now rather than during the
-	// first authorization fetch.
-	if _, err := w.keys.key(caDomain); err != nil {
+	caLocal, caDom := caLocalPart, caDomain
+	if opt.External != nil {
+		caLocal, caDom = splitAddress(opt.External.Address)
+	} else if _, err := w.keys.key(caDomain); err != nil {
+		// The CA signs every challenge; make its key now rather than
+		// during the first authorization fetch.
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
+	w.CAFrom = caLocal + "@" + caDom
 
 	var listeners []io.Closer
 	fail := func(err error) (*World, error) {
@@ -363,14 +390,22 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	w.DNSAddr = hostPort(tcp.Addr())
 
 	lookup := func(name string) ([]string, error) { return w.LookupTXT(context.Background(), name) }
+	caLookup := lookup
+	if opt.External != nil {
+		caLookup = func(name string) ([]string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return opt.LookupTXT(ctx, name)
+		}
+	}
 	mem := imapmemserver.New()
 	w.mail = &mailSystem{
 		log:       w.log.With("component", "mail"),
 		keys:      w.keys,
 		stats:     w.stats,
 		lookupTXT: lookup,
-		caLocal:   caLocalPart,
-		caDomain:  caDomain,
+		caLocal:   caLocal,
+		caDomain:  caDom,
 		noSign:    opt.NoDKIMSign,
 		mem:       mem,
 		users:     map[string]*mailUser{},
@@ -384,11 +419,11 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		pki:      w.pki,
 		mail:     w.mail,
 		keys:     w.keys,
-		lookup:   lookup,
+		lookup:   caLookup,
 		baseURL:  baseURL,
 		nonces:   newNonceStore(1 << 14),
-		caLocal:  caLocalPart,
-		caDomain: caDomain,
+		caLocal:  caLocal,
+		caDomain: caDom,
 	}
 	if opt.Join == "octet" {
 		w.ca.join = joinOctet
@@ -550,8 +585,8 @@ func (w *World) AddUser(email, password string) error {
 		return fmt.Errorf("add user %s: empty password", addr)
 	}
 	_, domain := splitAddress(addr)
-	if strings.EqualFold(domain, caDomain) {
-		return fmt.Errorf("add user %s: %s is the CA's own domain", addr, caDomain)
+	if strings.EqualFold(domain, w.mail.caDomain) {
+		return fmt.Errorf("add user %s: %s is the CA's own domain", addr, w.mail.caDomain)
 	}
 	if err := w.mail.addUser(addr, password); err != nil {
 		return err

@@ -94,6 +94,7 @@ type sandboxOptions struct {
 	users    []string
 	dir      string
 	sandbox  sandboxFlags
+	mail     sandboxMailFlags
 	duration time.Duration
 }
 
@@ -114,7 +115,21 @@ With --sandbox-eab the CA requires an external account binding: the key identifi
 is printed (eab-kid) and the HMAC key written to DIR/eab.hmac (0600), for
 --eab-kid and --eab-hmac-file.
 
+With --mail-address the CA uses a real mail system instead of its own: it sends
+its challenges through --mail-smtp (whose server must DKIM-sign them for the CA's
+domain), reads the replies from --mail-imap and checks their DKIM signatures with
+keys from DNS (--dns-resolver). No sandbox mailboxes are created then, and the CA
+accepts orders for any address. The password comes from --mail-password-file or
+ACMEMAIL_PASSWORD; roots for the mail servers from ACMEMAIL_CA_ROOTS.
+
 ` + exitStatusHelp
+
+const sandboxExample = `  acmemail sandbox --user alice@example.test --dir /tmp/sandbox
+
+  # The CA on a real mail system (Postfix, Dovecot, OpenDKIM):
+  acmemail sandbox --dir /tmp/sandbox --mail-address acme@ca.example.net \
+      --mail-imap imap://127.0.0.1:143 --mail-smtp smtp://127.0.0.1:587 \
+      --mail-password-file ca.password --dns-resolver 127.0.0.1:53`
 
 func newSandboxCmd(g *globals) *cobra.Command {
 	var o sandboxOptions
@@ -122,9 +137,12 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Use:     "sandbox",
 		Short:   "Run the embedded test CA and mail world",
 		Long:    sandboxLong,
-		Example: `  acmemail sandbox --user alice@example.test --dir /tmp/sandbox`,
+		Example: sandboxExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.mail.enabled() && cmd.Flags().Changed("user") {
+				return usageErrorf("--user creates sandbox mailboxes; with --mail-address the users' mail is on the real mail system")
+			}
 			return runSandbox(cmd.Context(), g, &o)
 		},
 	}
@@ -133,6 +151,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.dir, "dir", "", "where to write roots.pem and the passwords (default: a new temporary directory)")
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	o.sandbox.addFlags(f, false)
+	o.mail.addFlags(f)
 	return cmd
 }
 
@@ -149,6 +168,14 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		}
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	var ext *sandboxMailLink
+	if o.mail.enabled() {
+		if ext, err = o.mail.start(ctx, g, &opts); err != nil {
+			return err
+		}
+		defer ext.Close()
+		o.users = nil
 	}
 	w, err := sandbox.Start(ctx, opts)
 	if err != nil {
@@ -183,16 +210,29 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		}
 		eabLines = fmt.Sprintf("eab-kid     %s\neab-hmac    %s\n", w.EABKeyID, hmacPath)
 	}
-	fmt.Fprintf(g.stdout, "directory   %s\nimap        %s\nimap-starttls %s\nsmtp        %s\nsmtp-starttls %s\ndns         %s\nroots       %s\npasswords   %s/<address>.password\n",
-		w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
-	fmt.Fprint(g.stdout, eabLines)
-	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	<-ctx.Done()
+	mailErr := make(chan error, 1)
+	if ext != nil {
+		fmt.Fprintf(g.stdout, "directory   %s\nca-address  %s\nmail-imap   %s\nmail-smtp   %s\nroots       %s\n",
+			w.DirectoryURL, ext.address, o.mail.imap, o.mail.smtp, roots)
+		go func() { mailErr <- ext.serve(ctx, w) }()
+	} else {
+		fmt.Fprintf(g.stdout, "directory   %s\nimap        %s\nimap-starttls %s\nsmtp        %s\nsmtp-starttls %s\ndns         %s\nroots       %s\npasswords   %s/<address>.password\n",
+			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
+	}
+	fmt.Fprint(g.stdout, eabLines)
+	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
+	select {
+	case <-ctx.Done():
+	case err := <-mailErr:
+		if err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(g.stderr, "acmemail: sandbox stopped")
 	return nil
 }
