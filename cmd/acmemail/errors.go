@@ -105,6 +105,11 @@ func printError(w io.Writer, err error) {
 	if errors.Is(err, mailbox.ErrAuthFailed) {
 		fmt.Fprintln(w, "acmemail: hint: check --user and the password (ACMEMAIL_PASSWORD or --password-file); many providers need an app password")
 	}
+	if re := (*mailbox.ReplyError)(nil); errors.As(err, &re) && (re.Code == 553 || re.EnhancedCode == "5.7.1") {
+		// Postfix's reject_sender_login_mismatch and most providers say
+		// "553 5.7.1 ... not owned by user" for a From the login may not use.
+		fmt.Fprintln(w, "acmemail: hint: the submission server does not let this login send as the address; log in (--user) as the address's owner, or have your provider allow the login to send as it")
+	}
 	if errors.Is(err, acmemail.ErrMailTimeout) {
 		fmt.Fprintln(w, "acmemail: hint: the CA may have filtered it as spam, or mails another folder; check the mailbox and try --mailbox")
 		fmt.Fprintln(w, "acmemail: hint: re-run with -v to see the mailbox activity, or raise --timeout")
