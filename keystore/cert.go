@@ -62,10 +62,13 @@ func (s *Store) certDir(email string, create bool) (norm, dir string, err error)
 	if err != nil {
 		return "", "", err
 	}
-	if create {
+	switch {
+	case create && s.slot != "":
+		dir, err = s.subdir(certificatesDir, norm, s.slot)
+	case create:
 		dir, err = s.subdir(certificatesDir, norm)
-	} else {
-		dir = filepath.Join(s.Dir, certificatesDir, norm)
+	default:
+		dir = filepath.Join(s.Dir, certificatesDir, norm, s.slot)
 	}
 	return norm, dir, err
 }

@@ -18,6 +18,9 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	// Dir is the absolute path of the state directory.
 	Dir string
+	// slot, if set, puts the certificate methods' files in
+	// certificates/<email>/<slot>/ (see [Store.Slot]).
+	slot string
 }
 
 // Names of the top-level subdirectories of a Store.

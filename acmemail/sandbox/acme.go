@@ -647,7 +647,13 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 		replaced.replacing = o
 		ca.stats.update(func(s *Stats) { s.OrdersReplacing++ })
 	}
+	fresh := 0
 	for _, id := range idents {
+		if a := ca.reusableAuthzLocked(req.acct, id, now); a != nil {
+			o.authzs = append(o.authzs, a)
+			continue
+		}
+		fresh++
 		tp2, err := newToken(ca.opt.TokenLength)
 		if err != nil {
 			ca.writeProblem(w, req.url, newProblem(probServerInternal, "cannot create a token: %v", err))
@@ -663,9 +669,12 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 		ca.challs[cid] = ch
 		ca.byFrom[strings.ToLower(ch.from)] = ch
 	}
+	if fresh == 0 {
+		o.status = statusReady // every authorization was reused
+	}
 	ca.orders[oid] = o
 	req.acct.orders = append(req.acct.orders, o)
-	ca.stats.update(func(s *Stats) { s.Orders++; s.Authorizations += len(idents) })
+	ca.stats.update(func(s *Stats) { s.Orders++; s.Authorizations += fresh; s.AuthorizationsReused += len(idents) - fresh })
 	ca.log.Info("order created", "order", o.url, "identifiers", len(idents))
 	w.Header().Set("Location", o.url)
 	w.Header().Set("Retry-After", retryAfter)

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // AddAlias makes alias a second address of the existing user: mail to it
@@ -59,4 +60,20 @@ func (m *mailSystem) owns(user, addr string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.aliases[strings.ToLower(addr)] == strings.ToLower(user) && user != ""
+}
+
+// reusableAuthzLocked returns a valid, unexpired authorization of acct for
+// id, if Options.ReuseValidAuthz allows reusing one.
+func (ca *authority) reusableAuthzLocked(acct *account, id identifier, now time.Time) *authz {
+	if !ca.opt.ReuseValidAuthz {
+		return nil
+	}
+	for _, o := range acct.orders {
+		for _, a := range o.authzs {
+			if a.status == statusValid && now.Before(a.expires) && sameAddress(a.ident.Value, id.Value) {
+				return a
+			}
+		}
+	}
+	return nil
 }

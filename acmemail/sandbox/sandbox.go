@@ -135,6 +135,12 @@ type Options struct {
 	// RenewalRetryAfter is the Retry-After of renewalInfo responses.
 	// Default 6 hours.
 	RenewalRetryAfter time.Duration
+	// ReuseValidAuthz puts an account's still valid authorization for an
+	// identifier into its next orders for that identifier instead of a new
+	// one (RFC 8555 §7.4 lets a CA do so, and Let's Encrypt does): the
+	// client must then not wait for a challenge mail that never comes.
+	// By default every order gets fresh authorizations.
+	ReuseValidAuthz bool
 	// ASCIIOnly refuses internationalized addresses (a non-ASCII local
 	// part or domain) with rejectedIdentifier, as some CAs do. By default
 	// they are issued for: a non-ASCII local part as an SmtpUTF8Mailbox

@@ -16,6 +16,9 @@ type Stats struct {
 	Accounts       int // accounts created
 	Orders         int // orders created
 	Authorizations int // authorizations created
+	// AuthorizationsReused counts valid authorizations put into a later
+	// order (Options.ReuseValidAuthz) instead of new ones.
+	AuthorizationsReused int
 
 	ChallengesSent    int // challenge emails delivered to a user's INBOX
 	ChallengesValid   int // challenges that became valid

@@ -191,6 +191,7 @@ func (s *session) openAlso(ctx context.Context) error {
 	mm := &multiMail{ch: make(chan []byte), errc: make(chan error, 1+len(extra)), senders: senders, def: s.mail.s}
 	var wg sync.WaitGroup
 	for _, m := range append([]*mailAdapter{s.mail}, extra...) {
+		mm.watchers = append(mm.watchers, m.w)
 		wg.Go(func() { mm.read(mctx, m.w) })
 	}
 	s.closers = append(s.closers, func() { cancel(); wg.Wait() })
@@ -235,13 +236,24 @@ func (s *session) openMailbox(ctx context.Context, imapURL, smtpURL, user, passw
 // dropped between calls), Send replies through the submission server of
 // the address the reply is from.
 type multiMail struct {
-	ch      chan []byte
-	errc    chan error
-	senders map[string]*mailbox.Sender // by lowercased address
-	def     *mailbox.Sender            // the primary mailbox's
+	watchers []*mailbox.Watcher
+	ch       chan []byte
+	errc     chan error
+	senders  map[string]*mailbox.Sender // by lowercased address
+	def      *mailbox.Sender            // the primary mailbox's
 }
 
-var _ acmemail.Mail = (*multiMail)(nil)
+var (
+	_ acmemail.Mail         = (*multiMail)(nil)
+	_ acmemail.MailExpecter = (*multiMail)(nil)
+)
+
+// Expect tells every watcher that a mail is due.
+func (m *multiMail) Expect() {
+	for _, w := range m.watchers {
+		w.Expect()
+	}
+}
 
 func (m *multiMail) read(ctx context.Context, w *mailbox.Watcher) {
 	for {

@@ -46,6 +46,7 @@ type obtainOptions struct {
 	eab             eabFlags
 	sandbox         sandboxFlags
 	also            alsoFlags
+	split           bool
 	ext             externalFlags // --manual, --pipe
 }
 
@@ -144,6 +145,7 @@ func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	o.addSubmissionFlags(f)
 	o.sandbox.addFlags(f, true)
 	o.also.addFlags(f)
+	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
 }
 
 // addSubmissionFlags adds the flags for logging in to the submission
@@ -192,6 +194,9 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	if err := o.ext.check(); err != nil {
 		return err
 	}
+	if o.split && o.usage != "both" {
+		return withHint(usageErrorf("--split obtains a signing and an encryption certificate; it does not go with --usage %s", o.usage), "drop --usage, or drop --split")
+	}
 	if o.ext.active() && len(id.also) > 0 {
 		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
 	}
@@ -229,6 +234,9 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		if o.ext.manual && !o.ext.mailWaitSet {
 			s.client.MailWait = manualMailWait(o.timeout)
 		}
+	}
+	if o.split {
+		return s.obtainSplit(ctx, o, p12Password)
 	}
 	res, err := s.issue(ctx, p12Password, issueRequest{})
 	if err != nil {

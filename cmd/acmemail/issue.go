@@ -367,8 +367,9 @@ type issued struct {
 	meta   keystore.CertMeta
 	paths  keystore.CertPaths
 	cert   *acmemail.Certificate
-	p12    []byte // the PKCS#12 file's content
-	p12Out string // where the PKCS#12 file was written (cert.p12)
+	key    crypto.Signer // the certificate's key, as saved
+	p12    []byte        // the PKCS#12 file's content
+	p12Out string        // where the PKCS#12 file was written (cert.p12)
 }
 
 // issue orders a certificate, checks it, saves it with its key, and
@@ -426,5 +427,5 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
 		return nil, err
 	}
-	return &issued{meta: meta, paths: paths, cert: cert, p12: p12, p12Out: paths.PKCS12}, nil
+	return &issued{meta: meta, paths: paths, cert: cert, key: key, p12: p12, p12Out: paths.PKCS12}, nil
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// encryptSlot is where --split keeps the encryption certificate:
+// certificates/<email>/encrypt/ (see keystore.Store.Slot).
+const encryptSlot = "encrypt"
+
+// splitResult is obtain --split --json's output.
+type splitResult struct {
+	Signing    obtainResult `json:"signing"`
+	Encryption obtainResult `json:"encryption"`
+	PKCS12     string       `json:"pkcs12,omitempty"` // --out: both keys in one file
+}
+
+// obtainSplit gets a signing and an encryption certificate in one run:
+// two orders, two keys. The signing certificate is the address's main one
+// (certificates/<email>/), the encryption certificate lives in the
+// "encrypt" slot (certificates/<email>/encrypt/). The mail is answered
+// once per challenge: when the CA puts the still valid authorization of
+// the first order into the second, there is no second challenge (the
+// flow skips valid authorizations); when it makes a new one, its new
+// challenge is answered like the first. A challenge is never answered
+// twice: answered challenges are recorded before the reply.
+func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password string) error {
+	id, store := s.id, s.store
+	encStore, err := store.Slot(encryptSlot)
+	if err != nil {
+		return err
+	}
+	run := func(usage acmemail.Usage, st *keystore.Store, what string) (*issued, error) {
+		one := *id
+		one.usage = usage
+		s.id, s.store = &one, st
+		defer func() { s.id, s.store = id, store }()
+		s.prog.printf("%s", what)
+		return s.issue(ctx, p12Password, issueRequest{})
+	}
+	sign, err := run(acmemail.UsageSign, store, "1/2: the signing certificate (digitalSignature)")
+	if err != nil {
+		return fmt.Errorf("the signing certificate: %w", err)
+	}
+	s.prog.printf("saved the signing certificate for %s (valid until %s)", id.email, sign.meta.NotAfter.UTC().Format(time.DateOnly))
+	encUsage := "keyEncipherment"
+	if kt := string(id.keyType); strings.HasPrefix(kt, "p") {
+		encUsage = "keyAgreement"
+	}
+	enc, err := run(acmemail.UsageEncrypt, encStore, "2/2: the encryption certificate ("+encUsage+")")
+	if err != nil {
+		return withHint(fmt.Errorf("the encryption certificate: %w (the signing certificate is saved in %s)", err, sign.paths.Dir),
+			"run the same command again for a new pair, or obtain the encryption certificate alone with --usage encrypt")
+	}
+	s.prog.printf("saved the encryption certificate for %s (valid until %s)", id.email, enc.meta.NotAfter.UTC().Format(time.DateOnly))
+	if s.world != nil {
+		s.prog.printf("the sandbox issued them; they are trusted by no mail client (its root is a test root)")
+	}
+
+	var both string
+	if o.out != "" {
+		// One file with both keys: what a mail client imports in one go.
+		entries := []keystore.P12Entry{{Key: sign.key, Chain: sign.cert.Chain}, {Key: enc.key, Chain: enc.cert.Chain}}
+		data, err := keystore.EncodePKCS12Bundle(entries, p12Password, id.profile)
+		if err != nil {
+			return err
+		}
+		if err := writeNewFile(o.out, data); err != nil {
+			return fmt.Errorf("write --out: %w (both certificates are saved in %s)", err, sign.paths.Dir)
+		}
+		both, _ = filepath.Abs(o.out)
+	}
+	result := func(r *issued, usage acmemail.Usage) obtainResult {
+		abs, _ := filepath.Abs(r.p12Out)
+		return obtainResult{
+			Email: id.email, PKCS12: abs, Certificate: r.paths.Chain, Key: r.paths.Key,
+			Serial: r.meta.Serial, NotBefore: r.meta.NotBefore.UTC(), NotAfter: r.meta.NotAfter.UTC(),
+			KeyType: string(r.meta.KeyType), Usage: usage.String(), CA: s.dirURL, OrderURL: r.cert.OrderURL,
+			ACMERequests: s.client.Requests(),
+		}
+	}
+	if o.json {
+		return json.NewEncoder(s.g.stdout).Encode(splitResult{Signing: result(sign, acmemail.UsageSign), Encryption: result(enc, acmemail.UsageEncrypt), PKCS12: both})
+	}
+	lines := []string{sign.p12Out, enc.p12Out}
+	if both != "" {
+		lines = []string{both}
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(s.g.stdout, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
