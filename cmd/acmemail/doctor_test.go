@@ -43,7 +43,7 @@ func doctorChecks(t *testing.T, r cliResult) map[string]doctorCheck {
 // name cannot be told to support email identifiers from its directory).
 func TestDoctorExternalSandbox(t *testing.T) {
 	w, env := world(t, sandbox.Options{})
-	r := runCLI(t, env, doctorArgs(w)...)
+	r := runCLI(t, env, doctorArgs(w, "-vv")...)
 	if r.code != 0 {
 		t.Fatalf("doctor exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -70,6 +70,9 @@ func TestDoctorExternalSandbox(t *testing.T) {
 	}
 	if strings.Contains(r.stdout+r.stderr, "alice-secret-pw") {
 		t.Errorf("the mail password appears in the output")
+	}
+	if !strings.Contains(r.stderr, "level=DEBUG") {
+		t.Errorf("doctor -vv logged nothing at debug level:\n%s", r.stderr)
 	}
 }
 

@@ -48,13 +48,14 @@ func TestRespondSMTP(t *testing.T) {
 		t.Errorf("respond with a plain mail: exit %d\n%s", r.code, r.stderr)
 	}
 
-	r = runCLIStdin(t, env, raw, "respond", "--smtp", w.SMTPURL)
+	r = runCLIStdin(t, env, raw, "respond", "-vv", "--smtp", w.SMTPURL)
 	if r.code != 0 {
 		t.Fatalf("respond: exit %d\nstderr:\n%s\nobtain:\n%s", r.code, r.stderr, obtain.stderr.String())
 	}
 	if r.stdout != "" {
 		t.Errorf("respond --smtp printed on stdout: %q", r.stdout)
 	}
+	answered := r
 	if code := obtain.wait(t); code != 0 {
 		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
 	}
@@ -72,8 +73,11 @@ func TestRespondSMTP(t *testing.T) {
 	if r.code != exitMailTimeout || !strings.Contains(r.stderr, "no acmemail obtain --pipe is waiting for alice@example.test") {
 		t.Errorf("replayed mail: exit %d, want %d\n%s", r.code, exitMailTimeout, r.stderr)
 	}
-	if strings.Contains(r.stderr+obtain.stderr.String(), "alice-secret-pw") {
+	if strings.Contains(answered.stdout+answered.stderr+r.stderr+obtain.stderr.String(), "alice-secret-pw") {
 		t.Errorf("the mail password appears in the output")
+	}
+	if !strings.Contains(answered.stderr, "level=DEBUG") {
+		t.Errorf("respond -vv logged nothing at debug level:\n%s", answered.stderr)
 	}
 }
 
