@@ -2,12 +2,15 @@ package sandbox
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +19,7 @@ import (
 
 // eabJWS builds an external account binding by hand (RFC 8555 §7.3.4),
 // independently of acmez, so that each field can be got wrong on purpose.
-func eabJWS(t *testing.T, header map[string]any, pub *ecdsa.PublicKey, macKey []byte) json.RawMessage {
+func eabJWS(t testing.TB, header map[string]any, pub *ecdsa.PublicKey, macKey []byte) json.RawMessage {
 	t.Helper()
 	prot, err := json.Marshal(header)
 	if err != nil {
@@ -118,4 +121,52 @@ func TestExternalAccountBinding(t *testing.T) {
 	if n := w.Stats().Accounts; n != 2 {
 		t.Errorf("Stats().Accounts = %d, want 2", n)
 	}
+}
+
+// FuzzVerifyEAB: whatever a client sends as externalAccountBinding, the
+// check never panics, and it accepts only a binding MACed with the key of
+// the kid it names, over the requester's own key.
+func FuzzVerifyEAB(f *testing.F) {
+	macKey := []byte("0123456789abcdef0123456789abcdef")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	const url = "https://127.0.0.1:1/acme/new-account"
+	good := map[string]any{"alg": "HS256", "kid": "kid-1", "url": url}
+	f.Add([]byte(eabJWS(f, good, &key.PublicKey, macKey)))
+	f.Add([]byte(eabJWS(f, map[string]any{"alg": "HS512", "kid": "kid-1", "url": url}, &key.PublicKey, macKey)))
+	f.Add([]byte(`{"protected":"","payload":"","signature":""}`))
+	f.Add([]byte(`{}`))
+	ca := &authority{opt: Options{EABKeys: map[string][]byte{"kid-1": macKey}}}
+	point, _ := key.PublicKey.Bytes()
+	enc := base64.RawURLEncoding.EncodeToString
+	pub, prob := parseJWK([]byte(fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":%q,"y":%q}`, enc(point[1:33]), enc(point[33:]))))
+	if prob != nil {
+		f.Fatal(prob)
+	}
+	req := &request{url: url, key: pub}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		kid, prob := ca.verifyEAB(raw, req)
+		if prob != nil {
+			if kid != "" {
+				t.Errorf("refused with %v but returned kid %q", prob, kid)
+			}
+			return
+		}
+		j, p := parseJWS(raw)
+		if p != nil {
+			t.Fatalf("accepted a binding that does not parse: %v", p)
+		}
+		if kid != "kid-1" || j.header.Kid != kid || j.header.URL != url || j.header.Nonce != "" {
+			t.Errorf("accepted kid %q with header %+v", kid, j.header)
+		}
+		if !strings.HasPrefix(j.header.Alg, "HS") {
+			t.Errorf("accepted alg %q", j.header.Alg)
+		}
+		bound, p := parseJWK(j.payload)
+		if p != nil || bound.thumbprint != pub.thumbprint {
+			t.Errorf("accepted a payload that is not the requester's key")
+		}
+	})
 }

@@ -442,8 +442,9 @@ func runAccountShow(ctx context.Context, g *globals, o *showOptions) error {
 			return fmt.Errorf("the CA says the saved key belongs to %s, not to the saved account %s", info.URL, a.URL)
 		}
 		r.Status = info.Status
-		if len(info.Contact) > 0 || r.Contact == nil {
-			r.Contact = info.Contact
+		r.Contact = info.Contact // the CA's view is the current one
+		if r.Contact == nil {
+			r.Contact = []string{}
 		}
 	}
 	return printAccount(g, r, o.json)

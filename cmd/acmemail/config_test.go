@@ -291,3 +291,44 @@ imap = "imaps://bob.example.com"
 		}
 	}
 }
+
+// BenchmarkParseConfig: parsing the two-identity example, as every run does.
+func BenchmarkParseConfig(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "config.toml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	known := knownFlags()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseConfig(data, "config.toml", known); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSettings: the whole per-run cost of the mechanism: collect the
+// flag names, read and parse the file, apply environment and file.
+func BenchmarkSettings(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "config.toml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := filepath.Join(b.TempDir(), "config.toml")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	env := map[string]string{"ACMEMAIL_CONFIG": p, "ACMEMAIL_TIMEOUT": "1m"}
+	b.ReportAllocs()
+	for b.Loop() {
+		g := &globals{getenv: func(k string) string { return env[k] }}
+		root := newRootCmd(g)
+		cmd, _, _ := root.Find([]string{"obtain"})
+		if err := cmd.ParseFlags(nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.settingsPreRun(cmd, []string{"alice@example.com"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
