@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -170,7 +172,7 @@ func BenchmarkScale(b *testing.B) {
 // took. The `acmemail obtain` child processes need a build of cmd/acmemail
 // and run only with ACMEMAIL_BENCH_CLI=1 (the benchmarks always run them).
 func TestSmoke(t *testing.T) {
-	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1}
+	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1, concurrency: 2}
 	if os.Getenv("ACMEMAIL_BENCH_CLI") == "1" {
 		cfg.cliRuns = 1
 	}

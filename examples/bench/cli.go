@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -45,6 +47,7 @@ func cliObtain(ctx context.Context, bin string, w *world, home, email, keyType s
 		"--server", w.DirectoryURL, "--imap", w.IMAPURL, "--smtp", w.SMTPURL,
 		"--dns-resolver", w.DNSAddr, "--agree-tos", "--reply-settle", "0",
 		"--key-type", keyType, "--json", email)
+
 	cmd.Env = append(os.Environ(),
 		"ACMEMAIL_HOME="+home,
 		"ACMEMAIL_CA_ROOTS="+w.rootsPath,
@@ -94,29 +97,31 @@ type phase struct {
 	d    time.Duration
 }
 
-// phaseNames are the phases of an issuance, in order; see analyze.
+// phaseNames are the phases of an issuance, in the order acmemail obtain
+// goes through them; see analyze.
 var phaseNames = []string{
 	"start-up: exec to first IMAP command",
 	"IMAP login+SELECT, SMTP EHLO+AUTH",
 	"account key, GET directory",
-	"certificate key + CSR",
 	"newNonce, newAccount",
+	"certificate key + CSR",
 	"newOrder, authz fetch (CA mails)",
 	"reaction: mail delivered to reply accepted",
 	"challenge POST (validated)",
 	"finalize, certificate download",
-	"save key/chain/PKCS#12, exit",
+	"renewalInfo, save key/chain/PKCS#12, exit",
 }
 
 // analyze splits [start, end] into the phases of phaseNames using the
-// observations of the one issuance that ran in that window. Phases are
-// consecutive, so they add up to end-start.
+// observations of the one issuance that ran in that window. The phases are
+// consecutive, so they add up to end-start; a phase that did not happen
+// (no new account, say) is zero.
 func analyze(obs []sandbox.Observation, email string, start, end time.Time) issuance {
 	is := issuance{acme: map[string]int{}}
 	var (
-		firstIMAP, lastSMTPBeforeACME, dirEnd, keyEnd, orderStart time.Time
-		mailAt, submitAt, finalizeStart, certEnd                  time.Time
-		firstACME                                                 time.Time
+		firstIMAP, lastSMTPBeforeACME, dirEnd, accountEnd, orderStart time.Time
+		mailAt, submitAt, finalizeStart, certEnd                      time.Time
+		firstACME                                                     time.Time
 	)
 	for _, o := range obs {
 		switch o.Kind {
@@ -132,13 +137,10 @@ func analyze(obs []sandbox.Observation, email string, start, end time.Time) issu
 					dirEnd = o.At.Add(o.Took)
 				}
 			case "HEAD newNonce", "POST newAccount":
-				if keyEnd.IsZero() {
-					keyEnd = o.At
+				if orderStart.IsZero() {
+					accountEnd = o.At.Add(o.Took)
 				}
 			case "POST newOrder":
-				if keyEnd.IsZero() {
-					keyEnd = o.At
-				}
 				if orderStart.IsZero() {
 					orderStart = o.At
 				}
@@ -172,12 +174,12 @@ func analyze(obs []sandbox.Observation, email string, start, end time.Time) issu
 	if !mailAt.IsZero() && !submitAt.IsZero() {
 		is.reaction = submitAt.Sub(mailAt)
 	}
-	bounds := []time.Time{start, firstIMAP, lastSMTPBeforeACME, dirEnd, keyEnd, orderStart, mailAt, submitAt, finalizeStart, certEnd, end}
+	bounds := []time.Time{start, firstIMAP, lastSMTPBeforeACME, dirEnd, accountEnd, orderStart, mailAt, submitAt, finalizeStart, certEnd, end}
 	prev := start
 	for i, name := range phaseNames {
 		b := bounds[i+1]
 		if b.IsZero() || b.Before(prev) {
-			b = prev // the phase did not happen (e.g. a known account)
+			b = prev // the phase did not happen
 		}
 		is.phases = append(is.phases, phase{name, b.Sub(prev)})
 		prev = b

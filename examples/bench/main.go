@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command bench measures acmemail against the embedded sandbox and prints
 // the figures of BENCHMARKS.md as a Markdown table:
 //
@@ -33,6 +35,7 @@ func main() {
 	flag.DurationVar(&cfg.pollInterval, "poll-interval", time.Second, "IMAP poll interval for the polling figure (mailbox default: 5s)")
 	scale := flag.String("scale", "1,10,100", "numbers of identities for the scale figure")
 	flag.IntVar(&cfg.scaleRepeat, "scale-repeat", 3, "how often each scale size is measured (the median is shown)")
+	flag.IntVar(&cfg.concurrency, "concurrency", scaleConcurrency, "at most this many identities at once in the scale figure")
 	flag.StringVar(&cfg.bin, "acmemail", "", "acmemail binary to measure (default: build ./cmd/acmemail)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
@@ -70,6 +73,7 @@ type config struct {
 	pollInterval  time.Duration
 	scale         []int
 	scaleRepeat   int
+	concurrency   int
 	bin           string
 }
 

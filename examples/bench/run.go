@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
@@ -41,10 +44,11 @@ type obtainFigures struct {
 type scalePoint struct {
 	n     int
 	total summary
+	cpu   summary // CPU time of this process (client library and sandbox)
 }
 
-// scaleConcurrency bounds the identities renewed at once in the scale
-// figure (the library flow's bound; see BENCHMARKS.md).
+// scaleConcurrency is the default bound on identities renewed at once in
+// the scale figure (the library flow's bound; see BENCHMARKS.md).
 const scaleConcurrency = 16
 
 func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
@@ -53,7 +57,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: scaleConcurrency}
+	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: cfg.concurrency}
 
 	bin := cfg.bin
 	if bin == "" && cfg.cliRuns > 0 {
@@ -120,8 +124,8 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	}
 
 	for _, n := range cfg.scale {
-		logf(log, "scale: %d identities at once (bound %d), %d times", n, scaleConcurrency, cfg.scaleRepeat)
-		var totals []time.Duration
+		logf(log, "scale: %d identities at once (bound %d), %d times", n, cfg.concurrency, cfg.scaleRepeat)
+		var totals, cpus []time.Duration
 		for rep := range cfg.scaleRepeat {
 			emails := make([]string, n)
 			for i := range emails {
@@ -134,13 +138,14 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			if err != nil {
 				return nil, err
 			}
-			d, err := obtainMany(ctx, w, st, acct, emails, scaleConcurrency)
+			cpu0 := processCPU()
+			d, err := obtainMany(ctx, w, st, acct, emails, cfg.concurrency)
 			if err != nil {
 				return nil, err
 			}
-			totals = append(totals, d)
+			totals, cpus = append(totals, d), append(cpus, processCPU()-cpu0)
 		}
-		res.scale = append(res.scale, scalePoint{n: n, total: summarize(totals)})
+		res.scale = append(res.scale, scalePoint{n: n, total: summarize(totals), cpu: summarize(cpus)})
 	}
 	return res, nil
 }
@@ -196,6 +201,15 @@ func obtainMany(ctx context.Context, w *world, store *keystore.Store, acct *acco
 	return d, nil
 }
 
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func mkdir(parent, name string) string {
 	dir := parent + string(os.PathSeparator) + name
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -240,11 +254,11 @@ func (r *results) print(out io.Writer) {
 		base := r.scale[0]
 		fmt.Fprintln(out)
 		fmt.Fprintf(out, "Scale (library flow, at most %d identities at once, one shared ACME account and HTTP client):\n\n", r.concurrency)
-		fmt.Fprintln(out, "| identities | total (median) | per identity | vs. one |")
-		fmt.Fprintln(out, "|---:|---:|---:|---:|")
+		fmt.Fprintln(out, "| identities | total (median) | per identity | vs. one | CPU per identity (client + sandbox) |")
+		fmt.Fprintln(out, "|---:|---:|---:|---:|---:|")
 		for _, p := range r.scale {
-			fmt.Fprintf(out, "| %d | %s | %s | %.1f× |\n", p.n, ms(p.total.median), ms(p.total.median/time.Duration(p.n)),
-				float64(p.total.median)/float64(base.total.median)*float64(base.n))
+			fmt.Fprintf(out, "| %d | %s | %s | %.1f× | %s |\n", p.n, ms(p.total.median), ms(p.total.median/time.Duration(p.n)),
+				float64(p.total.median)/float64(base.total.median)*float64(base.n)/float64(base.n), ms(p.cpu.median/time.Duration(p.n)))
 		}
 	}
 
