@@ -214,6 +214,7 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	if err := s.openStore(); err != nil {
 		return err
 	}
+	s.startCertKey()
 	var ext externalMail
 	if s.noMail {
 		if ext, err = openExternal(ctx, s, &o.ext); err != nil {

@@ -99,6 +99,7 @@ type session struct {
 	mail         *mailAdapter
 	multi        *multiMail // several mailboxes (--also-imap), or nil
 	client       *acmemail.Client
+	certKey      func() (crypto.Signer, error) // started by startCertKey, or nil
 
 	closers []func()
 }
@@ -384,7 +385,11 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 		}
 		certKey = key
 	} else {
-		key, err := store.CertKey(id.email, id.keyType)
+		getKey := s.certKey
+		if getKey == nil {
+			getKey = func() (crypto.Signer, error) { return store.CertKey(id.email, id.keyType) }
+		}
+		key, err := getKey()
 		if err != nil {
 			return nil, err
 		}
