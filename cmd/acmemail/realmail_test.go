@@ -19,8 +19,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +63,7 @@ func loadRealWorld(t *testing.T) *realWorld {
 			r.env[k] = v
 		}
 	}
-	for _, k := range []string{"ACMEMAIL", "ROOTS", "IMAP", "SMTP", "DNS", "AUTHSERV_ID", "CA_ADDRESS", "SECRETS", "MAILDIR"} {
+	for _, k := range []string{"ACMEMAIL", "ROOTS", "IMAP", "IMAPS", "SMTP", "MX", "DNS", "AUTHSERV_ID", "CA_ADDRESS", "SECRETS", "MAILDIR"} {
 		if r.env[k] == "" {
 			t.Fatalf("%s has no %s=", path, k)
 		}
@@ -86,13 +89,14 @@ func (w syncWriter) Write(p []byte) (int, error) {
 
 // startSandbox runs `acmemail sandbox` with external mail: challenges go
 // out through Postfix submission as the CA's address, replies are read
-// from the CA's Dovecot mailbox, their DKIM keys are looked up in dnsmasq.
+// from the CA's Dovecot mailbox (implicit TLS, while acmemail obtain uses
+// STARTTLS), their DKIM keys are looked up in dnsmasq.
 func (r *realWorld) startSandbox(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, r.env["ACMEMAIL"], "sandbox", "-v", "--dir", dir,
-		"--mail-address", r.env["CA_ADDRESS"], "--mail-imap", r.env["IMAP"], "--mail-smtp", r.env["SMTP"],
+		"--mail-address", r.env["CA_ADDRESS"], "--mail-imap", r.env["IMAPS"], "--mail-smtp", r.env["SMTP"],
 		"--mail-password-file", r.password(r.env["CA_ADDRESS"]), "--dns-resolver", r.env["DNS"])
 	cmd.Env = append(os.Environ(), "ACMEMAIL_CA_ROOTS="+r.env["ROOTS"])
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -376,6 +380,55 @@ func TestRealMail(t *testing.T) {
 		r.checkMailTrail(t, email)
 		if want := "accepted on the word of the Authentication-Results of " + r.env["AUTHSERV_ID"]; !strings.Contains(res.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, res.stderr)
+		}
+	})
+
+	// What makes --trust-authserv-id safe: the MX removes an
+	// Authentication-Results field that claims its authserv-id from
+	// incoming mail, so only its own verdict arrives. OpenDKIM does so by
+	// default (the world sets only AuthservID).
+	t.Run("forged-authentication-results-removed", func(t *testing.T) {
+		msgID := fmt.Sprintf("<forged-%d@evil.example.org>", time.Now().UnixNano())
+		raw := "Authentication-Results: " + r.env["AUTHSERV_ID"] + "; dkim=pass header.d=ca.example.net\r\n" +
+			"From: acme-challenge+forged@ca.example.net\r\nTo: alice@example.com\r\nSubject: ACME: forged\r\n" +
+			"Message-ID: " + msgID + "\r\n\r\nforged\r\n"
+		c, err := smtp.Dial(r.env["MX"]) // as a stranger on the Internet would: no TLS needed, no AUTH
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Mail("mallory@evil.example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("alice@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		wc, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(wc, raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := wc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.Quit()
+		// Delivery is asynchronous (queue manager, virtual(8)).
+		var got []byte
+		for deadline := time.Now().Add(time.Minute); got == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, m := range r.maildirMessages(t, "alice@example.com") {
+				if bytes.Contains(m, []byte(msgID)) {
+					got = m
+				}
+			}
+		}
+		if got == nil {
+			t.Fatal("the forged mail was not delivered within a minute")
+		}
+		hdr, _, _ := bytes.Cut(got, []byte("\n\n"))
+		if bytes.Contains(hdr, []byte("dkim=pass header.d=ca.example.net")) {
+			t.Errorf("the forged Authentication-Results reached the mailbox:\n%s", hdr)
 		}
 	})
 
