@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -38,15 +39,26 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 	if err != nil {
 		return err
 	}
-	run := func(usage acmemail.Usage, st *keystore.Store, what string) (*issued, error) {
+	// The encryption key is made in the background while the signing
+	// order runs (the signing key may already be, see startCertKey).
+	var encKey crypto.Signer
+	var encKeyErr error
+	encDone := make(chan struct{})
+	go func() {
+		defer close(encDone)
+		encKey, encKeyErr = encStore.CertKey(id.email, id.keyType)
+	}()
+	s.closers = append(s.closers, func() { <-encDone })
+	run := func(usage acmemail.Usage, st *keystore.Store, key func() (crypto.Signer, error), what string) (*issued, error) {
 		one := *id
 		one.usage = usage
-		s.id, s.store = &one, st
-		defer func() { s.id, s.store = id, store }()
+		saved := s.certKey
+		s.id, s.store, s.certKey = &one, st, key
+		defer func() { s.id, s.store, s.certKey = id, store, saved }()
 		s.prog.printf("%s", what)
 		return s.issue(ctx, p12Password, issueRequest{})
 	}
-	sign, err := run(acmemail.UsageSign, store, "1/2: the signing certificate (digitalSignature)")
+	sign, err := run(acmemail.UsageSign, store, s.certKey, "1/2: the signing certificate (digitalSignature)")
 	if err != nil {
 		return fmt.Errorf("the signing certificate: %w", err)
 	}
@@ -55,7 +67,8 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 	if kt := string(id.keyType); strings.HasPrefix(kt, "p") {
 		encUsage = "keyAgreement"
 	}
-	enc, err := run(acmemail.UsageEncrypt, encStore, "2/2: the encryption certificate ("+encUsage+")")
+	enc, err := run(acmemail.UsageEncrypt, encStore, func() (crypto.Signer, error) { <-encDone; return encKey, encKeyErr },
+		"2/2: the encryption certificate ("+encUsage+")")
 	if err != nil {
 		return withHint(fmt.Errorf("the encryption certificate: %w (the signing certificate is saved in %s)", err, sign.paths.Dir),
 			"run the same command again for a new pair, or obtain the encryption certificate alone with --usage encrypt")
