@@ -42,7 +42,8 @@ needs for EMAIL works, and say how to fix what does not. The checks, in order:
                  --mailbox DKIM-signed with d= equal to EMAIL's domain, and the signature
                  verifies (the check a CA makes on the reply); the test message has the
                  header fields of an RFC 8823 reply, and is deleted afterwards
-                 (--keep-test-message keeps it)
+                 (--keep-test-message keeps it). A signature whose h= leaves out some
+                 of those fields (Message-ID, Content-Type, ...) is a warning
   ca-directory   the CA's directory (--server) can be fetched over HTTPS, names the
                  newNonce, newAccount and newOrder resources, and newNonce answers
   ca-email       whether the CA accepts "email" identifiers: an ACME directory does not
@@ -325,9 +326,13 @@ func doctorDKIM(ctx context.Context, s *session, r *doctorReport, w *mailbox.Wat
 	detail := fmt.Sprintf("the test message arrived DKIM-signed by d=%s and the signature verifies", res.Domain)
 	for _, w := range res.Warnings {
 		// The verifier's warnings are about challenge mails; only the
-		// one about signed-over fields the message has matters here.
-		if strings.Contains(w, "could have been changed") {
-			detail += "; warning: " + w
+		// one about fields the message has but h= leaves out matters
+		// here: RFC 8823 §3.2 wants a reply's h= to cover them.
+		if _, rest, ok := strings.Cut(w, "the mail's "); ok && strings.HasSuffix(rest, " could have been changed") {
+			fields := strings.TrimSuffix(rest, " could have been changed")
+			r.add("dkim", "warn", detail+", but its h= does not cover the message's "+fields,
+				"a CA that checks h= strictly may refuse such a reply: have the signer also sign Date, Message-ID, In-Reply-To, References, Content-Type and Content-Transfer-Encoding (OpenDKIM: SignHeaders)")
+			return
 		}
 	}
 	r.pass("dkim", "%s", detail)
