@@ -103,6 +103,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
 	root.AddCommand(newDoctorCmd(g), newRespondCmd(g))
 	root.AddCommand(newAccountCmd(g))
+	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
 	wireCompletions(g, root)
 	return root

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+const configLong = `Check the configuration file and show the settings that apply to EMAIL (or, without
+EMAIL, to every address): each key with its value and where it comes from, an
+ACMEMAIL_* variable, the identity's table or [defaults]. A setting on the command
+line of another command still beats all of these.
+
+The file is read as every command reads it, so an error here (an unknown key, a
+value of the wrong type, a file others can write) is the error every command would
+stop with.
+
+` + configHelp + `
+
+` + exitStatusHelp
+
+type configShowOptions struct {
+	json bool
+}
+
+// setting is one effective setting, for acmemail config.
+type setting struct {
+	Key    string `json:"key"`
+	Value  any    `json:"value"`
+	Source string `json:"source"` // "ACMEMAIL_KEY_TYPE", "config.toml:12"
+}
+
+type configResult struct {
+	File     string    `json:"file"` // "" when there is none
+	Identity string    `json:"identity,omitempty"`
+	Settings []setting `json:"settings"`
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
+	var o configShowOptions
+	cmd := &cobra.Command{
+		Use:   "config [EMAIL]",
+		Short: "Check the configuration file and show the settings for EMAIL",
+		Long:  configLong,
+		Example: `  acmemail config alice@example.com
+  acmemail --config ./test.toml config --json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			email := ""
+			if len(args) == 1 {
+				var err error
+				if email, err = checkEmail(args[0]); err != nil {
+					return err
+				}
+			}
+			return runConfig(g, cmd, &o, email)
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the settings as JSON on stdout")
+	return cmd
+}
+
+func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email string) error {
+	res := configResult{Identity: email, Settings: []setting{}}
+	path, _ := g.configPath(g.configFile)
+	c := g.config
+	if c != nil {
+		res.File = path
+	}
+	seen := map[string]bool{}
+	known := allFlagNames(cmd.Root())
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env := envName(k)
+		if v, ok := g.lookupEnv(env); ok && !envNotSettings[env] && configReserved[k] == "" {
+			res.Settings = append(res.Settings, setting{Key: k, Value: v, Source: env})
+			seen[k] = true
+		}
+	}
+	if c != nil {
+		add := func(m map[string]configValue) {
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				res.Settings = append(res.Settings, setting{Key: k, Value: m[k].value, Source: m[k].where})
+			}
+		}
+		if email != "" {
+			add(c.identities[email])
+		}
+		add(c.defaults)
+	}
+	sort.Slice(res.Settings, func(i, j int) bool { return res.Settings[i].Key < res.Settings[j].Key })
+	if o.json {
+		return json.NewEncoder(g.stdout).Encode(res)
+	}
+	w := g.stdout
+	switch {
+	case c != nil:
+		fmt.Fprintf(w, "# %s\n", path)
+		if email != "" && c.identities[email] == nil {
+			fmt.Fprintf(w, "# no [identity.%q] table: only [defaults] applies\n", email)
+		}
+	case path != "":
+		fmt.Fprintf(w, "# no configuration file (%s does not exist)\n", path)
+	default:
+		fmt.Fprintln(w, "# no configuration file (neither XDG_CONFIG_HOME nor HOME is set)")
+	}
+	for _, s := range res.Settings {
+		fmt.Fprintf(w, "%s = %s  # %s\n", s.Key, tomlValue(s.Value), s.Source)
+	}
+	if c != nil && email == "" && len(c.identities) > 0 {
+		ids := make([]string, 0, len(c.identities))
+		for id := range c.identities {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		fmt.Fprintf(w, "# identities: %s\n", strings.Join(ids, ", "))
+	}
+	return nil
+}
+
+// tomlValue formats a value as it would be written in the file.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = tomlValue(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}
