@@ -140,8 +140,8 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Example: sandboxExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.mail.enabled() && cmd.Flags().Changed("user") {
-				return usageErrorf("--user creates sandbox mailboxes; with --mail-address the users' mail is on the real mail system")
+			if err := o.mail.checkFlags(cmd.Flags()); err != nil {
+				return err
 			}
 			return runSandbox(cmd.Context(), g, &o)
 		},

@@ -36,6 +36,23 @@ func (m *sandboxMailFlags) addFlags(f *pflag.FlagSet) {
 
 func (m *sandboxMailFlags) enabled() bool { return m.address != "" }
 
+// checkFlags refuses the external-mail flags without --mail-address, and
+// --user (sandbox mailboxes) with it.
+func (m *sandboxMailFlags) checkFlags(f *pflag.FlagSet) error {
+	if m.enabled() {
+		if f.Changed("user") {
+			return usageErrorf("--user creates sandbox mailboxes; with --mail-address the users' mail is on the real mail system")
+		}
+		return nil
+	}
+	for _, name := range []string{"mail-imap", "mail-smtp", "mail-user", "mail-password-file", "mail-mailbox", "dns-resolver"} {
+		if f.Changed(name) {
+			return usageErrorf("--%s is for external mail; it needs --mail-address (the CA's address on that mail system)", name)
+		}
+	}
+	return nil
+}
+
 // sandboxMailLink is the CA's connection to a real mail system.
 type sandboxMailLink struct {
 	address string
