@@ -57,7 +57,8 @@ it needs failed), and each failure a "fix:" line. --json prints an array of
 Progress goes to stderr.
 
 The flags that choose the CA and the mail account are obtain's; the password comes
-from ACMEMAIL_PASSWORD, --password-file or a prompt. With --server sandbox, doctor
+from the same sources as obtain's (--password-command, --password-file, ACMEMAIL_PASSWORD,
+the OS keyring, a prompt; or --oauth-token-command). With --server sandbox, doctor
 starts the embedded sandbox, as obtain does.
 
 ` + doctorExitStatus
@@ -156,7 +157,7 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 	if err := s.resolveServer(ctx, &o.sandbox); err != nil {
 		return err
 	}
-	if err := s.loadMailPassword(o.passwordFile); err != nil {
+	if err := s.loadCredentials(ctx); err != nil {
 		return err
 	}
 	imapCfg, smtpCfg, err := s.mailConfigs()

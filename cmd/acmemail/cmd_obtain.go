@@ -44,6 +44,7 @@ type obtainOptions struct {
 	trustAuthserv   string
 	smimeRoots      string
 	eab             eabFlags
+	cred            credFlags
 	sandbox         sandboxFlags
 	also            alsoFlags
 	split           bool
@@ -65,10 +66,12 @@ world on loopback, nothing to configure), "castle" (CASTLE Platform ACME) or
 
 --imap and --smtp take URLs: imaps://host:993 (TLS), imap://host:143 (STARTTLS),
 smtps://host:465 (TLS), smtp://host:587 (STARTTLS). A bare host:port picks by port.
-Passwords never come from flags: the mail password comes from ACMEMAIL_PASSWORD,
---password-file or a prompt; the PKCS#12 password from ACMEMAIL_P12_PASSWORD,
---p12-password-file or a prompt. Extra trusted roots for HTTPS, IMAP and SMTP come
-from the PEM file named by ACMEMAIL_CA_ROOTS.
+` + discoveryHelp + `
+
+Passwords never come from flag values (they would show in ps). ` + credentialsHelp + `
+The PKCS#12 password comes from --p12-password-file, ACMEMAIL_P12_PASSWORD or a
+prompt. Extra trusted roots for HTTPS, IMAP and SMTP come from the PEM file named
+by ACMEMAIL_CA_ROOTS.
 
 Without IMAP and SMTP (RFC 8823 keeps challenge and reply plain text):
 --manual prints what will arrive, reads the challenge mail pasted on stdin (ended by
@@ -143,6 +146,7 @@ func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.mailboxName, "mailbox", "INBOX", "IMAP mailbox (folder) the challenge mail arrives in")
 	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
 	o.addSubmissionFlags(f)
+	o.cred.addFlags(f)
 	o.sandbox.addFlags(f, true)
 	o.also.addFlags(f)
 	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
@@ -207,7 +211,7 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		return err
 	}
 	if !s.noMail {
-		if err := s.loadMailPassword(o.passwordFile); err != nil {
+		if err := s.loadCredentials(ctx); err != nil {
 			return err
 		}
 	}

@@ -28,6 +28,7 @@ type sandboxFlags struct {
 	noRenewalInfo   bool
 	badCert         string
 	eab             bool
+	oauth           string
 }
 
 func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
@@ -42,8 +43,10 @@ func (s *sandboxFlags) addFlags(f *pflag.FlagSet, hidden bool) {
 	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
 	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
 	f.BoolVar(&s.eab, "sandbox-eab", false, "require an external account binding for new accounts; 'acmemail sandbox' prints the key identifier and writes the HMAC key to DIR/eab.hmac")
+	f.StringVar(&s.oauth, "sandbox-oauth", "off", `OAuth2 logins (OAUTHBEARER, XOAUTH2) at the sandbox's IMAP and submission servers: "off", "also" (besides passwords) or "only" (passwords refused, like Gmail)`)
 	if hidden {
 		f.MarkHidden("sandbox-eab")
+		f.MarkHidden("sandbox-oauth")
 		for _, n := range []string{"sandbox-bad-cert", "sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
 		}
@@ -73,6 +76,16 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 	o.OmitAutoSubmitted = s.noAutoSubmitted
 	o.ValidationWindow = s.window
 	o.Hostile = s.hostile
+	switch s.oauth {
+	case "off", "":
+		o.OAuth = sandbox.OAuthOff
+	case "also":
+		o.OAuth = sandbox.OAuthAlso
+	case "only":
+		o.OAuth = sandbox.OAuthOnly
+	default:
+		return o, usageErrorf("--sandbox-oauth %q: choose off, also or only", s.oauth)
+	}
 	o.NoDKIMSign = s.noDKIMSign
 	if s.renewalWindow != "" {
 		rw, err := sandbox.ParseRenewalWindow(s.renewalWindow)
@@ -103,7 +116,8 @@ const sandboxLong = `Run the embedded RFC 8823 sandbox as a server until interru
 DKIM keys, all on loopback. It prints how to reach them.
 
 Each --user gets a mailbox; its password is written to DIR/<address>.password
-(0600), and the roots to trust to DIR/roots.pem. Point acmemail (or another RFC 8823
+(0600), with --sandbox-oauth also or only an OAuth2 access token to
+DIR/<address>.token, and the roots to trust to DIR/roots.pem. Point acmemail (or another RFC 8823
 client) at it:
 
   ACMEMAIL_CA_ROOTS=DIR/roots.pem ACMEMAIL_PASSWORD=$(cat DIR/alice@example.test.password) \
@@ -201,6 +215,15 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".password"), []byte(pw+"\n"), 0o600); err != nil {
 			return err
 		}
+		if opts.OAuth != sandbox.OAuthOff {
+			tok := randomToken()
+			if err := w.AddOAuthToken(email, tok); err != nil {
+				return err
+			}
+			if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".token"), []byte(tok+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
 	}
 	var eabLines string
 	if w.EABKeyID != "" {
@@ -225,6 +248,9 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
 	}
 	fmt.Fprint(g.stdout, eabLines)
+	if opts.OAuth != sandbox.OAuthOff {
+		fmt.Fprintf(g.stdout, "tokens      %s/<address>.token (OAuth2 %s)\n", dir, opts.OAuth)
+	}
 	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
 	select {
 	case <-ctx.Done():

@@ -103,7 +103,7 @@ func printError(w io.Writer, err error) {
 		}
 	}
 	if errors.Is(err, mailbox.ErrAuthFailed) {
-		fmt.Fprintln(w, "acmemail: hint: check --user and the password (ACMEMAIL_PASSWORD or --password-file); many providers need an app password")
+		fmt.Fprintln(w, "acmemail: hint: check --user and the password (or the token --oauth-token-command prints); many providers need an app password, and Gmail and Microsoft 365 need OAuth2 (--oauth-token-command)")
 	}
 	if re := (*mailbox.ReplyError)(nil); errors.As(err, &re) && (re.Code == 553 || re.EnhancedCode == "5.7.1") {
 		// Postfix's reject_sender_login_mismatch and most providers say

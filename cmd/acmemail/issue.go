@@ -43,7 +43,8 @@ type identity struct {
 	replySettle   time.Duration // < 0: per server
 	contact       []string
 	agreeTOS      bool
-	eab           eabFlags // for a new account at a CA that requires EAB
+	eab           eabFlags  // for a new account at a CA that requires EAB
+	cred          credFlags // where the login comes from (no secrets)
 }
 
 // identity validates obtain's flags for email.
@@ -68,12 +69,14 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	cred := o.cred
+	cred.passwordFile = o.passwordFile
 	return &identity{
 		email: email, also: also, alsoBoxes: boxes, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
-		contact: o.contact, agreeTOS: o.agreeTOS, eab: o.eab,
+		contact: o.contact, agreeTOS: o.agreeTOS, eab: o.eab, cred: cred,
 	}, nil
 }
 
@@ -94,6 +97,7 @@ type session struct {
 	extraRoots   []byte
 	lookupTXT    func(context.Context, string) ([]string, error)
 	mailPassword string
+	cred         mailCreds
 	pool         *x509.CertPool
 	store        *keystore.Store
 	mail         *mailAdapter
@@ -136,9 +140,8 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 		}
 		s.closers = append(s.closers, func() { w.Close() })
 		s.world = w
-		s.mailPassword = randomToken()
-		if err := w.AddUser(id.email, s.mailPassword); err != nil {
-			return fmt.Errorf("sandbox: add a mailbox for %s: %w", id.email, err)
+		if err := s.sandboxLogin(ctx, w, opts.OAuth); err != nil {
+			return err
 		}
 		s.dirURL, s.extraRoots, s.lookupTXT = w.DirectoryURL, w.TLSRootsPEM, w.LookupTXT
 		if id.imapURL == "" {
@@ -170,9 +173,10 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 		}
 		s.join = j
 	}
-	if (id.imapURL == "" || id.smtpURL == "") && !s.noMail {
-		return withHint(usageErrorf("--imap and --smtp are needed (where your mail is read and sent)"),
-			"e.g. --imap imaps://imap.example.com --smtp smtps://smtp.example.com")
+	if !s.noMail {
+		if err := s.discoverServers(ctx); err != nil {
+			return err
+		}
 	}
 	if id.user == "" {
 		id.user = id.email
@@ -193,20 +197,6 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 		return err
 	}
 	s.pool = pool
-	return nil
-}
-
-// loadMailPassword reads the mail password (ACMEMAIL_PASSWORD, the file,
-// or a prompt) unless the sandbox made one.
-func (s *session) loadMailPassword(passwordFile string) error {
-	if s.mailPassword != "" {
-		return nil
-	}
-	pw, err := s.g.secret(secretSource{what: "mail password for " + s.id.user, envVar: "ACMEMAIL_PASSWORD", file: passwordFile, flag: "password-file"})
-	if err != nil {
-		return err
-	}
-	s.mailPassword = pw
 	return nil
 }
 
@@ -236,13 +226,14 @@ func (s *session) mailConfigs() (mailbox.IMAPConfig, mailbox.SMTPConfig, error) 
 	if err != nil {
 		return mailbox.IMAPConfig{}, mailbox.SMTPConfig{}, usageErrorf("--smtp: %w", err)
 	}
-	creds := mailbox.Credentials{Username: id.user, Password: s.mailPassword}
+	imapCreds, smtpCreds := s.credentials()
 	return mailbox.IMAPConfig{
-			Endpoint: imapEP, Credentials: creds, Mailbox: id.mailbox,
+			Endpoint: imapEP, Credentials: imapCreds, Mailbox: id.mailbox,
 			TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
+			DebugWriter: s.g.protocolTrace("imap"),
 		}, mailbox.SMTPConfig{
-			Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
-			Logger: s.log.With("component", "smtp"),
+			Endpoint: smtpEP, Credentials: smtpCreds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
+			Logger: s.log.With("component", "smtp"), DebugWriter: s.g.protocolTrace("smtp"),
 		}, nil
 }
 

@@ -100,7 +100,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		return g.settingsPreRun(cmd, args)
 	}
 	root.CompletionOptions.DisableDefaultCmd = true // ours has help, examples and a man page
-	root.AddCommand(newObtainCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
+	root.AddCommand(newObtainCmd(g), newLoginCmd(g), newSandboxCmd(g), newVersionCmd(g), newCompletionCmd(g))
 	root.AddCommand(newDoctorCmd(g), newRespondCmd(g))
 	root.AddCommand(newAccountCmd(g))
 	root.AddCommand(newConfigCmd(g))
@@ -136,6 +136,11 @@ func newVersionCmd(g *globals) *cobra.Command {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	if _, ok := stderr.(*os.File); !ok {
+		// Progress, logs and the protocol trace write from several
+		// goroutines; an *os.File takes that, a buffer in a test does not.
+		stderr = &lockedWriter{w: stderr}
 	}
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRootCmd(g)

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+// credFlags say where the mail login comes from. None of them holds a
+// secret: passwords and tokens come from commands, files, the environment,
+// the OS keyring or the terminal.
+type credFlags struct {
+	passwordFile        string
+	passwordCommand     string
+	smtpUser            string
+	smtpPasswordFile    string
+	smtpPasswordCommand string
+	oauthTokenCommand   string
+	authMech            string
+	rediscover          bool
+}
+
+func (c *credFlags) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&c.passwordCommand, "password-command", "", "run this shell command and use the first line it prints as the mail password (like mbsync's PassCmd)")
+	f.StringVar(&c.smtpUser, "smtp-user", "", "login name for the submission server, if it differs from --user")
+	f.StringVar(&c.smtpPasswordFile, "smtp-password-file", "", "read a separate submission (SMTP) password from the first line of this file")
+	f.StringVar(&c.smtpPasswordCommand, "smtp-password-command", "", "run this shell command for a separate submission (SMTP) password")
+	f.StringVar(&c.oauthTokenCommand, "oauth-token-command", "", "log in with OAuth2 (OAUTHBEARER or XOAUTH2): run this shell command for an access token before each login")
+	f.StringVar(&c.authMech, "auth-mech", "auto", "login mechanism: auto, plain, login, oauthbearer or xoauth2")
+	f.BoolVar(&c.rediscover, "rediscover", false, "look up the mail servers again instead of using the ones remembered for EMAIL")
+}
+
+const credentialsHelp = `The mail password comes from, in this order: --password-command CMD (run with
+sh -c; the first line of its output, like mbsync's PassCmd; its stderr is shown),
+--password-file FILE (its first line), ACMEMAIL_PASSWORD, the OS keyring (stored by
+'acmemail login EMAIL'), or a prompt on the terminal. If the submission server needs
+another login, give --smtp-user and --smtp-password-command, --smtp-password-file or
+ACMEMAIL_SMTP_PASSWORD (else the keyring entry of 'acmemail login --smtp', else the
+mail password). For providers that accept only OAuth2 (Gmail, Microsoft 365), give
+--oauth-token-command CMD: any helper that prints a current access token (oama,
+mutt_oauth2.py, a password manager); it runs before each login, and OAUTHBEARER or
+XOAUTH2 is chosen by what the server offers (--auth-mech forces one).`
+
+// secretCommandTimeout bounds --password-command and friends.
+const secretCommandTimeout = time.Minute
+
+// mailCreds are the resolved logins of a session.
+type mailCreds struct {
+	set        bool
+	imap, smtp mailbox.Credentials
+}
+
+// credentials returns the IMAP and SMTP logins, falling back to the user
+// and the mail password when loadCredentials did not run.
+func (s *session) credentials() (imap, smtp mailbox.Credentials) {
+	if s.cred.set {
+		return s.cred.imap, s.cred.smtp
+	}
+	c := mailbox.Credentials{Username: s.id.user, Password: s.mailPassword}
+	return c, c
+}
+
+// loadCredentials resolves the mail logins: an OAuth token command, or
+// the mail password (and a separate SMTP password) from their sources.
+func (s *session) loadCredentials(ctx context.Context) error {
+	id := s.id
+	mech, err := mailbox.ParseMechanism(id.cred.authMech)
+	if err != nil {
+		return usageErrorf("--auth-mech: %w", err)
+	}
+	if s.cred.set { // the sandbox made them
+		s.cred.imap.Mechanism, s.cred.smtp.Mechanism = mech, mech
+		return nil
+	}
+	smtpUser := id.cred.smtpUser
+	if smtpUser == "" {
+		smtpUser = id.user
+	}
+	if id.cred.oauthTokenCommand != "" {
+		if mech == mailbox.MechPlain || mech == mailbox.MechLogin {
+			return usageErrorf("--auth-mech %s needs a password, but --oauth-token-command gives a token", strings.ToLower(mech))
+		}
+		tok := s.tokenSource(id.cred.oauthTokenCommand)
+		// Run it once now: a broken helper is reported before any
+		// connection is made (the token is then used for the first login).
+		if _, err := tok.peek(ctx); err != nil {
+			return err
+		}
+		s.cred = mailCreds{set: true,
+			imap: mailbox.Credentials{Username: id.user, OAuthToken: tok.token, Mechanism: mech},
+			smtp: mailbox.Credentials{Username: smtpUser, OAuthToken: tok.token, Mechanism: mech},
+		}
+		return nil
+	}
+	if mech == mailbox.MechOAuthBearer || mech == mailbox.MechXOAuth2 {
+		return withHint(usageErrorf("--auth-mech %s needs an OAuth2 access token", strings.ToLower(mech)),
+			"give --oauth-token-command CMD, a command that prints a current access token")
+	}
+	pw, err := s.mailSecret(ctx, false)
+	if err != nil {
+		return err
+	}
+	smtpPW := pw
+	if other, err := s.mailSecret(ctx, true); err == nil {
+		smtpPW = other
+	} else if !errors.Is(err, errNoSecret) {
+		return err
+	}
+	s.mailPassword = pw
+	s.cred = mailCreds{set: true,
+		imap: mailbox.Credentials{Username: id.user, Password: pw, Mechanism: mech},
+		smtp: mailbox.Credentials{Username: smtpUser, Password: smtpPW, Mechanism: mech},
+	}
+	return nil
+}
+
+// errNoSecret: no source of a separate SMTP password was given.
+var errNoSecret = errors.New("no secret given")
+
+// mailSecret returns the mail password (smtp false) or the separate SMTP
+// password (smtp true; errNoSecret when none is configured) from the first
+// source that has one.
+func (s *session) mailSecret(ctx context.Context, smtp bool) (string, error) {
+	id, g := s.id, s.g
+	what, command, cmdFlag, file, fileFlag, env := "mail password for "+id.user, id.cred.passwordCommand, "password-command", id.cred.passwordFile, "password-file", "ACMEMAIL_PASSWORD"
+	if smtp {
+		user := id.cred.smtpUser
+		if user == "" {
+			user = id.user
+		}
+		what, command, cmdFlag, file, fileFlag, env = "submission (SMTP) password for "+user, id.cred.smtpPasswordCommand, "smtp-password-command", id.cred.smtpPasswordFile, "smtp-password-file", "ACMEMAIL_SMTP_PASSWORD"
+	}
+	if command != "" && file != "" {
+		return "", usageErrorf("--%s and --%s both give the %s; use one", cmdFlag, fileFlag, what)
+	}
+	switch {
+	case command != "":
+		v, err := s.runSecretCommand(ctx, command, cmdFlag, what)
+		if err == nil {
+			s.log.Info("secret loaded", "what", what, "from", "--"+cmdFlag)
+		}
+		return v, err
+	case file != "":
+		v, err := readSecretFile(file)
+		if err != nil {
+			return "", usageErrorf("read the %s from --%s: %w", what, fileFlag, err)
+		}
+		s.log.Info("secret loaded", "what", what, "from", "--"+fileFlag)
+		return v, nil
+	case g.getenv(env) != "":
+		s.log.Info("secret loaded", "what", what, "from", env)
+		return g.getenv(env), nil
+	}
+	v, kerr := openKeyring().Get(keyringService, keyringUser(id.email, smtp))
+	if kerr == nil {
+		s.log.Info("secret loaded", "what", what, "from", "the OS keyring")
+		return v, nil
+	}
+	s.log.Info("secret not in the OS keyring", "what", what, "error", kerr)
+	if smtp {
+		return "", errNoSecret
+	}
+	v, err := promptTTY(what, false)
+	if errors.Is(err, errNoTTY) {
+		keyNote := "the OS keyring has no entry for it"
+		if errors.Is(kerr, errNoKeyring) {
+			keyNote = kerr.Error()
+		}
+		return "", withHint(usageErrorf("the %s is needed, and there is no terminal to ask on (%s)", what, keyNote),
+			"give --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD, or store it with 'acmemail login "+id.email+"'")
+	}
+	return v, err
+}
+
+// runSecretCommand runs command with sh -c and returns the first line it
+// prints. Its stderr goes to ours (a password manager may ask there); its
+// output is never shown, not even in errors.
+func (s *session) runSecretCommand(ctx context.Context, command, flag, what string) (string, error) {
+	return runSecretCommand(ctx, s.g, command, flag, what, s.id.email, s.id.user)
+}
+
+func runSecretCommand(ctx context.Context, g *globals, command, flag, what, email, user string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, secretCommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	var out limitedBuffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, g.stderr, nil
+	// The command may serve several accounts: tell it which one.
+	cmd.Env = append(os.Environ(), "ACMEMAIL_EMAIL="+email, "ACMEMAIL_USER="+user)
+	cmd.WaitDelay = 2 * time.Second
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "", withHint(fmt.Errorf("--%s (for the %s) did not finish within %v", flag, what, secretCommandTimeout),
+			"run the command by hand to see what it waits for")
+	case ctx.Err() != nil:
+		return "", context.Cause(ctx)
+	case err != nil:
+		return "", withHint(fmt.Errorf("--%s (for the %s) failed: %w", flag, what, err),
+			"its error output, if any, is above; run the command by hand to check it")
+	}
+	line, _, _ := bytes.Cut(out.Bytes(), []byte("\n"))
+	v := strings.TrimRight(string(line), "\r")
+	if v == "" {
+		return "", withHint(fmt.Errorf("--%s (for the %s) printed nothing on its first line", flag, what),
+			"the command must print the secret on the first line of its standard output")
+	}
+	return v, nil
+}
+
+// limitedBuffer keeps the first 64 KiB written to it and discards the rest.
+type limitedBuffer struct{ b bytes.Buffer }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 64<<10 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) Bytes() []byte { return l.b.Bytes() }
+
+// tokenSource runs the OAuth token command before each login. The first
+// token, fetched when the credentials are loaded, is used once.
+type tokenSource struct {
+	s       *session
+	command string
+
+	mu     sync.Mutex
+	cached string
+}
+
+func (s *session) tokenSource(command string) *tokenSource {
+	return &tokenSource{s: s, command: command}
+}
+
+func (t *tokenSource) peek(ctx context.Context) (string, error) {
+	tok, err := t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.id.user)
+	if err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	t.cached = tok
+	t.mu.Unlock()
+	return tok, nil
+}
+
+func (t *tokenSource) token(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	tok := t.cached
+	t.cached = ""
+	t.mu.Unlock()
+	if tok != "" {
+		return tok, nil
+	}
+	return t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.id.user)
+}
+
+// sandboxLogin creates the identity's mailbox in the in-process sandbox.
+// A password or token the user gave explicitly (command, file,
+// environment) becomes the sandbox user's, so a test can know it;
+// otherwise they are random. With --sandbox-oauth the session logs in with
+// a token.
+func (s *session) sandboxLogin(ctx context.Context, w *sandbox.World, mode sandbox.OAuthMode) error {
+	id := s.id
+	pw := randomToken()
+	if id.cred.passwordCommand != "" || id.cred.passwordFile != "" || s.g.getenv("ACMEMAIL_PASSWORD") != "" {
+		v, err := s.mailSecret(ctx, false)
+		if err != nil {
+			return err
+		}
+		pw = v
+	}
+	if err := w.AddUser(id.email, pw); err != nil {
+		return fmt.Errorf("sandbox: add a mailbox for %s: %w", id.email, err)
+	}
+	s.mailPassword = pw
+	creds := mailbox.Credentials{Username: id.email, Password: pw}
+	if id.cred.oauthTokenCommand != "" && mode == sandbox.OAuthOff {
+		return usageErrorf("--oauth-token-command with the sandbox needs --sandbox-oauth also or only")
+	}
+	if mode != sandbox.OAuthOff {
+		var tok string
+		var source func(context.Context) (string, error)
+		if id.cred.oauthTokenCommand != "" {
+			ts := s.tokenSource(id.cred.oauthTokenCommand)
+			var err error
+			if tok, err = ts.peek(ctx); err != nil {
+				return err
+			}
+			source = ts.token
+		} else {
+			tok = randomToken()
+			source = func(context.Context) (string, error) { return tok, nil }
+		}
+		if err := w.AddOAuthToken(id.email, tok); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if mode == sandbox.OAuthOnly || id.cred.oauthTokenCommand != "" {
+			creds = mailbox.Credentials{Username: id.email, OAuthToken: source}
+		}
+	}
+	s.cred = mailCreds{set: true, imap: creds, smtp: creds}
+	return nil
+}

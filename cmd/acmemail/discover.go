@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+const discoveryHelp = `Without --imap and --smtp, acmemail finds the servers from EMAIL's domain: SRV
+records (RFC 6186 and 8314: _imaps, _imap, _submissions, _submission), then the
+domain's autoconfig document (over HTTPS, certificate verified), then the usual
+names (imap., smtp., mail. of the domain and of its MX host) if they answer. Only
+TLS and STARTTLS servers are used. What was found, and where, is printed, and
+remembered for EMAIL in the state directory (mail/EMAIL.json): later runs and
+renewals use it without looking again; --rediscover looks again.`
+
+// rememberedServers is mail/<email>.json in the state directory.
+type rememberedServers struct {
+	Email      string    `json:"email"`
+	IMAP       string    `json:"imap"`
+	IMAPSource string    `json:"imap_source"`
+	SMTP       string    `json:"smtp"`
+	SMTPSource string    `json:"smtp_source"`
+	User       string    `json:"user,omitempty"`
+	OAuth2Only bool      `json:"oauth2_only,omitempty"`
+	Found      time.Time `json:"found"`
+}
+
+func rememberedPath(getenv func(string) string, email string) (string, error) {
+	norm, err := keystore.NormalizeEmail(email)
+	if err != nil {
+		return "", usageErrorf("%w", err)
+	}
+	home, err := keystore.DefaultDir(getenv)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, "mail", norm+".json"), nil
+}
+
+func loadRemembered(path string) (*rememberedServers, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r rememberedServers
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w (delete it, or use --rediscover)", path, err)
+	}
+	if _, err := mailbox.ParseIMAPURL(r.IMAP); err != nil {
+		return nil, fmt.Errorf("read %s: %w (delete it, or use --rediscover)", path, err)
+	}
+	if _, err := mailbox.ParseSMTPURL(r.SMTP); err != nil {
+		return nil, fmt.Errorf("read %s: %w (delete it, or use --rediscover)", path, err)
+	}
+	return &r, nil
+}
+
+func saveRemembered(path string, r *rememberedServers) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return keystore.WriteFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// discoverServers fills in --imap and --smtp when they were not given:
+// from what was remembered for the identity, else by mailbox.Discover
+// (whose result is then remembered).
+func (s *session) discoverServers(ctx context.Context) error {
+	id := s.id
+	if id.imapURL != "" && id.smtpURL != "" {
+		return nil
+	}
+	path, err := rememberedPath(s.g.getenv, id.email)
+	if err != nil {
+		return err
+	}
+	if !id.cred.rediscover {
+		r, err := loadRemembered(path)
+		switch {
+		case err == nil:
+			s.useServers(r)
+			s.prog.printf("using the mail servers found for %s on %s: IMAP %s, SMTP %s (--rediscover looks again)",
+				id.email, r.Found.UTC().Format(time.DateOnly), r.IMAP, r.SMTP)
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+	}
+
+	pool, err := s.g.rootPool(s.extraRoots)
+	if err != nil {
+		return err
+	}
+	cfg := mailbox.DiscoverConfig{HTTPClient: httpClient(pool), Logger: s.log.With("component", "discover")}
+	cfg.HTTPClient.Timeout = 15 * time.Second
+	if id.dnsResolver != "" {
+		addr := id.dnsResolver
+		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+	}
+	s.prog.printf("looking up the mail servers of %s (--imap and --smtp were not given)", id.email)
+	d, err := mailbox.Discover(ctx, id.email, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return withHint(usageErrorf("--imap and --smtp are needed: %w", err),
+			"give the servers: --imap imaps://HOST:993 (or imap://HOST:143 for STARTTLS) and --smtp smtps://HOST:465 (or smtp://HOST:587)",
+			"your provider's help pages name them, usually under \"IMAP settings\"")
+	}
+	r := &rememberedServers{
+		Email: id.email, IMAP: d.IMAP.URL(true), IMAPSource: d.IMAPSource, SMTP: d.SMTP.URL(false), SMTPSource: d.SMTPSource,
+		User: d.Username, OAuth2Only: d.OAuth2, Found: time.Now().UTC(),
+	}
+	s.prog.printf("found IMAP %s from %s", d.IMAP, d.IMAPSource)
+	s.prog.printf("found SMTP %s from %s", d.SMTP, d.SMTPSource)
+	if d.Username != "" && d.Username != id.email {
+		s.prog.printf("the autoconfig document names the login %q (--user overrides it)", d.Username)
+	}
+	if d.OAuth2 && id.cred.oauthTokenCommand == "" {
+		s.prog.printf("warning: the provider's autoconfig document offers only OAuth2 logins; a password will likely be refused (use --oauth-token-command)")
+	}
+	if err := saveRemembered(path, r); err != nil {
+		s.prog.printf("warning: could not remember the servers: %v", err)
+	}
+	s.useServers(r)
+	return nil
+}
+
+// useServers fills the identity's missing servers and login from r.
+func (s *session) useServers(r *rememberedServers) {
+	id := s.id
+	if id.imapURL == "" {
+		id.imapURL = r.IMAP
+	}
+	if id.smtpURL == "" {
+		id.smtpURL = r.SMTP
+	}
+	if id.user == "" && r.User != "" {
+		id.user = r.User
+	}
+}
