@@ -37,12 +37,17 @@ func (e *externalFlags) addFlags(f *pflag.FlagSet) {
 
 func (e *externalFlags) active() bool { return e.manual || e.pipe }
 
-func (e *externalFlags) check() error {
+func (e *externalFlags) check(server string) error {
 	switch {
 	case e.manual && e.pipe:
 		return usageErrorf("--manual and --pipe exclude each other")
 	case !e.manual && (e.challengeFile != "" || e.yes):
 		return usageErrorf("--challenge-file and --yes need --manual")
+	case e.active() && server == "sandbox":
+		// Its mailbox has a password only this process knows: nobody
+		// could read the challenge mail or send the reply.
+		return withHint(usageErrorf("--manual and --pipe need a mailbox you can reach; the in-process sandbox's is not"),
+			"run \"acmemail sandbox --dir DIR\" and give --server its directory URL (its roots and passwords are in DIR)")
 	}
 	return nil
 }

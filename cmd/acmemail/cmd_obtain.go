@@ -195,7 +195,7 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		return err
 	}
 
-	if err := o.ext.check(); err != nil {
+	if err := o.ext.check(o.server); err != nil {
 		return err
 	}
 	if o.split && o.usage != "both" {
