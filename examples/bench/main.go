@@ -88,11 +88,20 @@ func machine() string {
 			}
 		}
 	}
-	load := ""
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = ", load average " + strings.Join(strings.Fields(string(data))[:3], " ")
+	return fmt.Sprintf("%s/%s, %d CPUs (%s), %s, load average %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), model, runtime.Version(), loadAverage())
+}
+
+// loadAverage is the system's 1, 5 and 15 minute load average.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
 	}
-	return fmt.Sprintf("%s/%s, %d CPUs (%s), %s%s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), model, runtime.Version(), load)
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func logf(w io.Writer, format string, args ...any) {
