@@ -363,6 +363,9 @@ func TestRealMail(t *testing.T) {
 		if !strings.Contains(res.stderr, "idle=true") {
 			t.Errorf("acmemail did not watch the mailbox with IDLE; stderr:\n%s", res.stderr)
 		}
+		if !regexp.MustCompile(`component=ca-imap .*idle=true`).MatchString(r.sandboxLog()) {
+			t.Errorf("the sandbox CA did not watch its mailbox with IDLE; stderr:\n%s", r.sandboxLog())
+		}
 		if strings.Contains(res.stderr, "Authentication-Results") {
 			t.Errorf("acmemail mentions Authentication-Results without --trust-authserv-id; stderr:\n%s", res.stderr)
 		}
