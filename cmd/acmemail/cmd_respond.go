@@ -48,7 +48,8 @@ domain), or with --print writes it to stdout for "sendmail -t -oi"; only then do
 obtain ask the CA to validate, and finish the order. Any other mail is refused with
 the reason on stderr, and exit status 4.
 
-The address comes from EMAIL, or else from the mail's To. The SMTP password comes
+--print wins over an --smtp from the configuration file. The address comes from
+EMAIL, or else from the mail's To. The SMTP password comes
 from ACMEMAIL_PASSWORD or --password-file (a mail filter has no terminal); respond
 logs in before it hands the mail over, so a wrong password never costs a challenge.
 With --print, the reply is sent after respond exits; obtain waits --reply-settle
@@ -87,13 +88,13 @@ func newRespondCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	o.addSubmissionFlags(f)
-	f.BoolVar(&o.print, "print", false, "write the reply to stdout instead of sending it (e.g. into sendmail -t -oi)")
+	f.BoolVar(&o.print, "print", false, "write the reply to stdout instead of sending it through --smtp (e.g. into sendmail -t -oi)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	return cmd
 }
 
 func runRespond(ctx context.Context, g *globals, o *respondOptions, email string) error {
-	if o.print == (o.smtp != "") {
+	if !o.print && o.smtp == "" {
 		return withHint(usageErrorf("give either --smtp URL (send the reply) or --print (write it to stdout)"),
 			"e.g. acmemail respond --print | sendmail -t -oi")
 	}

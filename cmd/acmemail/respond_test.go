@@ -122,13 +122,17 @@ func TestRespondPrint(t *testing.T) {
 	}
 }
 
-// TestRespondUsage: respond needs exactly one of --smtp and --print, and
-// refuses before reading anything.
+// TestRespondUsage: respond needs --smtp or --print, and refuses before
+// reading anything; --print wins over --smtp (which may come from the
+// configuration file).
 func TestRespondUsage(t *testing.T) {
-	for _, args := range [][]string{{"respond"}, {"respond", "--print", "--smtp", "smtps://127.0.0.1:1"}} {
-		r := runCLIStdin(t, map[string]string{"ACMEMAIL_HOME": t.TempDir()}, nil, args...)
-		if r.code != exitUsage || !strings.Contains(r.stderr, "give either --smtp URL") {
-			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
-		}
+	r := runCLIStdin(t, map[string]string{"ACMEMAIL_HOME": t.TempDir()}, nil, "respond")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "give either --smtp URL") {
+		t.Errorf("respond: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runCLIStdin(t, map[string]string{"ACMEMAIL_HOME": t.TempDir()}, []byte("From: ca@example.net\r\nSubject: ACME: "+strings.Repeat("A", 22)+"\r\nTo: alice@example.test\r\n\r\n"),
+		"respond", "--print", "--smtp", "smtps://127.0.0.1:1")
+	if r.code != exitMailTimeout || !strings.Contains(r.stderr, "no acmemail obtain --pipe is waiting for alice@example.test") {
+		t.Errorf("respond --print --smtp: exit %d\n%s", r.code, r.stderr)
 	}
 }
