@@ -50,7 +50,10 @@ type world struct {
 	dir       string // roots.pem, passwords
 	rootsPath string
 	pool      *x509.CertPool
-	users     map[string]string // email -> password
+	password  string // if set, every user's password (acmemail renew takes one for all)
+
+	mu    sync.Mutex
+	users map[string]string // email -> password
 }
 
 func startWorld(ctx context.Context, opts sandbox.Options, dir string) (*world, error) {
@@ -72,10 +75,15 @@ func startWorld(ctx context.Context, opts sandbox.Options, dir string) (*world, 
 
 // user creates a mailbox for email (once) and returns its password.
 func (w *world) user(email string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if pw, ok := w.users[email]; ok {
 		return pw, nil
 	}
-	pw := fmt.Sprintf("pw-%d-%s", len(w.users), strings.ReplaceAll(email, "@", "-"))
+	pw := w.password
+	if pw == "" {
+		pw = fmt.Sprintf("pw-%d-%s", len(w.users), strings.ReplaceAll(email, "@", "-"))
+	}
 	if err := w.AddUser(email, pw); err != nil {
 		return "", err
 	}

@@ -36,6 +36,7 @@ func main() {
 	scale := flag.String("scale", "1,10,100", "numbers of identities for the scale figure")
 	flag.IntVar(&cfg.scaleRepeat, "scale-repeat", 3, "how often each scale size is measured (the median is shown)")
 	flag.IntVar(&cfg.concurrency, "concurrency", scaleConcurrency, "at most this many identities at once in the scale figure")
+	flag.IntVar(&cfg.renewParallel, "renew-parallel", 0, "--parallel for acmemail renew in the scale figure (0: renew's default)")
 	flag.StringVar(&cfg.bin, "acmemail", "", "acmemail binary to measure (default: build ./cmd/acmemail)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
@@ -74,6 +75,7 @@ type config struct {
 	scale         []int
 	scaleRepeat   int
 	concurrency   int
+	renewParallel int
 	bin           string
 }
 

@@ -19,14 +19,16 @@ import (
 
 // results are the figures of one bench run.
 type results struct {
-	machine      string
-	reactionIdle summary
-	reactionPoll summary
-	pollInterval time.Duration
-	reactionCLI  summary
-	obtain       map[string]*obtainFigures // by key type
-	scale        []scalePoint
-	concurrency  int
+	machine       string
+	reactionIdle  summary
+	reactionPoll  summary
+	pollInterval  time.Duration
+	reactionCLI   summary
+	obtain        map[string]*obtainFigures // by key type
+	scale         []scalePoint
+	renewScale    []scalePoint // acmemail renew, when the binary has it
+	renewParallel int          // --parallel given to renew (0: its default)
+	concurrency   int
 }
 
 type obtainFigures struct {
@@ -42,9 +44,10 @@ type obtainFigures struct {
 }
 
 type scalePoint struct {
-	n     int
-	total summary
-	cpu   summary // CPU time of this process (client library and sandbox)
+	n      int
+	total  summary
+	cpu    summary // library: CPU time of this process (client library and sandbox); renew: of the child
+	maxRSS int64   // renew only
 }
 
 // scaleConcurrency is the default bound on identities renewed at once in
@@ -146,6 +149,34 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			totals, cpus = append(totals, d), append(cpus, processCPU()-cpu0)
 		}
 		res.scale = append(res.scale, scalePoint{n: n, total: summarize(totals), cpu: summarize(cpus)})
+	}
+	if bin != "" && cfg.cliRuns > 0 && hasRenew(ctx, bin) {
+		wr, err := startWorld(ctx, sandbox.Options{}, mkdir(tmp, "renew"))
+		if err != nil {
+			return nil, err
+		}
+		defer wr.Close()
+		wr.password = "bench-renew-password"
+		res.renewParallel = cfg.renewParallel
+		for _, n := range cfg.scale {
+			logf(log, "scale: acmemail renew --force for %d identities (set up with acmemail obtain first), %d times", n, cfg.scaleRepeat)
+			var totals, cpus []time.Duration
+			var rss int64
+			for rep := range cfg.scaleRepeat {
+				emails := make([]string, n)
+				for i := range emails {
+					emails[i] = fmt.Sprintf("renew%d-%d-%d@example.test", n, rep, i)
+				}
+				r, err := cliRenewScale(ctx, bin, wr, mkdir(tmp, fmt.Sprintf("renew-%d-%d", n, rep)), emails, cfg.renewParallel)
+				if err != nil {
+					return nil, err
+				}
+				totals, cpus, rss = append(totals, r.wall), append(cpus, r.cpu), max(rss, r.maxRSS)
+			}
+			res.renewScale = append(res.renewScale, scalePoint{n: n, total: summarize(totals), cpu: summarize(cpus), maxRSS: rss})
+		}
+	} else if bin != "" && cfg.cliRuns > 0 {
+		logf(log, "scale: this acmemail has no renew command; only the library figure is measured")
 	}
 	return res, nil
 }
@@ -266,7 +297,23 @@ func (r *results) print(out io.Writer) {
 		fmt.Fprintln(out, "|---:|---:|---:|---:|---:|")
 		for _, p := range r.scale {
 			fmt.Fprintf(out, "| %d | %s | %s | %.1f× | %s |\n", p.n, ms(p.total.median), ms(p.total.median/time.Duration(p.n)),
-				float64(p.total.median)/float64(base.total.median)*float64(base.n)/float64(base.n), ms(p.cpu.median/time.Duration(p.n)))
+				float64(p.total.median)/float64(base.total.median), ms(p.cpu.median/time.Duration(p.n)))
+		}
+	}
+
+	if len(r.renewScale) > 0 {
+		base := r.renewScale[0]
+		par := "its default --parallel"
+		if r.renewParallel > 0 {
+			par = fmt.Sprintf("--parallel %d", r.renewParallel)
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "Scale (`acmemail renew --force` as one child process, %s, for identities obtained before):\n\n", par)
+		fmt.Fprintln(out, "| identities | total (median) | per identity | vs. one | CPU of acmemail per identity | peak RSS |")
+		fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|")
+		for _, p := range r.renewScale {
+			fmt.Fprintf(out, "| %d | %s | %s | %.1f× | %s | %.1f MiB |\n", p.n, ms(p.total.median), ms(p.total.median/time.Duration(p.n)),
+				float64(p.total.median)/float64(base.total.median), ms(p.cpu.median/time.Duration(p.n)), float64(p.maxRSS)/(1<<20))
 		}
 	}
 

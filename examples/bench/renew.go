@@ -1,0 +1,108 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// hasRenew reports whether bin has the renew command.
+func hasRenew(ctx context.Context, bin string) bool {
+	return exec.CommandContext(ctx, bin, "renew", "--help").Run() == nil
+}
+
+// renewRun is one `acmemail renew` child process.
+type renewRun struct {
+	wall, cpu time.Duration
+	maxRSS    int64
+}
+
+// cliRenewScale obtains certificates for emails (all with the mail
+// password pw) into a new state directory, untimed, then times one
+// `acmemail renew --force --parallel parallel` that renews them all.
+func cliRenewScale(ctx context.Context, bin string, w *world, home string, emails []string, parallel int) (*renewRun, error) {
+	env := append(os.Environ(),
+		"ACMEMAIL_HOME="+home,
+		"ACMEMAIL_CA_ROOTS="+w.rootsPath,
+		"ACMEMAIL_P12_PASSWORD=bench",
+	)
+	// Set-up: the first obtain creates the account, the others follow a
+	// few at a time.
+	setup := func(email string) error {
+		pw, err := w.user(email)
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, bin, "obtain",
+			"--server", w.DirectoryURL, "--imap", w.IMAPURL, "--smtp", w.SMTPURL,
+			"--dns-resolver", w.DNSAddr, "--agree-tos", "--reply-settle", "0",
+			"--key-type", "p256", email)
+		cmd.Env = append(env, "ACMEMAIL_PASSWORD="+pw)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("set-up: acmemail obtain %s: %w\n%s", email, err, out)
+		}
+		return nil
+	}
+	if err := setup(emails[0]); err != nil {
+		return nil, err
+	}
+	sem := make(chan struct{}, 4)
+	errs := make(chan error, len(emails))
+	for _, e := range emails[1:] {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- setup(e)
+		}()
+	}
+	for range emails[1:] {
+		if err := <-errs; err != nil {
+			return nil, err
+		}
+	}
+
+	pw, err := w.user(emails[0])
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"renew", "--force", "--json"}
+	if parallel > 0 {
+		args = append(args, fmt.Sprintf("--parallel=%d", parallel))
+	}
+	cmd := exec.CommandContext(ctx, bin, append(args, emails...)...)
+	cmd.Env = append(env, "ACMEMAIL_PASSWORD="+pw)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("acmemail renew: %w\n%s", err, stderr.Bytes())
+	}
+	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = int64(ru.Maxrss) * 1024
+	}
+	var outcomes []struct {
+		Email  string `json:"email"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &outcomes); err != nil {
+		return nil, fmt.Errorf("acmemail renew --json: %w: %q", err, stdout.Bytes())
+	}
+	renewed := 0
+	for _, o := range outcomes {
+		if o.Status == "renewed" {
+			renewed++
+		}
+	}
+	if renewed != len(emails) {
+		return nil, fmt.Errorf("acmemail renew renewed %d of %d: %s", renewed, len(emails), stdout.Bytes())
+	}
+	return r, nil
+}
