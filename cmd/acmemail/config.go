@@ -414,6 +414,7 @@ func checkConfigPerm(path string, fi fs.FileInfo) error {
 var envNotSettings = map[string]bool{
 	"ACMEMAIL_CONFIG": true, "ACMEMAIL_HOME": true, "ACMEMAIL_CA_ROOTS": true,
 	"ACMEMAIL_PASSWORD": true, "ACMEMAIL_P12_PASSWORD": true, "ACMEMAIL_EAB_HMAC": true,
+	"ACMEMAIL_SMTP_PASSWORD": true, "ACMEMAIL_REALMAIL": true, "ACMEMAIL_UPDATE_GOLDEN": true,
 	"ACMEMAIL_EMAIL": true, "ACMEMAIL_P12_PATH": true, "ACMEMAIL_CERT_PATH": true,
 	"ACMEMAIL_CHAIN_PATH": true, "ACMEMAIL_KEY_PATH": true, "ACMEMAIL_NOT_AFTER": true,
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func knownFlags() func(string) bool {
@@ -49,7 +50,15 @@ func TestParseConfigErrors(t *testing.T) {
 
 // settingsFor parses args for the obtain command of a real root, with the
 // environment env, and applies the settings as a run would.
-func settingsFor(t *testing.T, env map[string]string, args ...string) (*obtainOptions, error) {
+// settingsView is what the tests look at of the flags after the settings.
+type settingsView struct {
+	keyType, server, imap, passwordFile, passwordCommand string
+	timeout                                              time.Duration
+	contact                                              []string
+	agreeTOS                                             bool
+}
+
+func settingsFor(t *testing.T, env map[string]string, args ...string) (*settingsView, error) {
 	t.Helper()
 	g := &globals{getenv: func(k string) string { return env[k] }}
 	root := newRootCmd(g)
@@ -63,7 +72,6 @@ func settingsFor(t *testing.T, env map[string]string, args ...string) (*obtainOp
 	if err := g.settingsPreRun(cmd, cmd.Flags().Args()); err != nil {
 		return nil, err
 	}
-	// The options struct the command's flags are bound to.
 	v, _ := cmd.Flags().GetString("key-type")
 	timeout, _ := cmd.Flags().GetDuration("timeout")
 	contact, _ := cmd.Flags().GetStringSlice("contact")
@@ -71,7 +79,8 @@ func settingsFor(t *testing.T, env map[string]string, args ...string) (*obtainOp
 	server, _ := cmd.Flags().GetString("server")
 	imap, _ := cmd.Flags().GetString("imap")
 	pw, _ := cmd.Flags().GetString("password-file")
-	return &obtainOptions{keyType: v, timeout: timeout, contact: contact, agreeTOS: agree, server: server, imap: imap, passwordFile: pw}, nil
+	pwc, _ := cmd.Flags().GetString("password-command")
+	return &settingsView{keyType: v, timeout: timeout, contact: contact, agreeTOS: agree, server: server, imap: imap, passwordFile: pw, passwordCommand: pwc}, nil
 }
 
 func writeConfig(t *testing.T, text string) string {

@@ -38,10 +38,10 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatalf("examples/config.toml has %d identities, want 2", len(c.identities))
 	}
 	env := map[string]string{"ACMEMAIL_CONFIG": path, "HOME": "/home/u"}
-	type want struct{ server, keyType, imap, passwordFile string }
+	type want struct{ server, keyType, imap, passwordFile, passwordCommand string }
 	for addr, w := range map[string]want{
-		"alice@example.com": {"castle", "rsa2048", "imaps://imap.example.com:993", "/home/u/.config/acmemail/alice.password"},
-		"bob@example.org":   {"https://acme.example.org/directory", "p256", "imap://mail.example.org:143", "/home/u/.config/acmemail/bob.password"},
+		"alice@example.com": {"castle", "rsa2048", "imaps://imap.example.com:993", "/home/u/.config/acmemail/alice.password", ""},
+		"bob@example.org":   {"https://acme.example.org/directory", "p256", "imap://mail.example.org:143", "", "pass show mail/bob@example.org"},
 	} {
 		if c.identities[addr] == nil {
 			t.Errorf("no [identity.%q] in examples/config.toml", addr)
@@ -51,7 +51,7 @@ func TestExampleConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("obtain %s with examples/config.toml: %v", addr, err)
 		}
-		if o.server != w.server || o.keyType != w.keyType || o.imap != w.imap || o.passwordFile != w.passwordFile {
+		if o.server != w.server || o.keyType != w.keyType || o.imap != w.imap || o.passwordFile != w.passwordFile || o.passwordCommand != w.passwordCommand {
 			t.Errorf("%s gets %+v, want %+v", addr, o, w)
 		}
 		// Every setting must also be valid for the command: obtain's own
