@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -49,9 +50,11 @@ obtain ask the CA to validate, and finish the order. Any other mail is refused w
 the reason on stderr, and exit status 4.
 
 --print wins over an --smtp from the configuration file. The address comes from
-EMAIL, or else from the mail's To. The SMTP password comes
-from ACMEMAIL_PASSWORD or --password-file (a mail filter has no terminal); respond
-logs in before it hands the mail over, so a wrong password never costs a challenge.
+EMAIL, or else from the mail's To. The SMTP login comes from the same sources as
+obtain's (--password-command, --password-file, ACMEMAIL_PASSWORD, the OS keyring,
+--smtp-user with --smtp-password-*, or --oauth-token-command; a mail filter has no
+terminal to prompt on). respond logs in before it hands the mail over, so a wrong
+password never costs a challenge.
 With --print, the reply is sent after respond exits; obtain waits --reply-settle
 (3 s) before asking the CA.
 
@@ -88,6 +91,8 @@ func newRespondCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	o.addSubmissionFlags(f)
+	o.cred.addFlags(f)
+	f.MarkHidden("rediscover") // respond discovers nothing
 	f.BoolVar(&o.print, "print", false, "write the reply to stdout instead of sending it through --smtp (e.g. into sendmail -t -oi)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	return cmd
@@ -138,7 +143,9 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 	if err != nil {
 		return err
 	}
-	var conn net.Conn
+	notWaiting := withHint(fmt.Errorf("%w: no acmemail obtain --pipe is waiting for %s", errNotAnswered, strings.Join(candidates, ", ")),
+		"start \"acmemail obtain --pipe EMAIL\" first, with the same ACMEMAIL_HOME as this command")
+	socket := ""
 	for _, addr := range candidates {
 		addr, err := checkEmail(addr)
 		if err != nil {
@@ -148,17 +155,16 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 		if err != nil {
 			return err
 		}
-		if c, err := net.DialTimeout("unix", path, 5*time.Second); err == nil {
-			conn, email = c, addr
+		if _, err := os.Stat(path); err == nil {
+			socket, email = path, addr
 			break
 		}
 	}
-	if conn == nil {
-		return withHint(fmt.Errorf("%w: no acmemail obtain --pipe is waiting for %s", errNotAnswered, strings.Join(candidates, ", ")),
-			"start \"acmemail obtain --pipe EMAIL\" first, with the same ACMEMAIL_HOME as this command")
+	if socket == "" {
+		return notWaiting
 	}
-	defer conn.Close()
-
+	// Log in before the mail is handed over: a refused login must not
+	// cost the challenge.
 	var sender *mailbox.Sender
 	if !o.print {
 		sender, err = respondSender(ctx, g, o, email)
@@ -167,6 +173,11 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 		}
 		defer sender.Close()
 	}
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return notWaiting
+	}
+	defer conn.Close()
 
 	pc := newPipeConn(conn)
 	if err := pc.write(pipeMessage{Mail: raw}); err != nil {
@@ -222,7 +233,8 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 }
 
 // respondSender logs in to the submission server before anything is
-// handed over.
+// handed over. The login comes from the same sources as obtain's
+// (session.loadCredentials).
 func respondSender(ctx context.Context, g *globals, o *respondOptions, email string) (*mailbox.Sender, error) {
 	ep, err := mailbox.ParseSMTPURL(o.smtp)
 	if err != nil {
@@ -232,17 +244,19 @@ func respondSender(ctx context.Context, g *globals, o *respondOptions, email str
 	if user == "" {
 		user = email
 	}
-	pw, err := g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: o.passwordFile, flag: "password-file"})
-	if err != nil {
+	cred := o.cred
+	cred.passwordFile = o.passwordFile
+	s := newSession(g, &identity{email: email, user: user, smtpURL: o.smtp, insecure: o.insecure, cred: cred}, newProgress(g.stderr))
+	if s.pool, err = g.rootPool(); err != nil {
 		return nil, err
 	}
-	pool, err := g.rootPool()
-	if err != nil {
+	if err := s.loadCredentials(ctx); err != nil {
 		return nil, err
 	}
+	_, creds := s.credentials()
 	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: ep, Credentials: mailbox.Credentials{Username: user, Password: pw},
-		TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure, Logger: g.logger().With("component", "smtp"),
+		Endpoint: ep, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: o.insecure,
+		Logger: s.log.With("component", "smtp"), DebugWriter: g.protocolTrace("smtp"),
 	})
 	if err := sender.Prepare(ctx); err != nil {
 		sender.Close()

@@ -48,7 +48,14 @@ func TestRespondSMTP(t *testing.T) {
 		t.Errorf("respond with a plain mail: exit %d\n%s", r.code, r.stderr)
 	}
 
-	r = runCLIStdin(t, env, raw, "respond", "-vv", "--smtp", w.SMTPURL)
+	// A refused login fails before the mail is handed over: the challenge
+	// is not spent, and the next respond answers it.
+	r = runCLIStdin(t, noMailEnv(env), raw, "respond", "--smtp", w.SMTPURL, "--password-command", "echo not-the-password")
+	if r.code != exitMailAuth {
+		t.Fatalf("respond with a wrong password: exit %d, want %d\nstderr:\n%s", r.code, exitMailAuth, r.stderr)
+	}
+
+	r = runCLIStdin(t, noMailEnv(env), raw, "respond", "-vv", "--smtp", w.SMTPURL, "--password-command", "echo alice-secret-pw")
 	if r.code != 0 {
 		t.Fatalf("respond: exit %d\nstderr:\n%s\nobtain:\n%s", r.code, r.stderr, obtain.stderr.String())
 	}
@@ -64,6 +71,12 @@ func TestRespondSMTP(t *testing.T) {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, obtain.stdout.String())
 	}
 	checkP12(t, res.PKCS12, "alice@example.test")
+	// Handed over: the forgery and the genuine mail; not the plain mail
+	// (refused by respond's side of the socket) nor the one whose login
+	// failed.
+	if n := strings.Count(obtain.stderr.String(), "acmemail respond handed over a mail"); n != 2 {
+		t.Errorf("%d mails were handed over, want 2:\n%s", n, obtain.stderr.String())
+	}
 	st := w.Stats()
 	if st.RepliesReceived != 1 || st.CertificatesIssued != 1 {
 		t.Errorf("sandbox saw %d replies and issued %d certificates, want 1 and 1", st.RepliesReceived, st.CertificatesIssued)
