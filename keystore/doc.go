@@ -21,9 +21,11 @@
 //	│       ├── meta.json                  0600  CertMeta
 //	│       ├── cert.p12                   0600  PKCS #12 export (WritePKCS12)
 //	│       ├── .lock                      0600  flock while a method works here
-//	│       └── archive/                   0700
-//	│           └── <20060102T150405.000000000Z>/  0700  a replaced generation:
-//	│               └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
+//	│       ├── archive/                   0700
+//	│       │   └── <20060102T150405.000000000Z>/  0700  a replaced generation:
+//	│       │       └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
+//	│       └── <slot>/                    0700  a second certificate (Store.Slot), e.g.
+//	│                                            encrypt/ for obtain --split: same layout
 //	└── replies/                           0700
 //	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
 //

@@ -103,7 +103,7 @@ func TestCanonicalAddress(t *testing.T) {
 }
 
 func FuzzCanonicalAddress(f *testing.F) {
-	for _, s := range []string{"alice@example.org", "*@x.y", "a@[1.2.3.4]", `"q"@x.y`, "a@b"} {
+	for _, s := range []string{"alice@example.org", "*@x.y", "a@[1.2.3.4]", `"q"@x.y`, "a@b", "jörg@bücher.example", "用户@例子.广告"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -115,7 +115,11 @@ func FuzzCanonicalAddress(f *testing.F) {
 		if p != nil || again != addr {
 			t.Fatalf("canonicalAddress(%q) = %q, not a fixed point: %q %v", s, addr, again, p)
 		}
-		if !sameAddress(addr, s) {
+		local, _ := splitAddress(s)
+		if l, _ := splitAddress(addr); l != local {
+			t.Fatalf("canonicalAddress(%q) = %q, a different local part", s, addr)
+		}
+		if !isInternational(s) && !sameAddress(addr, s) {
 			t.Fatalf("canonicalAddress(%q) = %q, a different address", s, addr)
 		}
 	})
@@ -295,6 +299,9 @@ func FuzzCheckCSR(f *testing.F) {
 	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{EmailAddresses: []string{"alice@example.org"}}, key)
 	f.Add(der)
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
+	if san, err := marshalSAN([]string{"jörg@example.org", "alice@example.org"}); err == nil {
+		f.Add(san)
+	}
 	f.Fuzz(func(t *testing.T, der []byte) {
 		req, p := checkCSR(der, []string{"alice@example.org"}, nil)
 		if p == nil && (req == nil || len(req.emails) != 1 || req.keyUsage == 0) {
