@@ -43,6 +43,7 @@ type obtainOptions struct {
 	skipMailAuth    bool
 	trustAuthserv   string
 	smimeRoots      string
+	issuerRoots     string
 	eab             eabFlags
 	cred            credFlags
 	sandbox         sandboxFlags
@@ -135,6 +136,7 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
 	f.StringVar(&o.trustAuthserv, "trust-authserv-id", "", "trust Authentication-Results headers by this authserv-id (your own provider's receiving server only)")
 	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")
+	f.StringVar(&o.issuerRoots, "issuer-roots", "", "PEM file of the CA's roots: the issued chain must verify to one of them (default: the sandbox's root; else only checked to link up)")
 	o.eab.addFlags(f)
 }
 

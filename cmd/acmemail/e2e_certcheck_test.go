@@ -81,3 +81,39 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// TestObtainIssuerRoots: with --issuer-roots the issued chain must verify
+// to one of the named roots; the sandbox's own root passes, another
+// sandbox's root is refused (exit 5, nothing saved), and a file without a
+// certificate is a usage error before the CA is contacted.
+func TestObtainIssuerRoots(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	other, _ := world(t, sandbox.Options{})
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	right, wrong, empty := write("right.pem", w.IssuerRootPEM), write("wrong.pem", other.IssuerRootPEM), write("empty.pem", []byte("no PEM here\n"))
+
+	r := runCLI(t, env, obtainArgs(w, "--issuer-roots", wrong)...)
+	if r.code != exitCA || !strings.Contains(r.stderr, "does not verify to the CA's root") {
+		t.Errorf("--issuer-roots (another CA's root): exit %d, want %d and a refusal\n%s", r.code, exitCA, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test", "chain.pem")); err == nil {
+		t.Error("a refused chain was saved")
+	}
+	if r := runCLI(t, env, obtainArgs(w, "--issuer-roots", right)...); r.code != 0 {
+		t.Errorf("--issuer-roots (the CA's root): exit %d\n%s", r.code, r.stderr)
+	}
+	orders := w.Stats().Orders
+	if r := runCLI(t, env, obtainArgs(w, "--issuer-roots", empty)...); r.code != exitUsage || !strings.Contains(r.stderr, "holds no PEM certificate") {
+		t.Errorf("--issuer-roots (no certificate): exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	if w.Stats().Orders != orders {
+		t.Error("a bad --issuer-roots file did not stop the run before the order")
+	}
+}

@@ -38,6 +38,7 @@ type identity struct {
 	skipMailAuth  bool
 	trustAuthserv string
 	smimeRoots    string
+	issuerRoots   []byte // PEM of --issuer-roots, checked when read
 	dnsResolver   string
 	mailWait      time.Duration
 	replySettle   time.Duration // < 0: per server
@@ -71,8 +72,12 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 	}
 	cred := o.cred
 	cred.passwordFile = o.passwordFile
+	issuerRoots, err := readIssuerRoots(o.issuerRoots)
+	if err != nil {
+		return nil, err
+	}
 	return &identity{
-		email: email, also: also, alsoBoxes: boxes, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
+		email: email, also: also, alsoBoxes: boxes, issuerRoots: issuerRoots, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
