@@ -74,6 +74,18 @@ The PKCS#12 password comes from --p12-password-file, ACMEMAIL_P12_PASSWORD or a
 prompt. Extra trusted roots for HTTPS, IMAP and SMTP come from the PEM file named
 by ACMEMAIL_CA_ROOTS.
 
+Keys and files: --key-type rsa2048 (the default) is accepted by every S/MIME client;
+p256 and p384 are smaller EC keys for current clients. --usage sign|encrypt|both sets
+the CSR's keyUsage (encryption is keyEncipherment for RSA, keyAgreement for EC);
+--split gets a signing and an encryption certificate in one run, with two keys.
+--p12-profile modern (the default: AES-256, SHA-256 MAC) opens in every maintained
+mail client; legacy (3DES, SHA-1 MAC) is for old Windows, macOS, iOS and Android.
+--also ADDR puts more addresses into the same certificate (each challenge is answered
+from the mailbox that receives it; see --also-imap). Internationalized addresses
+work: the domain is sent in A-labels, a non-ASCII local part as an SmtpUTF8Mailbox.
+The CA's certificate is checked before it is saved (our key, exactly the addresses,
+emailProtection, the chain; --issuer-roots to verify it to the CA's root).
+
 Without IMAP and SMTP (RFC 8823 keeps challenge and reply plain text):
 --manual prints what will arrive, reads the challenge mail pasted on stdin (ended by
 a line holding only "." or by Ctrl-D) or from --challenge-file FILE (after Enter),
