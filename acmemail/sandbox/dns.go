@@ -21,12 +21,14 @@ const (
 	rcodeBadVers  = dnsmessage.RCode(16)
 )
 
-// dnsServer answers TXT queries for the DKIM keys of the sandbox, over UDP
-// and TCP on the same port. Every other name is NXDOMAIN.
+// dnsServer answers TXT queries for the DKIM keys of the sandbox and SRV
+// queries for its mail services, over UDP and TCP on the same port. Every
+// other name is NXDOMAIN.
 type dnsServer struct {
 	udp    net.PacketConn
 	tcp    net.Listener
 	lookup func(name string) ([]string, bool)
+	srv    func(name string) ([]dnsmessage.SRVResource, bool) // nil: no SRV records
 	log    *slog.Logger
 
 	wg     sync.WaitGroup
@@ -202,14 +204,25 @@ func (s *dnsServer) handle(req []byte, udp bool) []byte {
 
 	name := strings.TrimSuffix(strings.ToLower(q.Name.String()), ".")
 	records, ok := s.lookup(name)
+	var srvs []dnsmessage.SRVResource
+	if s.srv != nil {
+		var srvOK bool
+		srvs, srvOK = s.srv(name)
+		ok = ok || srvOK
+	}
 	switch {
 	case !ok:
 		resp.RCode = dnsmessage.RCodeNameError
+		records, srvs = nil, nil
+	case q.Type == dnsmessage.TypeALL:
+	case q.Type == dnsmessage.TypeTXT:
+		srvs = nil
+	case q.Type == dnsmessage.TypeSRV:
 		records = nil
-	case q.Type != dnsmessage.TypeTXT && q.Type != dnsmessage.TypeALL:
-		records = nil // the name exists, but has no data of this type
+	default:
+		records, srvs = nil, nil // the name exists, but has no data of this type
 	}
-	out := s.build(resp, &q, records, edns, 0)
+	out := s.build(resp, &q, records, edns, 0, srvs...)
 	limit := dnsMinUDPSize
 	if edns {
 		limit = min(udpSize, dnsUDPSize)
@@ -221,7 +234,7 @@ func (s *dnsServer) handle(req []byte, udp bool) []byte {
 	return out
 }
 
-func (s *dnsServer) build(h dnsmessage.Header, q *dnsmessage.Question, records []string, edns bool, extRCode dnsmessage.RCode) []byte {
+func (s *dnsServer) build(h dnsmessage.Header, q *dnsmessage.Question, records []string, edns bool, extRCode dnsmessage.RCode, srvs ...dnsmessage.SRVResource) []byte {
 	b := dnsmessage.NewBuilder(make([]byte, 0, 512), h)
 	b.EnableCompression()
 	err := b.StartQuestions()
@@ -236,6 +249,12 @@ func (s *dnsServer) build(h dnsmessage.Header, q *dnsmessage.Question, records [
 			break
 		}
 		err = b.TXTResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: dnsTTL}, dnsmessage.TXTResource{TXT: splitTXT(rec)})
+	}
+	for _, srv := range srvs {
+		if err != nil {
+			break
+		}
+		err = b.SRVResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: dnsTTL}, srv)
 	}
 	if err == nil && edns {
 		err = b.StartAdditionals()

@@ -11,7 +11,9 @@
 //   - an SMTP submission server (implicit TLS and STARTTLS) that requires
 //     AUTH PLAIN or LOGIN, lets users send only as themselves, DKIM-signs
 //     every message for the sender's domain and delivers locally;
-//   - a DNS server (UDP and TCP) that publishes the DKIM keys;
+//   - a DNS server (UDP and TCP) that publishes the DKIM keys, and for
+//     every user's domain the RFC 6186 SRV records (_imaps._tcp and the
+//     others) of the IMAP and submission servers, with target localhost;
 //   - two private PKIs: one for the TLS listeners ([World.TLSRootsPEM]) and
 //     one that issues the S/MIME certificates ([World.IssuerRootPEM]).
 //
@@ -285,6 +287,7 @@ type World struct {
 	dns      *dnsServer
 
 	listeners []io.Closer
+	srvPorts  [4]int // imaps, imap, submissions, submission, for the SRV records
 
 	mu        sync.Mutex // guards closed and wg.Add
 	closed    bool
@@ -394,6 +397,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	w.SMTPURL = "smtps://" + hostPort(smtpsLn.Addr())
 	w.SMTPStartTLSURL = "smtp://" + hostPort(smtpLn.Addr())
 	w.DNSAddr = hostPort(tcp.Addr())
+	w.srvPorts = [4]int{listenerPort(imapsLn.Addr()), listenerPort(imapLn.Addr()), listenerPort(smtpsLn.Addr()), listenerPort(smtpLn.Addr())}
 
 	lookup := func(name string) ([]string, error) { return w.LookupTXT(context.Background(), name) }
 	caLookup := lookup
@@ -477,7 +481,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		w.smtpsSrv = w.mail.newSubmissionServer()
 		w.smtpsSrv.AllowInsecureAuth = true
 	}
-	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, log: w.log.With("component", "dns")}
+	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, srv: w.srvLookup, log: w.log.With("component", "dns")}
 
 	w.serve("https", func() error { return w.httpSrv.ServeTLS(acmeLn, "", "") }, http.ErrServerClosed)
 	w.serve("imaps", func() error { return w.imapsSrv.Serve(imapsLnTLS) }, nil)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 )
 
 // TestObtainRememberedServers: without --imap and --smtp, obtain uses the
-// servers remembered for the address (as discovery leaves them), says so,
-// and --rediscover looks again instead.
+// servers remembered for the address, says so, and --rediscover looks
+// again instead (here by SRV records, end to end).
 func TestObtainRememberedServers(t *testing.T) {
 	w, env := world(t, sandbox.Options{})
 	path, err := rememberedPath(func(k string) string { return env[k] }, "alice@example.test")
@@ -36,14 +37,30 @@ func TestObtainRememberedServers(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
 	}
 
-	// --rediscover ignores the file; example.test has no mail servers, so
-	// discovery fails with the hint to name them.
+	// --rediscover ignores the file and looks again: the sandbox's DNS
+	// server publishes SRV records for example.test (target localhost), so
+	// the servers are found there, and remembered instead.
 	res = runCLI(t, env, append([]string{"obtain", "--rediscover"}, args[1:]...)...)
-	if res.code != exitUsage || !strings.Contains(res.stderr, "no mail server found") || !strings.Contains(res.stderr, "hint: give the servers: --imap") {
-		t.Errorf("obtain --rediscover: exit %d\n%s", res.code, res.stderr)
+	if res.code != 0 {
+		t.Fatalf("obtain --rediscover: exit %d\n%s", res.code, res.stderr)
 	}
-	if st := w.Stats(); st.Orders != 1 {
-		t.Errorf("orders = %d, want 1", st.Orders)
+	_, imapPort, _ := net.SplitHostPort(strings.TrimPrefix(w.IMAPURL, "imaps://"))
+	_, smtpPort, _ := net.SplitHostPort(strings.TrimPrefix(w.SMTPURL, "smtps://"))
+	for _, want := range []string{
+		"looking up the mail servers of alice@example.test",
+		"found IMAP localhost:" + imapPort + " (tls) from SRV _imaps._tcp.example.test",
+		"found SMTP localhost:" + smtpPort + " (tls) from SRV _submissions._tcp.example.test",
+	} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	got, err := loadRemembered(path)
+	if err != nil || got.IMAP != "imaps://localhost:"+imapPort || got.SMTP != "smtps://localhost:"+smtpPort || got.IMAPSource != "SRV _imaps._tcp.example.test" {
+		t.Errorf("remembered after --rediscover: %+v, %v", got, err)
+	}
+	if st := w.Stats(); st.CertificatesIssued != 2 {
+		t.Errorf("certificates = %d, want 2", st.CertificatesIssued)
 	}
 
 	// A damaged file is reported, not silently replaced.
