@@ -1,27 +1,65 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
 // rootPool returns the system roots plus the PEM certificates of
-// ACMEMAIL_CA_ROOTS (a file) and of extra.
+// ACMEMAIL_CA_ROOTS (a file) and of extra. The same roots give the same
+// pool within a process, so that httpClient can share its connections.
 func (g *globals) rootPool(extra ...[]byte) (*x509.CertPool, error) {
+	var data []byte
+	path := g.getenv("ACMEMAIL_CA_ROOTS")
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, usageErrorf("read ACMEMAIL_CA_ROOTS: %w", err)
+		}
+	}
+	h := sha256.New()
+	for _, b := range append([][]byte{[]byte(path), data}, extra...) {
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	key := string(h.Sum(nil))
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if pool, ok := shared.pools[key]; ok {
+		return pool, nil
+	}
+	pool, err := newRootPool(path, data, extra)
+	if err != nil {
+		return nil, err
+	}
+	if shared.pools == nil {
+		shared.pools = map[string]*x509.CertPool{}
+	}
+	shared.pools[key] = pool
+	return pool, nil
+}
+
+// shared holds what the sessions of one process share: root pools and the
+// HTTP clients built on them (and so their connections).
+var shared struct {
+	mu      sync.Mutex
+	pools   map[string]*x509.CertPool
+	clients map[*x509.CertPool]*http.Client
+}
+
+func newRootPool(path string, data []byte, extra [][]byte) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if path := g.getenv("ACMEMAIL_CA_ROOTS"); path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, usageErrorf("read ACMEMAIL_CA_ROOTS: %w", err)
-		}
+	if path != "" {
 		if !pool.AppendCertsFromPEM(data) {
 			return nil, usageErrorf("ACMEMAIL_CA_ROOTS (%s) holds no PEM certificate", path)
 		}
@@ -38,9 +76,22 @@ func tlsConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
+// httpClient returns the HTTP client for pool's roots. It is shared by the
+// sessions of a process (renew runs several at once), so they reuse their
+// connections to the CA.
 func httpClient(pool *x509.CertPool) *http.Client {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if c, ok := shared.clients[pool]; ok {
+		return c
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConfig(pool)
 	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	c := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	if shared.clients == nil {
+		shared.clients = map[*x509.CertPool]*http.Client{}
+	}
+	shared.clients[pool] = c
+	return c
 }
