@@ -69,7 +69,8 @@ world on loopback, nothing to configure), "castle" (CASTLE Platform ACME) or
 smtps://host:465 (TLS), smtp://host:587 (STARTTLS). A bare host:port picks by port.
 ` + discoveryHelp + `
 
-Passwords never come from flag values (they would show in ps). ` + credentialsHelp + `
+Passwords never come from flag values (they would show in ps).
+` + credentialsHelp + `
 The PKCS#12 password comes from --p12-password-file, ACMEMAIL_P12_PASSWORD or a
 prompt. Extra trusted roots for HTTPS, IMAP and SMTP come from the PEM file named
 by ACMEMAIL_CA_ROOTS.
@@ -106,6 +107,12 @@ const obtainExample = `  # Try it against the embedded sandbox CA:
   # A real certificate; the mail password is asked on the terminal:
   acmemail obtain --server castle --imap imaps://imap.example.com \
       --smtp smtps://smtp.example.com alice@example.com
+
+  # Servers found from the address (SRV, autoconfig), password from a password manager:
+  acmemail obtain --server castle --password-command 'pass show mail/alice' alice@example.com
+
+  # Gmail or Microsoft 365: OAuth2, the access token from a helper such as oama:
+  acmemail obtain --server castle --oauth-token-command 'oama access alice@gmail.com' alice@gmail.com
 
   # Without IMAP and SMTP: paste the challenge mail, send the printed reply yourself:
   acmemail obtain --server castle --manual alice@example.com

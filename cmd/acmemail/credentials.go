@@ -50,7 +50,8 @@ ACMEMAIL_SMTP_PASSWORD (else the keyring entry of 'acmemail login --smtp', else 
 mail password). For providers that accept only OAuth2 (Gmail, Microsoft 365), give
 --oauth-token-command CMD: any helper that prints a current access token (oama,
 mutt_oauth2.py, a password manager); it runs before each login, and OAUTHBEARER or
-XOAUTH2 is chosen by what the server offers (--auth-mech forces one).`
+XOAUTH2 is chosen by what the server offers (--auth-mech forces one); the password
+is then not used.`
 
 // secretCommandTimeout bounds --password-command and friends.
 const secretCommandTimeout = time.Minute
