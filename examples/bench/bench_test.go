@@ -167,6 +167,44 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
+// BenchmarkRenew: one op is one `acmemail renew --force` child process
+// renewing n identities that were obtained before (untimed). Skipped when
+// the binary has no renew command.
+func BenchmarkRenew(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			w, _, _ := sharedWorld(b, true)
+			if !hasRenew(b.Context(), shared.bin) {
+				b.Skip("this acmemail has no renew command")
+			}
+			// renew takes one mail password for every address.
+			w.password = "bench-renew-password"
+			defer func() { w.password = "" }()
+			rep := 0
+			var cpu []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				rep++
+				emails := make([]string, n)
+				for i := range emails {
+					emails[i] = fmt.Sprintf("bench-renew%d-%d-%d@example.test", n, rep, i)
+				}
+				home := mkdir(shared.dir, fmt.Sprintf("bench-renew-%d-%d", n, rep))
+				if err := renewSetup(b.Context(), shared.bin, w, home, emails); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				r, err := renewAll(b.Context(), shared.bin, w, home, emails, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cpu = append(cpu, r.cpu)
+			}
+			reportDurations(b, "cpu", cpu)
+		})
+	}
+}
+
 // TestSmoke runs the bench command's code once with tiny numbers, so that
 // it keeps working; it asserts what was counted, never how long anything
 // took. The `acmemail obtain` child processes need a build of cmd/acmemail

@@ -24,15 +24,28 @@ type renewRun struct {
 	maxRSS    int64
 }
 
-// cliRenewScale obtains certificates for emails (all with the mail
-// password pw) into a new state directory, untimed, then times one
-// `acmemail renew --force --parallel parallel` that renews them all.
+// cliRenewScale obtains certificates for emails into the new state
+// directory home (untimed), then times one `acmemail renew --force` that
+// renews them all (with --parallel unless it is 0). The world must give
+// every user the same password (world.password).
 func cliRenewScale(ctx context.Context, bin string, w *world, home string, emails []string, parallel int) (*renewRun, error) {
-	env := append(os.Environ(),
+	if err := renewSetup(ctx, bin, w, home, emails); err != nil {
+		return nil, err
+	}
+	return renewAll(ctx, bin, w, home, emails, parallel)
+}
+
+func renewEnv(w *world, home string) []string {
+	return append(os.Environ(),
 		"ACMEMAIL_HOME="+home,
 		"ACMEMAIL_CA_ROOTS="+w.rootsPath,
 		"ACMEMAIL_P12_PASSWORD=bench",
 	)
+}
+
+// renewSetup obtains a certificate for every address of emails into home.
+func renewSetup(ctx context.Context, bin string, w *world, home string, emails []string) error {
+	env := renewEnv(w, home)
 	// Set-up: the first obtain creates the account, the others follow a
 	// few at a time.
 	setup := func(email string) error {
@@ -51,7 +64,7 @@ func cliRenewScale(ctx context.Context, bin string, w *world, home string, email
 		return nil
 	}
 	if err := setup(emails[0]); err != nil {
-		return nil, err
+		return err
 	}
 	sem := make(chan struct{}, 4)
 	errs := make(chan error, len(emails))
@@ -62,12 +75,18 @@ func cliRenewScale(ctx context.Context, bin string, w *world, home string, email
 			errs <- setup(e)
 		}()
 	}
+	var first error
 	for range emails[1:] {
-		if err := <-errs; err != nil {
-			return nil, err
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
+	return first
+}
 
+// renewAll times one `acmemail renew --force` of emails in home.
+func renewAll(ctx context.Context, bin string, w *world, home string, emails []string, parallel int) (*renewRun, error) {
+	env := renewEnv(w, home)
 	pw, err := w.user(emails[0])
 	if err != nil {
 		return nil, err
