@@ -157,10 +157,13 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")
 	f.StringVar(&o.issuerRoots, "issuer-roots", "", "PEM file of the CA's roots: the issued chain must verify to one of them (default: the sandbox's root; else only checked to link up)")
 	o.eab.addFlags(f)
+	o.also.addFlags(f)
+	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
 }
 
 // addServerMailFlags adds the flags that say which CA and which mail
-// account to use; obtain and doctor share them (add new login flags here).
+// account to use; obtain and doctor share them (add new login flags here,
+// and flags only obtain has to addFlags).
 func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.server, "server", "castle", "ACME directory URL, or a name: sandbox, castle, castle-staging")
 	f.StringVar(&o.imap, "imap", "", "IMAP server URL (imaps://host:993, imap://host:143 for STARTTLS)")
@@ -169,8 +172,6 @@ func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	o.addSubmissionFlags(f)
 	o.cred.addFlags(f)
 	o.sandbox.addFlags(f, true)
-	o.also.addFlags(f)
-	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
 }
 
 // addSubmissionFlags adds the flags for logging in to the submission
