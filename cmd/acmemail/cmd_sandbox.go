@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,6 +106,7 @@ func (s *sandboxFlags) options() (sandbox.Options, error) {
 
 type sandboxOptions struct {
 	users    []string
+	aliases  []string // ALIAS=USER
 	dir      string
 	sandbox  sandboxFlags
 	mail     sandboxMailFlags
@@ -162,6 +164,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.users, "user", []string{"alice@example.test"}, "mail address to create a mailbox for (repeatable)")
+	f.StringArrayVar(&o.aliases, "alias", nil, "ALIAS=USER: another address delivered into USER's mailbox, that USER may send as (repeatable; for obtain --also)")
 	f.StringVar(&o.dir, "dir", "", "where to write roots.pem and the passwords (default: a new temporary directory)")
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	o.sandbox.addFlags(f, false)
@@ -223,6 +226,23 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".token"), []byte(tok+"\n"), 0o600); err != nil {
 				return err
 			}
+		}
+	}
+	for _, kv := range o.aliases {
+		a, u, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usageErrorf("--alias %q: want ALIAS=USER", kv)
+		}
+		alias, err := checkEmail(a)
+		if err != nil {
+			return err
+		}
+		user, err := checkEmail(u)
+		if err != nil {
+			return err
+		}
+		if err := w.AddAlias(alias, user); err != nil {
+			return usageErrorf("--alias %s: %w", kv, err)
 		}
 	}
 	var eabLines string
