@@ -46,8 +46,9 @@ sh -c; the first line of its output, like mbsync's PassCmd; its stderr is shown)
 --password-file FILE (its first line), ACMEMAIL_PASSWORD, the OS keyring (stored by
 'acmemail login EMAIL'), or a prompt on the terminal. If the submission server needs
 another login, give --smtp-user and --smtp-password-command, --smtp-password-file or
-ACMEMAIL_SMTP_PASSWORD (else the keyring entry of 'acmemail login --smtp', else the
-mail password). For providers that accept only OAuth2 (Gmail, Microsoft 365), give
+ACMEMAIL_SMTP_PASSWORD (else the keyring entry of 'acmemail login --smtp', looked up
+when the mail password came from the keyring or --smtp-user is given; else the mail
+password). For providers that accept only OAuth2 (Gmail, Microsoft 365), give
 --oauth-token-command CMD: any helper that prints a current access token (oama,
 mutt_oauth2.py, a password manager); it runs before each login, and OAUTHBEARER or
 XOAUTH2 is chosen by what the server offers (--auth-mech forces one); the password
@@ -108,12 +109,15 @@ func (s *session) loadCredentials(ctx context.Context) error {
 		return withHint(usageErrorf("--auth-mech %s needs an OAuth2 access token", strings.ToLower(mech)),
 			"give --oauth-token-command CMD, a command that prints a current access token")
 	}
-	pw, err := s.mailSecret(ctx, false)
+	pw, fromKeyring, err := s.mailSecret(ctx, false, true)
 	if err != nil {
 		return err
 	}
 	smtpPW := pw
-	if other, err := s.mailSecret(ctx, true); err == nil {
+	// The keyring is asked for a separate SMTP password only when it is in
+	// use (the mail password came from it, or there is a separate SMTP
+	// user): a locked keyring must not delay every run by its timeout.
+	if other, _, err := s.mailSecret(ctx, true, fromKeyring || id.cred.smtpUser != ""); err == nil {
 		smtpPW = other
 	} else if !errors.Is(err, errNoSecret) {
 		return err
@@ -131,8 +135,9 @@ var errNoSecret = errors.New("no secret given")
 
 // mailSecret returns the mail password (smtp false) or the separate SMTP
 // password (smtp true; errNoSecret when none is configured) from the first
-// source that has one.
-func (s *session) mailSecret(ctx context.Context, smtp bool) (string, error) {
+// source that has one, and whether that was the keyring (asked only with
+// useKeyring).
+func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret string, fromKeyring bool, err error) {
 	id, g := s.id, s.g
 	what, command, cmdFlag, file, fileFlag, env := "mail password for "+id.user, id.cred.passwordCommand, "password-command", id.cred.passwordFile, "password-file", "ACMEMAIL_PASSWORD"
 	if smtp {
@@ -143,7 +148,7 @@ func (s *session) mailSecret(ctx context.Context, smtp bool) (string, error) {
 		what, command, cmdFlag, file, fileFlag, env = "submission (SMTP) password for "+user, id.cred.smtpPasswordCommand, "smtp-password-command", id.cred.smtpPasswordFile, "smtp-password-file", "ACMEMAIL_SMTP_PASSWORD"
 	}
 	if command != "" && file != "" {
-		return "", usageErrorf("--%s and --%s both give the %s; use one", cmdFlag, fileFlag, what)
+		return "", false, usageErrorf("--%s and --%s both give the %s; use one", cmdFlag, fileFlag, what)
 	}
 	switch {
 	case command != "":
@@ -151,26 +156,29 @@ func (s *session) mailSecret(ctx context.Context, smtp bool) (string, error) {
 		if err == nil {
 			s.log.Info("secret loaded", "what", what, "from", "--"+cmdFlag)
 		}
-		return v, err
+		return v, false, err
 	case file != "":
 		v, err := readSecretFile(file)
 		if err != nil {
-			return "", usageErrorf("read the %s from --%s: %w", what, fileFlag, err)
+			return "", false, usageErrorf("read the %s from --%s: %w", what, fileFlag, err)
 		}
 		s.log.Info("secret loaded", "what", what, "from", "--"+fileFlag)
-		return v, nil
+		return v, false, nil
 	case g.getenv(env) != "":
 		s.log.Info("secret loaded", "what", what, "from", env)
-		return g.getenv(env), nil
+		return g.getenv(env), false, nil
 	}
-	v, kerr := openKeyring().Get(keyringService, keyringUser(id.email, smtp))
-	if kerr == nil {
-		s.log.Info("secret loaded", "what", what, "from", "the OS keyring")
-		return v, nil
+	kerr := errKeyringNotFound
+	if useKeyring {
+		var v string
+		if v, kerr = openKeyring().Get(keyringService, keyringUser(id.email, smtp)); kerr == nil {
+			s.log.Info("secret loaded", "what", what, "from", "the OS keyring")
+			return v, true, nil
+		}
+		s.log.Info("secret not in the OS keyring", "what", what, "error", kerr)
 	}
-	s.log.Info("secret not in the OS keyring", "what", what, "error", kerr)
 	if smtp {
-		return "", errNoSecret
+		return "", false, errNoSecret
 	}
 	v, err := promptTTY(what, false)
 	if errors.Is(err, errNoTTY) {
@@ -178,10 +186,10 @@ func (s *session) mailSecret(ctx context.Context, smtp bool) (string, error) {
 		if errors.Is(kerr, errNoKeyring) {
 			keyNote = kerr.Error()
 		}
-		return "", withHint(usageErrorf("the %s is needed, and there is no terminal to ask on (%s)", what, keyNote),
+		return "", false, withHint(usageErrorf("the %s is needed, and there is no terminal to ask on (%s)", what, keyNote),
 			"give --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD, or store it with 'acmemail login "+id.email+"'")
 	}
-	return v, err
+	return v, false, err
 }
 
 // runSecretCommand runs command with sh -c and returns the first line it
@@ -277,7 +285,7 @@ func (s *session) sandboxLogin(ctx context.Context, w *sandbox.World, mode sandb
 	id := s.id
 	pw := randomToken()
 	if id.cred.passwordCommand != "" || id.cred.passwordFile != "" || s.g.getenv("ACMEMAIL_PASSWORD") != "" {
-		v, err := s.mailSecret(ctx, false)
+		v, _, err := s.mailSecret(ctx, false, false)
 		if err != nil {
 			return err
 		}

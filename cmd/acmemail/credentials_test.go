@@ -107,8 +107,9 @@ func TestMailPasswordSources(t *testing.T) {
 		smtp     string
 		smtpUser string
 	}{
-		{"command beats env and keyring", credFlags{passwordCommand: "echo from-command; echo second"}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-command", "smtp-from-keyring", "alice@example.test"},
-		{"file beats env", credFlags{passwordFile: file}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-file", "smtp-from-keyring", "alice@example.test"},
+		{"command beats env and keyring", credFlags{passwordCommand: "echo from-command; echo second"}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-command", "from-command", "alice@example.test"},
+		{"file beats env", credFlags{passwordFile: file}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-file", "from-file", "alice@example.test"},
+		{"keyring, with its SMTP entry", credFlags{}, nil, "from-keyring", "smtp-from-keyring", "alice@example.test"},
 		{"env beats keyring", credFlags{}, map[string]string{"ACMEMAIL_PASSWORD": "from-env", "ACMEMAIL_SMTP_PASSWORD": "smtp-from-env"}, "from-env", "smtp-from-env", "alice@example.test"},
 		{"keyring", credFlags{smtpUser: "alice-smtp"}, nil, "from-keyring", "smtp-from-keyring", "alice-smtp"},
 		{"separate smtp command", credFlags{smtpPasswordCommand: "printf 'smtp-cmd\\r\\n'", smtpUser: "alice-smtp"}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-env", "smtp-cmd", "alice-smtp"},
@@ -127,15 +128,20 @@ func TestMailPasswordSources(t *testing.T) {
 		})
 	}
 
-	// Without a separate SMTP source (and no keyring entry), SMTP uses the
-	// mail password.
-	useKeyring(t, &fakeKeyring{})
+	// Without a separate SMTP source, SMTP uses the mail password; and the
+	// keyring is not asked at all when the password came from elsewhere (a
+	// locked keyring would delay every cron run by its timeout).
+	kr = &fakeKeyring{entries: map[string]string{"acmemail/smtp:alice@example.test": "smtp-from-keyring"}}
+	useKeyring(t, kr)
 	s, _ := testSession(t, credFlags{}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"})
 	if err := s.loadCredentials(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, smtp := s.credentials(); smtp.Password != "from-env" {
 		t.Errorf("SMTP password = %q, want the mail password", smtp.Password)
+	}
+	if kr.gets != 0 {
+		t.Errorf("the keyring was asked %d times although ACMEMAIL_PASSWORD was set", kr.gets)
 	}
 }
 

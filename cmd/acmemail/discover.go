@@ -105,8 +105,9 @@ func (s *session) discoverServers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The client is shared with the ACME client: Discover bounds each
+	// fetch itself, and never changes the client.
 	cfg := mailbox.DiscoverConfig{HTTPClient: httpClient(pool), Logger: s.log.With("component", "discover")}
-	cfg.HTTPClient.Timeout = 15 * time.Second
 	if id.dnsResolver != "" {
 		addr := id.dnsResolver
 		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
