@@ -45,6 +45,10 @@ certificate for at this address (certificates/EMAIL/archive/ keeps them all), wi
 its certificate: import it to read old mail that was encrypted to earlier
 certificates.
 
+The encryption certificate of a pair from obtain --split (certificates/EMAIL/encrypt/)
+is exported along with the signing one: in the same PKCS#12 file, or as
+EMAIL.encrypt.*.pem files.
+
 --format pem writes three files: EMAIL.key.pem (the private key, PKCS#8, NOT
 encrypted, mode 0600), EMAIL.cert.pem (the certificate) and EMAIL.chain.pem (the CA
 certificates, issuer first).
@@ -141,6 +145,26 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	if !o.allHistory {
 		gens = gens[len(gens)-1:]
 	}
+	// The encryption certificate of an obtain --split pair goes along.
+	var encCur *keystore.Generation
+	if encStore, err := store.Slot(encryptSlot); err == nil {
+		encGens, err := encStore.History(email)
+		switch {
+		case err == nil:
+			if c := encGens[len(encGens)-1]; c.Current {
+				encCur = &c
+			}
+			if !o.allHistory {
+				encGens = encGens[len(encGens)-1:]
+				if encCur == nil {
+					encGens = nil
+				}
+			}
+			gens = append(gens, encGens...)
+		case !errors.Is(err, keystore.ErrNotFound):
+			return err
+		}
+	}
 	res := exportResult{Email: email, Format: o.format, Certificates: len(gens)}
 	for _, gen := range gens {
 		res.Serials = append(res.Serials, gen.Meta.Serial)
@@ -154,12 +178,18 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return usageErrorf("--out %s: with --format pem, --out names an existing directory", dir)
 		}
-		files, err := writePEMExport(dir, email, cur)
+		sets := []pemSet{{email, cur}}
+		if encCur != nil {
+			sets = append(sets, pemSet{email + ".encrypt", *encCur})
+		}
+		files, err := writePEMExport(dir, sets)
 		if err != nil {
 			return err
 		}
 		res.Files = files
-		fmt.Fprintf(g.stderr, "acmemail: warning: %s holds the private key unencrypted; keep it safe\n", files[0])
+		for i := 0; i < len(files); i += 3 {
+			fmt.Fprintf(g.stderr, "acmemail: warning: %s holds the private key unencrypted; keep it safe\n", files[i])
+		}
 		return printExport(g, o, res)
 	}
 
@@ -224,44 +254,54 @@ func printExport(g *globals, o *exportOptions, res exportResult) error {
 	return nil
 }
 
-// writePEMExport writes EMAIL.key.pem (0600), EMAIL.cert.pem and
-// EMAIL.chain.pem into dir, refusing before writing anything if one of
-// them exists, and returns their absolute paths.
-func writePEMExport(dir, email string, gen keystore.Generation) ([]string, error) {
-	keyPEM, err := keystore.MarshalPrivateKey(gen.Key)
-	if err != nil {
-		return nil, err
-	}
-	var certPEM, chainPEM bytes.Buffer
-	pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: gen.Chain[0].Raw})
-	for _, c := range gen.Chain[1:] {
-		pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
-	files := []struct {
-		name string
+// pemSet is one certificate to write as PEM files named PREFIX.*.pem.
+type pemSet struct {
+	prefix string
+	gen    keystore.Generation
+}
+
+// writePEMExport writes PREFIX.key.pem (0600), PREFIX.cert.pem and
+// PREFIX.chain.pem into dir for each set, refusing before writing
+// anything if one of them exists, and returns their absolute paths.
+func writePEMExport(dir string, sets []pemSet) ([]string, error) {
+	type file struct {
+		path string
 		data []byte
 		perm os.FileMode
-	}{
-		{email + ".key.pem", keyPEM, 0o600},
-		{email + ".cert.pem", certPEM.Bytes(), 0o644},
-		{email + ".chain.pem", chainPEM.Bytes(), 0o644},
+	}
+	var files []file
+	for _, set := range sets {
+		keyPEM, err := keystore.MarshalPrivateKey(set.gen.Key)
+		if err != nil {
+			return nil, err
+		}
+		var certPEM, chainPEM bytes.Buffer
+		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: set.gen.Chain[0].Raw})
+		for _, c := range set.gen.Chain[1:] {
+			pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		}
+		for _, f := range []file{
+			{set.prefix + ".key.pem", keyPEM, 0o600},
+			{set.prefix + ".cert.pem", certPEM.Bytes(), 0o644},
+			{set.prefix + ".chain.pem", chainPEM.Bytes(), 0o644},
+		} {
+			p := filepath.Join(dir, f.path)
+			if _, err := os.Lstat(p); err == nil {
+				return nil, withHint(usageErrorf("%s exists; acmemail never overwrites it", p), "remove it first, or choose another directory with --out")
+			}
+			if abs, err := filepath.Abs(p); err == nil {
+				p = abs
+			}
+			f.path = p
+			files = append(files, f)
+		}
 	}
 	var paths []string
 	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if _, err := os.Lstat(p); err == nil {
-			return nil, withHint(usageErrorf("%s exists; acmemail never overwrites it", p), "remove it first, or choose another directory with --out")
+		if err := writeNewFileMode(f.path, f.data, f.perm); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.path, err)
 		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			abs = p
-		}
-		paths = append(paths, abs)
-	}
-	for i, f := range files {
-		if err := writeNewFileMode(paths[i], f.data, f.perm); err != nil {
-			return nil, fmt.Errorf("write %s: %w", paths[i], err)
-		}
+		paths = append(paths, f.path)
 	}
 	return paths, nil
 }
