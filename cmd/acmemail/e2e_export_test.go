@@ -21,7 +21,8 @@ import (
 func TestExport(t *testing.T) {
 	w, env := world(t, sandbox.Options{})
 	for i, kt := range []string{"p256", "rsa2048"} {
-		if r := runCLI(t, env, obtainArgs(w, "--key-type", kt)...); r.code != 0 {
+		// The second obtain writes its cert.p12 with the legacy profile.
+		if r := runCLI(t, env, obtainArgs(w, "--key-type", kt, "--p12-profile", []string{"modern", "legacy"}[i])...); r.code != 0 {
 			t.Fatalf("obtain %d: exit %d\nstderr:\n%s", i+1, r.code, r.stderr)
 		}
 	}
@@ -37,6 +38,13 @@ func TestExport(t *testing.T) {
 		return p12test.Want{Chain: g.Chain, PublicKey: g.Key.Public(), Profile: profile}
 	}
 	out := t.TempDir()
+
+	t.Run("obtain-cert.p12-legacy", func(t *testing.T) {
+		path := filepath.Join(gens[1].Dir, "cert.p12")
+		checkMode(t, path, 0o600)
+		p12test.OpenSSL(t, path, "test", want(gens[1], "legacy"))
+		p12test.NSS(t, path, "test", want(gens[1], "legacy"))
+	})
 
 	for _, profile := range []string{"modern", "legacy"} {
 		t.Run("p12-"+profile, func(t *testing.T) {
