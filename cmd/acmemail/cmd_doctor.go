@@ -166,19 +166,30 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 	}
 
 	var r doctorReport
+	// stopped reports the checks done so far when ctx ended: on --timeout
+	// with a clear error, on an interrupt as such.
+	stopped := func() error {
+		err := ctx.Err()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		r.print(g.stderr)
+		return withHint(fmt.Errorf("doctor did not finish within --timeout %s (%d checks done, shown above)", o.timeout, len(r.checks)),
+			"a server that does not answer is the likely cause; raise --timeout to wait longer")
+	}
 	watcher := doctorIMAP(ctx, &r, imapCfg, id.imapURL)
 	if watcher != nil {
 		defer watcher.Close()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return stopped()
 	}
 	sender := doctorSMTP(ctx, &r, smtpCfg)
 	if sender != nil {
 		defer sender.Close()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return stopped()
 	}
 	switch {
 	case watcher == nil && sender == nil:
@@ -190,12 +201,12 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 	default:
 		doctorDKIM(ctx, s, &r, watcher, sender, imapCfg, o)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return stopped()
 	}
 	doctorCA(ctx, s, &r)
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return stopped()
 	}
 
 	if o.json {

@@ -159,3 +159,18 @@ func TestDoctorMessageDoesNotArrive(t *testing.T) {
 		t.Errorf("dkim = %+v, want a failure because nothing arrived", d)
 	}
 }
+
+// TestDoctorTimeout: --timeout shorter than the wait for the test message
+// ends doctor with the checks done so far and a clear error.
+func TestDoctorTimeout(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	r := runCLI(t, env, doctorArgs(w, "--mailbox", "Junk", "--timeout", "2s")...)
+	if r.code != exitError {
+		t.Fatalf("doctor exit %d, want %d\nstderr:\n%s", r.code, exitError, r.stderr)
+	}
+	for _, want := range []string{"doctor did not finish within --timeout 2s", "imap-login", "hint: a server that does not answer"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
