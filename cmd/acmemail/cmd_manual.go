@@ -31,7 +31,7 @@ type externalFlags struct {
 func (e *externalFlags) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&e.manual, "manual", false, "no IMAP or SMTP: paste the challenge mail (or give --challenge-file), send the printed reply yourself, then confirm")
 	f.StringVar(&e.challengeFile, "challenge-file", "", "with --manual: read the challenge mail from this file (saved with its headers) instead of stdin")
-	f.BoolVar(&e.yes, "yes", false, "with --manual: do not wait for a confirmation that the reply was sent before asking the CA to validate")
+	f.BoolVar(&e.yes, "yes", false, "with --manual: ask the CA to validate right after printing the reply, without waiting for a confirmation (for CAs that keep looking for the reply after that)")
 	f.BoolVar(&e.pipe, "pipe", false, "no IMAP or SMTP: wait for 'acmemail respond', run by your mail filter, to hand over the challenge mail and send the reply")
 }
 

@@ -281,3 +281,22 @@ func writeFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestObtainManualYes: with --yes the CA is asked to validate as soon as
+// the reply is printed; a CA that keeps looking for the reply (the
+// sandbox, for 30 s) validates it when it arrives afterwards.
+func TestObtainManualYes(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	cli := startCLI(t, noMailEnv(env), manualArgs(w, "--yes")...)
+	cli.waitLine(t, "paste it here")
+	io.WriteString(cli.stdin, string(challengeMail(t, w, 1))+".\n")
+	reply := cli.waitReply(t)
+	cli.waitLine(t, "asking the CA to validate")
+	submitAsAlice(t, w, reply)
+	if code := cli.wait(t); code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, cli.stderr.String())
+	}
+	if st := w.Stats(); st.CertificatesIssued != 1 {
+		t.Errorf("issued %d certificates, want 1", st.CertificatesIssued)
+	}
+}
