@@ -22,7 +22,9 @@ and doctor find it without a prompt, also under cron.
 The password is asked twice on the terminal, or read from --password-command,
 --password-file or ACMEMAIL_PASSWORD (for scripts). With --smtp it is stored as the
 separate password of the submission server. The entry's service is "acmemail" and
-its account EMAIL (smtp:EMAIL with --smtp). --delete removes the entry.
+its account EMAIL (smtp:EMAIL with --smtp). --delete removes the entry. login does
+not contact the mail server; 'acmemail doctor EMAIL' then checks that the stored
+password logs in.
 
 acmemail stores nothing itself: without a working keyring (none running, locked, or
 not answering within 10 s) login fails and says so; use --password-command with your

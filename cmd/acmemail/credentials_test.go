@@ -391,23 +391,56 @@ func TestSecretsNeverInOutput(t *testing.T) {
 		})
 	}
 
-	// The in-process sandbox takes the password the test gives, and its own
-	// logs are in the output too.
-	t.Run("in-process sandbox", func(t *testing.T) {
-		env := map[string]string{"ACMEMAIL_HOME": t.TempDir(), "ACMEMAIL_P12_PASSWORD": "test"}
-		r := runCLI(t, env, "obtain", "-vv", "--server", "sandbox", "--password-command", "echo "+pw, alice)
-		if r.code != 0 {
-			t.Fatalf("obtain exit %d\n%s", r.code, r.stderr)
-		}
-		if !strings.Contains(r.stderr, "component=sandbox") || !strings.Contains(r.stderr, "LOGIN [redacted]") {
-			t.Errorf("want sandbox logs and the IMAP trace in the -vv output")
-		}
-		for _, s := range secretForms(alice, pw) {
-			if strings.Contains(r.stdout+r.stderr, s) {
-				t.Errorf("the output contains the password (%q)", s)
+	// A refused password and a refused token, on the error path.
+	for _, tt := range []struct {
+		name   string
+		opt    sandbox.Options
+		args   []string
+		secret string
+	}{
+		{"refused password", sandbox.Options{}, []string{"--password-command", "echo Wrong-Distinct-Pw-555"}, "Wrong-Distinct-Pw-555"},
+		{"refused token", sandbox.Options{OAuth: sandbox.OAuthOnly}, []string{"--oauth-token-command", "echo ya29.Wrong-Token-556"}, "ya29.Wrong-Token-556"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, env := newWorld(t, tt.opt)
+			r := runCLI(t, env, obtainArgs(w, append([]string{"-vv"}, tt.args...)...)...)
+			if r.code != exitMailAuth {
+				t.Fatalf("obtain exit %d, want %d\n%s", r.code, exitMailAuth, r.stderr)
 			}
-		}
-	})
+			for _, s := range secretForms(alice, tt.secret) {
+				if strings.Contains(r.stdout+r.stderr, s) {
+					t.Errorf("the output contains the refused secret (%q)", s)
+				}
+			}
+		})
+	}
+
+	// The in-process sandbox takes the password or token the test gives,
+	// and its own logs are in the output too.
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		trace string
+	}{
+		{"in-process sandbox", []string{"--password-command", "echo " + pw}, "LOGIN [redacted]"},
+		{"in-process sandbox, OAuth only", []string{"--sandbox-oauth", "only", "--oauth-token-command", "echo " + tok}, "AUTHENTICATE OAUTHBEARER [redacted]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"ACMEMAIL_HOME": t.TempDir(), "ACMEMAIL_P12_PASSWORD": "test"}
+			r := runCLI(t, env, append(append([]string{"obtain", "-vv", "--server", "sandbox"}, tt.args...), alice)...)
+			if r.code != 0 {
+				t.Fatalf("obtain exit %d\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "component=sandbox") || !strings.Contains(r.stderr, tt.trace) {
+				t.Errorf("want sandbox logs and %q in the -vv output", tt.trace)
+			}
+			for _, s := range append(secretForms(alice, pw), secretForms(alice, tok)...) {
+				if strings.Contains(r.stdout+r.stderr, s) {
+					t.Errorf("the output contains a secret (%q)", s)
+				}
+			}
+		})
+	}
 }
 
 // TestObtainOAuthBearerOnly: against a sandbox that refuses every password,
