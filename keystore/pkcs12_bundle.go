@@ -27,7 +27,8 @@ type P12Entry struct {
 // client needs to read old mail encrypted to earlier certificates. Each
 // key is tied to its leaf by a localKeyId attribute (the SHA-1 of the
 // leaf), as in a single-key file; CA certificates shared by several
-// chains are stored once.
+// chains are stored once, and so is a key certified more than once (its
+// other certificates are stored without a localKeyId).
 //
 // go-pkcs12 writes one key per file, so each entry is encoded with it and
 // the SafeContents of all of them are joined into one AuthenticatedSafe
@@ -48,8 +49,17 @@ func EncodePKCS12Bundle(entries []P12Entry, password string, profile P12Profile)
 	if password == "" {
 		return nil, errors.New("encode PKCS #12: empty password")
 	}
-	var contents []asn1.RawValue
-	var first p12PFX
+	// One key bag per distinct key: a key certified more than once (a
+	// renewal that kept the key) is stored once, with its first leaf, and
+	// its other leaves go along as plain certificates (importers link
+	// certificates to keys by the public key).
+	type unique struct {
+		key    crypto.Signer
+		leaf   *x509.Certificate
+		others []*x509.Certificate
+	}
+	var keys []*unique
+	byKey := map[string]*unique{}
 	seenCA := map[string]bool{}
 	for i, e := range entries {
 		switch {
@@ -60,24 +70,39 @@ func EncodePKCS12Bundle(entries []P12Entry, password string, profile P12Profile)
 		case !publicKeysEqual(e.Key.Public(), e.Chain[0].PublicKey):
 			return nil, fmt.Errorf("encode PKCS #12: the key of entry %d is not its certificate's key", i+1)
 		}
-		var cas []*x509.Certificate
+		pub, err := x509.MarshalPKIXPublicKey(e.Key.Public())
+		if err != nil {
+			return nil, fmt.Errorf("encode PKCS #12: entry %d: %w", i+1, err)
+		}
+		u := byKey[string(pub)]
+		if u == nil {
+			u = &unique{key: e.Key, leaf: e.Chain[0]}
+			byKey[string(pub)] = u
+			keys = append(keys, u)
+		} else if !u.leaf.Equal(e.Chain[0]) {
+			u.others = append(u.others, e.Chain[0])
+		}
 		for _, c := range e.Chain[1:] {
 			if !seenCA[string(c.Raw)] {
 				seenCA[string(c.Raw)] = true
-				cas = append(cas, c)
+				u.others = append(u.others, c)
 			}
 		}
-		key := crypto.Signer(e.Key)
+	}
+	var contents []asn1.RawValue
+	var first p12PFX
+	for i, u := range keys {
+		key := u.key
 		if k, ok := key.(*ed25519.PrivateKey); ok {
 			key = *k
 		}
-		data, err := enc.Encode(key, e.Chain[0], cas, password)
+		data, err := enc.Encode(key, u.leaf, u.others, password)
 		if err != nil {
-			return nil, fmt.Errorf("encode PKCS #12: entry %d: %w", i+1, err)
+			return nil, fmt.Errorf("encode PKCS #12: key %d: %w", i+1, err)
 		}
 		pfx, safe, err := p12Split(data)
 		if err != nil {
-			return nil, fmt.Errorf("encode PKCS #12: entry %d: %w", i+1, err)
+			return nil, fmt.Errorf("encode PKCS #12: key %d: %w", i+1, err)
 		}
 		if i == 0 {
 			first = pfx

@@ -2,12 +2,16 @@ package keystore
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/asn1"
 	"hash"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"software.sslmate.com/src/go-pkcs12"
+	"strings"
 	"testing"
 
 	"github.com/acmemail/acmemail/internal/p12test"
@@ -90,3 +94,58 @@ func TestPKCS12BundleImporters(t *testing.T) {
 }
 
 func asn1Unmarshal(b []byte, v any) ([]byte, error) { return asn1.Unmarshal(b, v) }
+
+// TestPKCS12BundleSameKey: a key certified twice (a renewal that kept the
+// key) is stored once; both certificates are in the file, and NSS links
+// both to the key.
+func TestPKCS12BundleSameKey(t *testing.T) {
+	ca := newTestCA(t)
+	key := testKey(t, KeyP256)
+	c1, _ := ParseChain(ca.issue(t, key.Public(), "alice@example.org"))
+	c2, _ := ParseChain(ca.issue(t, key.Public(), "alice@example.org"))
+	data, err := EncodePKCS12Bundle([]P12Entry{{Key: key, Chain: c1}, {Key: key, Chain: c2}}, "pw", P12Modern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, leaf, cas, err := pkcs12.DecodeChain(data, "pw")
+	if err != nil {
+		t.Fatalf("DecodeChain (one key) = %v", err)
+	}
+	if !publicKeysEqual(k.(crypto.Signer).Public(), key.Public()) || !leaf.Equal(c1[0]) {
+		t.Error("the key bag is not the key with its first certificate")
+	}
+	found := map[string]bool{}
+	for _, c := range cas {
+		found[string(c.Raw)] = true
+	}
+	if len(cas) != 2 || !found[string(c2[0].Raw)] || !found[string(c1[1].Raw)] {
+		t.Errorf("other certificates = %d, want the second leaf and the CA", len(cas))
+	}
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("certutil is not installed (libnss3-tools)")
+		}
+		t.Skip("certutil not installed")
+	}
+	pk12util, _ := exec.LookPath("pk12util")
+	dir := t.TempDir()
+	db := "sql:" + dir
+	pw := filepath.Join(dir, "pw")
+	p12 := filepath.Join(dir, "same.p12")
+	os.WriteFile(pw, []byte("pw\n"), 0o600)
+	os.WriteFile(p12, data, 0o600)
+	for _, args := range [][]string{{certutil, "-N", "-d", db, "--empty-password"}, {pk12util, "-i", p12, "-d", db, "-w", pw, "-K", ""}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", filepath.Base(args[0]), err, out)
+		}
+	}
+	keys, _ := exec.Command(certutil, "-K", "-d", db).CombinedOutput()
+	if n := strings.Count(string(keys), "\n<"); n != 1 {
+		t.Errorf("certutil -K lists %d keys, want 1:\n%s", n, keys)
+	}
+	pemOut, _ := exec.Command(certutil, "-L", "-d", db, "-n", "alice@example.org", "-a").CombinedOutput()
+	if n := strings.Count(string(pemOut), "BEGIN CERTIFICATE"); n != 2 {
+		t.Errorf("NSS holds %d certificates for the key's nickname, want both leaves:\n%s", n, pemOut)
+	}
+}
