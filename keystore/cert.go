@@ -41,6 +41,31 @@ type CertMeta struct {
 	NotAfter  time.Time `json:"not_after"`  // set by SaveCertificate from the leaf
 	OrderURL  string    `json:"order_url"`
 	CertURL   string    `json:"cert_url"`
+	// Settings say how the certificate was obtained, so that renew can do
+	// it again unattended; nil for certificates from older versions.
+	Settings *Settings `json:"settings,omitempty"`
+}
+
+// Settings are the choices an obtain run made for an identity, recorded
+// with its certificate so a renewal (from cron, with only the password
+// given) repeats them. They never hold a password or other secret.
+type Settings struct {
+	Server          string   `json:"server"`         // as given: a name or the directory URL
+	IMAP            string   `json:"imap"`           // URL
+	SMTP            string   `json:"smtp"`           // URL
+	User            string   `json:"user"`           // mail login
+	Mailbox         string   `json:"mailbox"`        // IMAP folder the challenge arrives in
+	P12Profile      string   `json:"p12_profile"`    // "modern" or "legacy"
+	Join            string   `json:"join,omitempty"` // --join, "" for the server's default
+	DNSResolver     string   `json:"dns_resolver,omitempty"`
+	TrustAuthservID string   `json:"trust_authserv_id,omitempty"`
+	SMIMERoots      string   `json:"smime_roots,omitempty"` // path of a PEM file
+	Insecure        bool     `json:"insecure,omitempty"`    // unencrypted IMAP/SMTP to loopback
+	SkipMailAuth    bool     `json:"insecure_skip_mail_auth,omitempty"`
+	MailWait        string   `json:"mail_wait,omitempty"`    // Go duration
+	ReplySettle     string   `json:"reply_settle,omitempty"` // Go duration, "" for the server's default
+	Contact         []string `json:"contact,omitempty"`
+	DeployHook      string   `json:"deploy_hook,omitempty"` // shell command run after each issuance
 }
 
 // CertPaths are the files of an address's certificate.
@@ -48,6 +73,7 @@ type CertPaths struct {
 	Dir    string // certificates/<email>
 	Key    string // key.pem
 	Chain  string // chain.pem, leaf first
+	Leaf   string // cert.pem, the leaf alone
 	PKCS12 string // cert.p12 (written by Store.WritePKCS12, may not exist)
 	Meta   string // meta.json
 	// Archive is the directory SaveCertificate moved the previous
@@ -78,6 +104,7 @@ func pathsIn(dir string) CertPaths {
 		Dir:    dir,
 		Key:    filepath.Join(dir, keyFile),
 		Chain:  filepath.Join(dir, chainFile),
+		Leaf:   filepath.Join(dir, leafFile),
 		PKCS12: filepath.Join(dir, p12File),
 		Meta:   filepath.Join(dir, metaFile),
 	}
@@ -313,6 +340,18 @@ func finishInstall(dir string) error {
 		}
 		if cur == nil || !publicKeysEqual(cur.Public(), leafPub) {
 			return fmt.Errorf("cannot complete the interrupted install: the key of %s is neither in %s nor in %s", stagedChain, pendingPath, keyPath)
+		}
+	}
+	// cert.pem is derived from the staged chain before the chain is
+	// renamed: if the process dies in between, this runs again.
+	if err := WriteFileAtomic(filepath.Join(dir, leafFile), encodeChain(chain[:1]), filePerm); err != nil {
+		return fmt.Errorf("complete the install: %w", err)
+	}
+	// The pending order is done and the renewal state belonged to the
+	// previous certificate.
+	for _, name := range []string{orderFile, renewalFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("complete the install: %w", err)
 		}
 	}
 	if err := os.Rename(stagedChain, filepath.Join(dir, chainFile)); err != nil {

@@ -18,9 +18,13 @@
 //	│       ├── pending-key.pem            0600  key for the next certificate (CertKey)
 //	│       ├── key.pem                    0600  key of the installed certificate
 //	│       ├── chain.pem                  0600  installed chain, leaf first
+//	│       ├── cert.pem                   0600  installed leaf alone (derived from chain.pem)
 //	│       ├── meta.json                  0600  CertMeta
 //	│       ├── cert.p12                   0600  PKCS #12 export (WritePKCS12)
+//	│       ├── order.json                 0600  pending order's state (WriteOrderState)
+//	│       ├── renewal.json               0600  renewal window of the installed certificate
 //	│       ├── .lock                      0600  flock while a method works here
+//	│       ├── .run-lock                  0600  flock for a whole run (LockIdentity)
 //	│       ├── archive/                   0700
 //	│       │   └── <20060102T150405.000000000Z>/  0700  a replaced generation:
 //	│       │       └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem

@@ -14,3 +14,16 @@ func lockDir(dir string) (unlock func(), err error) {
 	mu.Lock()
 	return mu.Unlock, nil
 }
+
+var fileLocks sync.Map // path -> *sync.Mutex
+
+// tryLockFile takes path's lock for this process without waiting. On this
+// platform there is no lock between processes.
+func tryLockFile(path string) (unlock func(), ok bool, err error) {
+	m, _ := fileLocks.LoadOrStore(path, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, false, nil
+	}
+	return mu.Unlock, true, nil
+}

@@ -1,0 +1,146 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Files of a certificate directory that describe work in progress and
+// renewal decisions. They hold no secrets.
+const (
+	runLockFile  = ".run-lock"    // held for a whole obtain or renew run (LockIdentity)
+	orderFile    = "order.json"   // the pending order's state (WriteOrderState)
+	renewalFile  = "renewal.json" // the CA's renewal window for the installed certificate
+	leafFile     = "cert.pem"     // the installed leaf alone (derived from chain.pem)
+	lockPollMin  = 50 * time.Millisecond
+	lockPollMax  = time.Second
+	stateMaxSize = 1 << 20
+)
+
+// ErrLocked is returned (wrapped) by [Store.LockIdentity] when another run
+// holds the identity's lock and the caller did not want to wait.
+var ErrLocked = errors.New("another acmemail run is working on this identity")
+
+// LockIdentity takes the lock that keeps two runs (processes or
+// goroutines) for one address from interleaving: hold it from before the
+// order is created until the certificate is installed. With wait it waits
+// until the lock is free or ctx ends; without, it fails at once with an
+// error wrapping ErrLocked. The lock is released by unlock, or by the
+// kernel when the process dies (SIGKILL included).
+//
+// It is a different lock from the one every certificate method takes
+// briefly, so a holder can still call them.
+func (s *Store) LockIdentity(ctx context.Context, email string, wait bool) (unlock func(), err error) {
+	norm, dir, err := s.certDir(email, true)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	path := filepath.Join(dir, runLockFile)
+	delay := lockPollMin
+	for {
+		unlock, ok, err := tryLockFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return unlock, nil
+		}
+		if !wait {
+			return nil, fmt.Errorf("%s: %w (lock %s)", norm, ErrLocked, path)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the lock of %s: %w", norm, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, lockPollMax)
+	}
+}
+
+// WriteOrderState records, atomically, the state of email's pending order
+// (opaque JSON from the caller; no secrets). Installing a certificate
+// ([Store.SaveCertificate]) removes it.
+func (s *Store) WriteOrderState(email string, state []byte) error {
+	return s.writeCertFile(email, orderFile, state, "order state")
+}
+
+// ReadOrderState returns what [Store.WriteOrderState] recorded last, or
+// an error wrapping ErrNotFound.
+func (s *Store) ReadOrderState(email string) ([]byte, error) {
+	return s.readCertFile(email, orderFile, "order state")
+}
+
+// RemoveOrderState forgets email's pending order (it cannot be continued).
+func (s *Store) RemoveOrderState(email string) error {
+	_, dir, err := s.certDir(email, false)
+	if err != nil {
+		return fmt.Errorf("remove order state: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return fmt.Errorf("remove order state: %w", err)
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(dir, orderFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove order state: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// WriteRenewalState records, atomically, the renewal decision for email's
+// installed certificate (opaque JSON from the caller: the CA's window, the
+// chosen time). Installing a new certificate removes it.
+func (s *Store) WriteRenewalState(email string, state []byte) error {
+	return s.writeCertFile(email, renewalFile, state, "renewal state")
+}
+
+// ReadRenewalState returns what [Store.WriteRenewalState] recorded last,
+// or an error wrapping ErrNotFound.
+func (s *Store) ReadRenewalState(email string) ([]byte, error) {
+	return s.readCertFile(email, renewalFile, "renewal state")
+}
+
+func (s *Store) writeCertFile(email, name string, data []byte, what string) error {
+	norm, dir, err := s.certDir(email, true)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return fmt.Errorf("write %s for %s: %w", what, norm, err)
+	}
+	defer unlock()
+	if err := WriteFileAtomic(filepath.Join(dir, name), data, filePerm); err != nil {
+		return fmt.Errorf("write %s for %s: %w", what, norm, err)
+	}
+	return nil
+}
+
+func (s *Store) readCertFile(email, name, what string) ([]byte, error) {
+	norm, dir, err := s.certDir(email, false)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no %s for %s: %w", what, norm, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, stateMaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s for %s: %w", what, norm, err)
+	}
+	if len(data) > stateMaxSize {
+		return nil, fmt.Errorf("read %s for %s: the file is larger than %d bytes", what, norm, stateMaxSize)
+	}
+	return data, nil
+}
