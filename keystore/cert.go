@@ -50,13 +50,15 @@ type CertMeta struct {
 // with its certificate so a renewal (from cron, with only the password
 // given) repeats them. They never hold a password or other secret.
 type Settings struct {
-	Server          string   `json:"server"`         // as given: a name or the directory URL
-	IMAP            string   `json:"imap"`           // URL
-	SMTP            string   `json:"smtp"`           // URL
-	User            string   `json:"user"`           // mail login
-	Mailbox         string   `json:"mailbox"`        // IMAP folder the challenge arrives in
-	P12Profile      string   `json:"p12_profile"`    // "modern" or "legacy"
-	Join            string   `json:"join,omitempty"` // --join, "" for the server's default
+	Server          string   `json:"server"`              // as given: a name or the directory URL
+	IMAP            string   `json:"imap"`                // URL
+	SMTP            string   `json:"smtp"`                // URL
+	User            string   `json:"user"`                // mail login
+	SMTPUser        string   `json:"smtp_user,omitempty"` // submission login, if not User
+	AuthMech        string   `json:"auth_mech,omitempty"` // auto, plain, login, oauthbearer, xoauth2
+	Mailbox         string   `json:"mailbox"`             // IMAP folder the challenge arrives in
+	P12Profile      string   `json:"p12_profile"`         // "modern" or "legacy"
+	Join            string   `json:"join,omitempty"`      // --join, "" for the server's default
 	DNSResolver     string   `json:"dns_resolver,omitempty"`
 	TrustAuthservID string   `json:"trust_authserv_id,omitempty"`
 	SMIMERoots      string   `json:"smime_roots,omitempty"` // path of a PEM file

@@ -50,6 +50,7 @@ type obtainOptions struct {
 	also            alsoFlags
 	split           bool
 	ext             externalFlags // --manual, --pipe
+	life            lifecycleFlags
 }
 
 const obtainLong = `Obtain an S/MIME certificate for EMAIL from an ACME CA that supports RFC 8823.
@@ -98,6 +99,17 @@ the CA to validate. A person takes longer to paste than --mail-wait allows, so w
 --pipe waits instead for "acmemail respond", run by your mail filter (procmail, Sieve,
 an MTA pipe), to hand over the challenge mail; it is checked here, by the same rules,
 and respond sends or prints the reply. See acmemail respond --help.
+
+--deploy-hook CMD runs CMD with sh -c once the certificate is saved (and after every
+renewal: acmemail renew repeats it), with ACMEMAIL_EMAIL, ACMEMAIL_P12_PATH,
+ACMEMAIL_CERT_PATH (the leaf), ACMEMAIL_CHAIN_PATH (leaf first), ACMEMAIL_KEY_PATH,
+ACMEMAIL_SERIAL and ACMEMAIL_NOT_AFTER (RFC 3339) in its environment, and no
+password. If it fails, acmemail exits 7; the certificate stays saved.
+
+An interrupted obtain (Ctrl-C, a crash, even SIGKILL) is continued by the next run
+for the same address: the same order and key, and an answered challenge is never
+answered again. Two runs for one address never overlap: the second exits with
+status 8, or waits with --wait-lock.
 
 ` + exitStatusHelp
 
@@ -159,6 +171,7 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	o.eab.addFlags(f)
 	o.also.addFlags(f)
 	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
+	o.life.addFlags(f)
 }
 
 // addServerMailFlags adds the flags that say which CA and which mail
@@ -240,6 +253,9 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	if err := s.openStore(); err != nil {
 		return err
 	}
+	if err := s.lock(ctx, o.life.waitLock); err != nil {
+		return err
+	}
 	s.startCertKey()
 	var ext externalMail
 	if s.noMail {
@@ -281,6 +297,15 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	}
 	meta := res.meta
 	prog.printf("saved the certificate for %s (valid until %s)", id.email, meta.NotAfter.UTC().Format(time.DateOnly))
+	hookErr := (&hookRunner{stderr: g.stderr}).run(ctx, id.deployHook, res, p12Path)
+	if err := printObtainResult(g, o, s, res, p12Path); err != nil {
+		return err
+	}
+	return hookErr
+}
+
+func printObtainResult(g *globals, o *obtainOptions, s *session, res *issued, p12Path string) error {
+	id, meta := s.id, res.meta
 	if o.json {
 		abs, _ := filepath.Abs(p12Path)
 		return json.NewEncoder(g.stdout).Encode(obtainResult{
@@ -290,7 +315,7 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 			ACMERequests: s.client.Requests(),
 		})
 	}
-	_, err = fmt.Fprintln(g.stdout, p12Path)
+	_, err := fmt.Fprintln(g.stdout, p12Path)
 	return err
 }
 

@@ -19,6 +19,9 @@ const (
 	exitMailAuth    = 3   // the mail server refused the login
 	exitMailTimeout = 4   // no acceptable challenge mail arrived in time
 	exitCA          = 5   // the CA refused or failed the request
+	exitSomeFailed  = 6   // renew: at least one identity failed (the others are done)
+	exitHookFailed  = 7   // the certificate is saved, but the deploy hook failed
+	exitLocked      = 8   // another acmemail run is working on the identity
 	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
 )
 
@@ -29,6 +32,10 @@ const exitStatusHelp = `EXIT STATUS
   3    the mail server refused the login (IMAP or SMTP)
   4    no acceptable challenge mail arrived in time
   5    the CA refused the request, the validation failed, or its certificate was refused
+  6    renew: at least one certificate could not be renewed (the others were renewed or
+       not due; stderr says which and why)
+  7    the certificate was saved, but the --deploy-hook command failed
+  8    another acmemail run is working on the same address (see --wait-lock)
   130  interrupted`
 
 // usageError marks a mistake in the command line.
@@ -68,6 +75,12 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, new(*renewFailedError)):
+		return exitSomeFailed
+	case errors.As(err, new(*hookError)):
+		return exitHookFailed
+	case errors.As(err, new(*lockedError)):
+		return exitLocked
 	case errors.Is(err, mailbox.ErrAuthFailed):
 		return exitMailAuth
 	case errors.Is(err, acmemail.ErrMailTimeout), errors.Is(err, errNotAnswered):

@@ -46,6 +46,7 @@ type identity struct {
 	agreeTOS      bool
 	eab           eabFlags  // for a new account at a CA that requires EAB
 	cred          credFlags // where the login comes from (no secrets)
+	deployHook    string    // run after each issuance (sh -c)
 }
 
 // identity validates obtain's flags for email.
@@ -81,7 +82,7 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,
-		contact: o.contact, agreeTOS: o.agreeTOS, eab: o.eab, cred: cred,
+		contact: o.contact, agreeTOS: o.agreeTOS, eab: o.eab, cred: cred, deployHook: o.life.deployHook,
 	}, nil
 }
 
@@ -281,6 +282,21 @@ func (s *session) mailVerifier() (*acmemail.MailVerifier, error) {
 	return v, nil
 }
 
+// clientMail is what the order flow reads and sends mail with: several
+// mailboxes (--also-imap), the mailbox, or what replaces it (--manual,
+// --pipe); nil before any is open.
+func (s *session) clientMail() acmemail.Mail {
+	switch {
+	case s.multi != nil:
+		return s.multi
+	case s.mail != nil:
+		return *s.mail
+	case s.extMail != nil:
+		return s.extMail
+	}
+	return nil
+}
+
 // newClient builds the ACME client with the stored account (registering
 // one, after the terms-of-service check, when there is none).
 func (s *session) newClient(ctx context.Context) error {
@@ -322,14 +338,7 @@ func (s *session) newClient(ctx context.Context) error {
 			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: contact, Key: accountKey, Created: time.Now()})
 		},
 	}
-	if s.mail != nil {
-		client.Mail = *s.mail
-	} else if s.extMail != nil {
-		client.Mail = s.extMail
-	}
-	if s.multi != nil {
-		client.Mail = s.multi
-	}
+	client.Mail = s.clientMail()
 	if accountURL == "" {
 		if err := agreeToTerms(ctx, s.g, client, s.id.agreeTOS); err != nil {
 			return err
@@ -396,7 +405,10 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 		return nil, err
 	}
 	s.prog.printf("ordering a certificate for %s from %s", strings.Join(id.emails(), ", "), s.dirURL)
-	cert, err := s.client.Obtain(ctx, acmemail.ObtainRequest{Emails: id.emails(), CSR: csr, Replaces: req.replaces})
+	cert, err := s.client.Obtain(ctx, acmemail.ObtainRequest{
+		Emails: id.emails(), CSR: csr, Replaces: req.replaces,
+		Resume: s.orderState(), OnState: s.saveOrderState,
+	})
 	s.prog.endLive()
 	if err != nil {
 		return nil, err
@@ -411,11 +423,19 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	meta := keystore.CertMeta{
 		Email: id.email, Also: strings.Join(id.also, ","), Directory: s.dirURL, KeyType: id.keyType, Usage: id.usage.String(),
 		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
-		OrderURL: cert.OrderURL, CertURL: cert.CertURL,
+		OrderURL: cert.OrderURL, CertURL: cert.CertURL, Settings: s.settings(),
 	}
 	paths, err := store.SaveCertificate(id.email, cert.ChainPEM, meta)
 	if err != nil {
 		return nil, err
+	}
+	// RFC 9773: the window is fetched right after issuance (acmez did).
+	if ri := cert.RenewalInfo; ri != nil {
+		st := renewalState{Serial: meta.Serial}
+		st.adopt(ri)
+		if err := saveRenewalState(store, id.email, st); err != nil {
+			s.prog.printf("warning: %v", err)
+		}
 	}
 	key, chain, meta, _, err := store.LoadCertificate(id.email)
 	if err != nil {

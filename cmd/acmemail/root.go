@@ -105,6 +105,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newAccountCmd(g))
 	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
+	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g))
 	wireCompletions(g, root)
 	return root
 }
