@@ -10,9 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"software.sslmate.com/src/go-pkcs12"
 	"strings"
 	"testing"
+
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/internal/p12test"
 )
@@ -38,7 +39,7 @@ func TestP12MACMatchesGoPKCS12(t *testing.T) {
 				t.Fatal(err)
 			}
 			var authSafe []byte
-			if _, err := asn1Unmarshal(pfx.AuthSafe.Content.Bytes, &authSafe); err != nil {
+			if _, err := asn1.Unmarshal(pfx.AuthSafe.Content.Bytes, &authSafe); err != nil {
 				t.Fatal(err)
 			}
 			got, err := p12MAC(tc.h, pw, pfx.MacData.MacSalt, pfx.MacData.Iterations, authSafe)
@@ -92,8 +93,6 @@ func TestPKCS12BundleImporters(t *testing.T) {
 		t.Error("EncodePKCS12Bundle with a key that is not its certificate's = nil error")
 	}
 }
-
-func asn1Unmarshal(b []byte, v any) ([]byte, error) { return asn1.Unmarshal(b, v) }
 
 // TestPKCS12BundleSameKey: a key certified twice (a renewal that kept the
 // key) is stored once; both certificates are in the file, and NSS links
