@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -134,6 +135,10 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	gens, err := store.History(email)
 	if err != nil {
 		if errors.Is(err, keystore.ErrNotFound) {
+			if primary := certificateHolding(store, email); primary != "" {
+				return withHint(fmt.Errorf("%s has no certificate of its own: %w", email, err),
+					"it is in the certificate of "+primary+" (obtained with --also); export "+primary)
+			}
 			return withHint(fmt.Errorf("no certificate for %s: %w", email, err), "acmemail obtain "+email+" gets one")
 		}
 		return err
@@ -321,4 +326,25 @@ func writeNewFileMode(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// certificateHolding returns the managed address whose certificate also
+// names email (obtain --also), or "".
+func certificateHolding(store *keystore.Store, email string) string {
+	list, err := store.ListCertificates()
+	if err != nil {
+		return ""
+	}
+	for _, addr := range list {
+		_, _, meta, _, err := store.LoadCertificate(addr)
+		if err != nil || meta.Also == "" {
+			continue
+		}
+		for _, a := range strings.Split(meta.Also, ",") {
+			if strings.EqualFold(a, email) {
+				return addr
+			}
+		}
+	}
+	return ""
 }
