@@ -21,6 +21,7 @@ type renewOptions struct {
 	reuseKey        bool
 	cred            credFlags
 	p12PasswordFile string
+	p12Profile      string // "" = as recorded at obtain
 	timeout         time.Duration
 	parallel        int
 	json            bool
@@ -83,6 +84,7 @@ func newRenewCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.cred.passwordFile, "password-file", "", "read the mail password from the first line of this file")
 	o.cred.addFlags(f)
 	f.StringVar(&o.p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from the first line of this file")
+	f.StringVar(&o.p12Profile, "p12-profile", "", "PKCS#12 encryption of the new files: modern or legacy (default: the profile obtain used)")
 	f.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one address after this long")
 	f.IntVar(&o.parallel, "parallel", 8, "renew at most this many addresses at once")
 	f.BoolVar(&o.json, "json", false, "print one JSON array with the outcome for every address on stdout")
@@ -101,6 +103,9 @@ type renewOutcome struct {
 	NotAfter *time.Time `json:"not_after,omitempty"`
 	PKCS12   string     `json:"pkcs12,omitempty"`
 	Replaced string     `json:"replaced,omitempty"` // serial of the certificate it replaces
+	// The encryption certificate of an obtain --split pair, renewed along.
+	EncryptionSerial string `json:"encryption_serial,omitempty"`
+	EncryptionPKCS12 string `json:"encryption_pkcs12,omitempty"`
 
 	err error
 }
@@ -127,6 +132,11 @@ type renewer struct {
 func runRenew(ctx context.Context, g *globals, o *renewOptions, args []string) error {
 	if o.parallel < 1 {
 		return usageErrorf("--parallel %d: must be at least 1", o.parallel)
+	}
+	if o.p12Profile != "" {
+		if _, err := keystore.ParseP12Profile(o.p12Profile); err != nil {
+			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
+		}
 	}
 	home, err := keystore.DefaultDir(g.getenv)
 	if err != nil {
@@ -202,6 +212,9 @@ func (r *renewer) report(oc *renewOutcome) {
 	case "renewed":
 		if !r.o.json {
 			fmt.Fprintf(r.g.stdout, "renewed %s: serial %s, valid until %s, %s\n", oc.Email, oc.Serial, oc.NotAfter.UTC().Format(time.DateOnly), oc.PKCS12)
+			if oc.EncryptionSerial != "" {
+				fmt.Fprintf(r.g.stdout, "renewed %s (encryption certificate): serial %s, %s\n", oc.Email, oc.EncryptionSerial, oc.EncryptionPKCS12)
+			}
 		}
 		if oc.err != nil { // the deploy hook failed
 			printError(r.g.stderr, oc.err)
@@ -319,6 +332,9 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 	if r.o.life.deployHook != "" {
 		id.deployHook = r.o.life.deployHook
 	}
+	if r.o.p12Profile != "" {
+		id.profile, _ = keystore.ParseP12Profile(r.o.p12Profile)
+	}
 	// Where the login comes from is given to renew (flags, config,
 	// ACMEMAIL_* variables); what obtain recorded fills the gaps.
 	c := r.o.cred
@@ -404,9 +420,16 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 	}
 	na := res.meta.NotAfter
 	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced = "renewed", res.meta.Serial, &na, res.p12Out, meta.Serial
+	if enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, r.o.reuseKey); err != nil {
+		// The signing certificate is saved; the run still fails, so it is seen.
+		oc.err, oc.Error = err, err.Error()
+	} else if enc != nil {
+		oc.EncryptionSerial, oc.EncryptionPKCS12 = enc.meta.Serial, enc.p12Out
+	}
 	if err := r.hooks.run(ctx, id.deployHook, res, res.p12Out); err != nil {
 		// The certificate is saved; the run still fails, so it is seen.
-		oc.err, oc.Error = err, err.Error()
+		oc.err = errors.Join(oc.err, err)
+		oc.Error = oc.err.Error()
 	}
 	return oc
 }

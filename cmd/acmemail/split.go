@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -113,4 +114,44 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 		}
 	}
 	return nil
+}
+
+// renewEncryptSlot renews the encryption certificate of an obtain --split
+// pair (the "encrypt" slot of email) after its signing certificate was
+// renewed in the same session, or does nothing (nil, nil) when email has
+// no such pair. It orders with a key of its own and usage encrypt, and
+// says which certificate it replaces when the CA supports ARI.
+func (s *session) renewEncryptSlot(ctx context.Context, store *keystore.Store, id *identity, p12Password string, reuseKey bool) (*issued, error) {
+	encStore, err := store.Slot(encryptSlot)
+	if err != nil {
+		return nil, err
+	}
+	_, chain, _, _, err := encStore.LoadCertificate(id.email)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	replaces := ""
+	if time.Now().Before(chain[0].NotAfter) {
+		if ok, err := s.client.SupportsRenewalInfo(ctx); err == nil && ok {
+			replaces, _ = acmemail.CertID(chain[0])
+		}
+	}
+	one := *id
+	one.usage = acmemail.UsageEncrypt
+	savedID, savedStore, savedKey := s.id, s.store, s.certKey
+	s.id, s.store, s.certKey = &one, encStore, nil
+	defer func() { s.id, s.store, s.certKey = savedID, savedStore, savedKey }()
+	s.prog.printf("renewing the encryption certificate of the --split pair")
+	res, err := s.issue(ctx, p12Password, issueRequest{replaces: replaces, reuseKey: reuseKey})
+	var pe *acmemail.ProblemError
+	if replaces != "" && errors.As(err, &pe) && pe.ShortType() == "alreadyReplaced" {
+		res, err = s.issue(ctx, p12Password, issueRequest{reuseKey: reuseKey})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("renew the encryption certificate of %s (the signing one is renewed): %w", id.email, err)
+	}
+	return res, nil
 }
