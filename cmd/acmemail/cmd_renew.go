@@ -75,7 +75,7 @@ func newRenewCmd(g *globals) *cobra.Command {
 		Long:    renewLong,
 		Example: renewExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRenew(cmd.Context(), g, &o, args)
+			return runRenew(cmd.Context(), g, cmd, &o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -86,7 +86,7 @@ func newRenewCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.p12PasswordFile, "p12-password-file", "", "read the PKCS#12 password from the first line of this file")
 	f.StringVar(&o.p12Profile, "p12-profile", "", "PKCS#12 encryption of the new files: modern or legacy (default: the profile obtain used)")
 	f.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one address after this long")
-	f.IntVar(&o.parallel, "parallel", 8, "renew at most this many addresses at once")
+	f.IntVar(&o.parallel, "parallel", 16, "renew at most this many addresses at once")
 	f.BoolVar(&o.json, "json", false, "print one JSON array with the outcome for every address on stdout")
 	o.life.addFlags(f)
 	return cmd
@@ -129,7 +129,7 @@ type renewer struct {
 	p12PW     string
 }
 
-func runRenew(ctx context.Context, g *globals, o *renewOptions, args []string) error {
+func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptions, args []string) error {
 	if o.parallel < 1 {
 		return usageErrorf("--parallel %d: must be at least 1", o.parallel)
 	}
@@ -165,6 +165,15 @@ func runRenew(ctx context.Context, g *globals, o *renewOptions, args []string) e
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
 	for i, email := range emails {
+		// The configuration file's table for this address (password
+		// source, deploy hook, ...) applies to its renewal only: the flags
+		// are set for it here, one address at a time, and copied.
+		if err := g.settingsForIdentity(cmd, email); err != nil {
+			outcomes[i] = renewOutcome{Email: email, Status: "failed", err: err, Error: err.Error()}
+			r.report(&outcomes[i])
+			continue
+		}
+		oi := *o
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -175,7 +184,7 @@ func runRenew(ctx context.Context, g *globals, o *renewOptions, args []string) e
 				return
 			}
 			defer func() { <-sem }()
-			outcomes[i] = r.one(ctx, email, explicit)
+			outcomes[i] = r.one(ctx, &oi, email, explicit)
 			r.report(&outcomes[i])
 		}()
 	}
@@ -235,14 +244,14 @@ func (r *renewer) report(oc *renewOutcome) {
 // secrets loads the session's mail login (per address: the sources may
 // name the address) and returns the PKCS#12 password, read once for all
 // addresses; both only when a renewal needs them, and one prompt at a time.
-func (r *renewer) secrets(ctx context.Context, s *session) (string, error) {
+func (r *renewer) secrets(ctx context.Context, s *session, p12File string) (string, error) {
 	r.secretsMu.Lock()
 	defer r.secretsMu.Unlock()
 	if err := s.loadCredentials(ctx); err != nil {
 		return "", err
 	}
 	if r.p12PW == "" {
-		pw, err := r.g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: r.o.p12PasswordFile, flag: "p12-password-file", confirm: true})
+		pw, err := r.g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: p12File, flag: "p12-password-file", confirm: true})
 		if err != nil {
 			return "", err
 		}
@@ -297,7 +306,7 @@ func identityFromMeta(meta keystore.CertMeta) (*identity, error) {
 }
 
 // one renews email if it is due (or forced).
-func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc renewOutcome) {
+func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explicit bool) (oc renewOutcome) {
 	oc = renewOutcome{Email: email}
 	fail := func(err error) renewOutcome {
 		oc.Status, oc.err, oc.Error = "failed", err, err.Error()
@@ -329,15 +338,15 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 	if err != nil {
 		return fail(err)
 	}
-	if r.o.life.deployHook != "" {
-		id.deployHook = r.o.life.deployHook
+	if o.life.deployHook != "" {
+		id.deployHook = o.life.deployHook
 	}
 	if r.o.p12Profile != "" {
 		id.profile, _ = keystore.ParseP12Profile(r.o.p12Profile)
 	}
 	// Where the login comes from is given to renew (flags, config,
 	// ACMEMAIL_* variables); what obtain recorded fills the gaps.
-	c := r.o.cred
+	c := o.cred
 	if c.smtpUser == "" {
 		c.smtpUser = id.cred.smtpUser
 	}
@@ -345,9 +354,9 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 		c.authMech = id.cred.authMech
 	}
 	id.cred = c
-	if r.o.timeout > 0 {
+	if o.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.o.timeout)
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
 	var progOut io.Writer = io.Discard
@@ -360,7 +369,7 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 		return fail(err)
 	}
 	s.store = r.store
-	if err := s.lock(ctx, r.o.life.waitLock); err != nil {
+	if err := s.lock(ctx, o.life.waitLock); err != nil {
 		var le *lockedError
 		if errors.As(err, &le) {
 			return skip("another acmemail run is working on it", true)
@@ -374,14 +383,14 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 	}
 	leaf := chain[0]
 	st := loadRenewalState(r.store, email, meta.Serial)
-	if st.Revoked != nil && !r.o.force {
+	if st.Revoked != nil && !o.force {
 		return skip(fmt.Sprintf("its certificate was revoked (%s); renew --force or obtain gets a new one", st.RevocationReason), explicit)
 	}
 	if err := s.newClient(ctx); err != nil {
 		return fail(err)
 	}
 	now := time.Now()
-	if !r.o.force {
+	if !o.force {
 		refreshRenewalInfo(ctx, s.client, r.store, email, leaf, &st, now)
 		at, why := st.renewAt(leaf)
 		if now.Before(at) {
@@ -395,7 +404,7 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 			replaces, _ = acmemail.CertID(leaf)
 		}
 	}
-	p12PW, err := r.secrets(ctx, s)
+	p12PW, err := r.secrets(ctx, s, o.p12PasswordFile)
 	if err != nil {
 		return fail(err)
 	}
@@ -406,14 +415,14 @@ func (r *renewer) one(ctx context.Context, email string, explicit bool) (oc rene
 		return fail(err)
 	}
 	s.client.Mail = s.clientMail()
-	res, err := s.issue(ctx, p12PW, issueRequest{replaces: replaces, reuseKey: r.o.reuseKey})
+	res, err := s.issue(ctx, p12PW, issueRequest{replaces: replaces, reuseKey: o.reuseKey})
 	var pe *acmemail.ProblemError
 	if replaces != "" && errors.As(err, &pe) && pe.ShortType() == "alreadyReplaced" {
 		// An earlier order (perhaps one that was given up) already
 		// claimed the replacement; order without the claim.
 		s.prog.printf("the CA says %s is already being replaced; ordering without replaces", meta.Serial)
 		replaces = ""
-		res, err = s.issue(ctx, p12PW, issueRequest{reuseKey: r.o.reuseKey})
+		res, err = s.issue(ctx, p12PW, issueRequest{reuseKey: o.reuseKey})
 	}
 	if err != nil {
 		return fail(err)

@@ -570,3 +570,32 @@ func (w *watchWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestRenewConfigPerIdentity: renew of several addresses applies each
+// one's table of the configuration file to its own renewal only.
+func TestRenewConfigPerIdentity(t *testing.T) {
+	w, env := world(t, sandbox.Options{RenewalWindow: far})
+	if err := w.AddUser("bob@example.test", "alice-secret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	mustObtain(t, env, w)
+	bobArgs := obtainArgs(w)
+	bobArgs[len(bobArgs)-1] = "bob@example.test"
+	if r := runCLI(t, env, bobArgs...); r.code != 0 {
+		t.Fatalf("obtain bob: exit %d\n%s", r.code, r.stderr)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hook.out")
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[identity.\"bob@example.test\"]\ndeploy-hook = \"echo $ACMEMAIL_EMAIL >> "+out+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, env, "--config", cfg, "renew", "--force")
+	if r.code != 0 || strings.Count(r.stdout, "renewed ") != 2 {
+		t.Fatalf("renew: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	got, _ := os.ReadFile(out)
+	if string(got) != "bob@example.test\n" {
+		t.Errorf("the hook of bob's table ran for %q, want bob only", got)
+	}
+}
