@@ -341,8 +341,8 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	if o.life.deployHook != "" {
 		id.deployHook = o.life.deployHook
 	}
-	if r.o.p12Profile != "" {
-		id.profile, _ = keystore.ParseP12Profile(r.o.p12Profile)
+	if o.p12Profile != "" {
+		id.profile, _ = keystore.ParseP12Profile(o.p12Profile)
 	}
 	// Where the login comes from is given to renew (flags, config,
 	// ACMEMAIL_* variables); what obtain recorded fills the gaps.
@@ -429,7 +429,7 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	na := res.meta.NotAfter
 	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced = "renewed", res.meta.Serial, &na, res.p12Out, meta.Serial
-	if enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, r.o.reuseKey); err != nil {
+	if enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, o.reuseKey); err != nil {
 		// The signing certificate is saved; the run still fails, so it is seen.
 		oc.err, oc.Error = err, err.Error()
 	} else if enc != nil {
