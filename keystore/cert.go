@@ -68,6 +68,23 @@ type Settings struct {
 	ReplySettle     string   `json:"reply_settle,omitempty"` // Go duration, "" for the server's default
 	Contact         []string `json:"contact,omitempty"`
 	DeployHook      string   `json:"deploy_hook,omitempty"` // shell command run after each issuance
+	// IssuerRoots is the path of the PEM file of the CA's roots the chain
+	// must verify to (obtain --issuer-roots), or "".
+	IssuerRoots string `json:"issuer_roots,omitempty"`
+	// AlsoMailboxes are the mailboxes of the certificate's other
+	// addresses (CertMeta.Also) that are not read from the primary one.
+	AlsoMailboxes []AlsoMailbox `json:"also_mailboxes,omitempty"`
+}
+
+// AlsoMailbox is where mail for one more address of a certificate is read
+// and sent (obtain --also-imap and friends). It never holds a password,
+// only the path of the file it is read from.
+type AlsoMailbox struct {
+	Email        string `json:"email"`
+	IMAP         string `json:"imap"`
+	SMTP         string `json:"smtp"`
+	User         string `json:"user"`
+	PasswordFile string `json:"password_file,omitempty"`
 }
 
 // CertPaths are the files of an address's certificate.

@@ -283,6 +283,9 @@ func identityFromMeta(meta keystore.CertMeta) (*identity, error) {
 	if meta.Also != "" {
 		id.also = strings.Split(meta.Also, ",")
 	}
+	if err := id.restoreKeySettings(set); err != nil {
+		return nil, fmt.Errorf("the recorded settings of %s: %w", meta.Email, err)
+	}
 	if id.cred.authMech == "" {
 		id.cred.authMech = "auto"
 	}

@@ -80,3 +80,44 @@ func isLegacyP12(data []byte) bool {
 	pbes2 := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d}
 	return strings.Contains(string(data), string(tdes)) && !strings.Contains(string(data), string(pbes2))
 }
+
+// TestRenewTwoMailboxes: a certificate for two addresses in two mailboxes
+// renews: renew repeats the second mailbox (and --issuer-roots) that
+// obtain was given.
+func TestRenewTwoMailboxes(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	if err := w.AddUser("bob@example.org", "bob-secret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pwFile, roots := filepath.Join(dir, "bob.pw"), filepath.Join(dir, "issuer.pem")
+	if err := os.WriteFile(pwFile, []byte("bob-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(roots, w.IssuerRootPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, env, obtainArgs(w, "--also", "bob@example.org", "--also-imap", "bob@example.org="+w.IMAPURL,
+		"--also-password-file", "bob@example.org="+pwFile, "--issuer-roots", roots)...)
+	if r.code != 0 {
+		t.Fatalf("obtain: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	_, leaf1 := installed(t, env)
+	r = runCLI(t, env, "renew", "--force", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("renew: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	meta, leaf2 := installed(t, env)
+	if leaf2.Equal(leaf1) {
+		t.Fatal("renew did not replace the certificate")
+	}
+	if len(leaf2.EmailAddresses) != 2 || meta.Also != "bob@example.org" {
+		t.Errorf("renewed certificate names %q (also %q), want both addresses", leaf2.EmailAddresses, meta.Also)
+	}
+	if meta.Settings == nil || len(meta.Settings.AlsoMailboxes) != 1 || meta.Settings.IssuerRoots != roots {
+		t.Errorf("recorded settings = %+v, want bob's mailbox and the issuer roots", meta.Settings)
+	}
+	if st := w.Stats(); st.RepliesReceived != 4 || st.CertificatesIssued != 2 {
+		t.Errorf("sandbox: %d replies, %d certificates; want 4 and 2", st.RepliesReceived, st.CertificatesIssued)
+	}
+}

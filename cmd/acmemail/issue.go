@@ -22,31 +22,32 @@ import (
 // resolved from obtain's flags (or, for renew, from what the certificate's
 // metadata recorded). It never holds a password.
 type identity struct {
-	email         string
-	also          []string            // more addresses in the same certificate (--also)
-	alsoBoxes     map[string]*alsoBox // their own mailboxes, by lowercased address
-	server        string              // as given: a name, "sandbox" or a directory URL
-	join          string              // --join as given ("" = per server)
-	imapURL       string              // "" = the sandbox's
-	smtpURL       string
-	user          string // "" = email
-	mailbox       string
-	keyType       keystore.KeyType
-	usage         acmemail.Usage
-	profile       keystore.P12Profile
-	insecure      bool
-	skipMailAuth  bool
-	trustAuthserv string
-	smimeRoots    string
-	issuerRoots   []byte // PEM of --issuer-roots, checked when read
-	dnsResolver   string
-	mailWait      time.Duration
-	replySettle   time.Duration // < 0: per server
-	contact       []string
-	agreeTOS      bool
-	eab           eabFlags  // for a new account at a CA that requires EAB
-	cred          credFlags // where the login comes from (no secrets)
-	deployHook    string    // run after each issuance (sh -c)
+	email           string
+	also            []string            // more addresses in the same certificate (--also)
+	alsoBoxes       map[string]*alsoBox // their own mailboxes, by lowercased address
+	server          string              // as given: a name, "sandbox" or a directory URL
+	join            string              // --join as given ("" = per server)
+	imapURL         string              // "" = the sandbox's
+	smtpURL         string
+	user            string // "" = email
+	mailbox         string
+	keyType         keystore.KeyType
+	usage           acmemail.Usage
+	profile         keystore.P12Profile
+	insecure        bool
+	skipMailAuth    bool
+	trustAuthserv   string
+	smimeRoots      string
+	issuerRoots     []byte // PEM of --issuer-roots, checked when read
+	issuerRootsFile string // its absolute path, recorded for renew
+	dnsResolver     string
+	mailWait        time.Duration
+	replySettle     time.Duration // < 0: per server
+	contact         []string
+	agreeTOS        bool
+	eab             eabFlags  // for a new account at a CA that requires EAB
+	cred            credFlags // where the login comes from (no secrets)
+	deployHook      string    // run after each issuance (sh -c)
 }
 
 // identity validates obtain's flags for email.
@@ -78,7 +79,7 @@ func (o *obtainOptions) identity(email string) (*identity, error) {
 		return nil, err
 	}
 	return &identity{
-		email: email, also: also, alsoBoxes: boxes, issuerRoots: issuerRoots, server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
+		email: email, also: also, alsoBoxes: boxes, issuerRoots: issuerRoots, issuerRootsFile: absPath(o.issuerRoots), server: o.server, join: o.join, imapURL: o.imap, smtpURL: o.smtp, user: o.user,
 		mailbox: o.mailboxName, keyType: kt, usage: usage, profile: profile, insecure: o.insecure,
 		skipMailAuth: o.skipMailAuth, trustAuthserv: o.trustAuthserv, smimeRoots: o.smimeRoots,
 		dnsResolver: o.dnsResolver, mailWait: o.mailWait, replySettle: o.replySettle,

@@ -79,6 +79,7 @@ func (s *session) settings() *keystore.Settings {
 	if id.replySettle >= 0 {
 		st.ReplySettle = id.replySettle.String()
 	}
+	id.recordKeySettings(st)
 	return st
 }
 
