@@ -599,3 +599,59 @@ func TestRenewConfigPerIdentity(t *testing.T) {
 		t.Errorf("the hook of bob's table ran for %q, want bob only", got)
 	}
 }
+
+// TestObtainInterrupted: a run stopped at each recorded step is completed
+// by the next one, never answering a challenge twice: after the order was
+// created (no reply yet: a new order, same key), after the challenge was
+// POSTed, and after the order was finalized (only the download is left).
+func TestObtainInterrupted(t *testing.T) {
+	cases := []struct {
+		name       string
+		stop       func(acmemail.OrderState) bool
+		sameOrder  bool
+		wantOrders int
+	}{
+		{"order-created", func(st acmemail.OrderState) bool { return st.OrderURL != "" }, false, 2},
+		{"challenge-posted", func(st acmemail.OrderState) bool { return len(st.Authorizations) == 1 && st.Authorizations[0].Posted }, true, 1},
+		{"finalized", func(st acmemail.OrderState) bool { return st.Finalized }, true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w, env := world(t, sandbox.Options{RenewalWindow: far})
+			ctx, cancel := context.WithCancel(context.Background())
+			var stopped atomic.Bool
+			testHookOrderState = func(st acmemail.OrderState) {
+				if tc.stop(st) && stopped.CompareAndSwap(false, true) {
+					cancel() // as Ctrl-C would, right after the state was recorded
+				}
+			}
+			t.Cleanup(func() { testHookOrderState = nil })
+			var errb bytes.Buffer
+			code := run(ctx, obtainArgs(w), strings.NewReader(""), io.Discard, &errb, func(k string) string { return env[k] })
+			if code != exitInterrupted || !stopped.Load() {
+				t.Fatalf("first run: exit %d, stopped %v\n%s", code, stopped.Load(), errb.String())
+			}
+			testHookOrderState = nil
+			pending := publicKeyOf(t, filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/pending-key.pem"))
+			data, _ := openHome(t, env).ReadOrderState("alice@example.test")
+			var st acmemail.OrderState
+			json.Unmarshal(data, &st)
+
+			r := runCLI(t, env, obtainArgs(w)...)
+			if r.code != 0 {
+				t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+			}
+			meta, leaf := installed(t, env)
+			if (meta.OrderURL == st.OrderURL) != tc.sameOrder {
+				t.Errorf("certificate from order %s; interrupted order %s; want the same: %v\n%s", meta.OrderURL, st.OrderURL, tc.sameOrder, r.stderr)
+			}
+			if !samePublicKey(leaf.PublicKey, pending) {
+				t.Errorf("the certificate is not for the key the first run made")
+			}
+			s := w.Stats()
+			if s.Orders != tc.wantOrders || s.RepliesReceived != 1 || s.CertificatesIssued != 1 {
+				t.Errorf("sandbox: %d orders, %d replies, %d certificates; want %d, 1, 1", s.Orders, s.RepliesReceived, s.CertificatesIssued, tc.wantOrders)
+			}
+		})
+	}
+}
