@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/cobra"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
 // copyExample copies a file of examples/ into a private temporary file (a
@@ -54,6 +58,10 @@ func TestExampleConfig(t *testing.T) {
 		if o.server != w.server || o.keyType != w.keyType || o.imap != w.imap || o.passwordFile != w.passwordFile || o.passwordCommand != w.passwordCommand {
 			t.Errorf("%s gets %+v, want %+v", addr, o, w)
 		}
+		hook, _ := settingsFlag(t, env, "obtain", addr, "deploy-hook")
+		if (addr == "alice@example.com") != strings.Contains(hook, "$ACMEMAIL_P12_PATH") {
+			t.Errorf("%s: deploy-hook %q", addr, hook)
+		}
 		// Every setting must also be valid for the command: obtain's own
 		// checks of the values pass.
 		id, err := settingsIdentity(t, env, addr)
@@ -98,4 +106,63 @@ func TestExampleScripts(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestConfigReachesObtainAndRenew: an identity's table supplies what
+// obtain needs (here the mail password file), and renew, which goes over
+// every managed address, applies each one's table in turn.
+func TestConfigReachesObtainAndRenew(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	delete(env, "ACMEMAIL_PASSWORD")
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "alice.password")
+	if err := os.WriteFile(pwFile, []byte("alice-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	text := fmt.Sprintf("[defaults]\nagree-tos = true\n\n[identity.%q]\npassword-file = %q\n", "alice@example.test", pwFile)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := obtainArgs(w)
+	// Without the file there is no password (and no terminal in a test).
+	if r := runCLI(t, env, args...); r.code != exitUsage || !strings.Contains(r.stderr, "password") {
+		t.Fatalf("obtain without a password: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	env["ACMEMAIL_CONFIG"] = cfg
+	if r := runCLI(t, env, args...); r.code != 0 {
+		t.Fatalf("obtain with the identity's password-file: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "renew", "--force")
+	if r.code != 0 || !strings.Contains(r.stdout, "renewed alice@example.test") {
+		t.Fatalf("renew --force with the identity's password-file: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if st := w.Stats(); st.CertificatesIssued != 2 {
+		t.Errorf("sandbox issued %d certificates, want 2", st.CertificatesIssued)
+	}
+	delete(env, "ACMEMAIL_CONFIG")
+	if r := runCLI(t, env, "renew", "--force"); r.code == 0 {
+		t.Errorf("renew --force without the configuration succeeded without a password:\n%s", r.stderr)
+	}
+}
+
+// settingsFlag is one flag's value for COMMAND ADDR after the settings.
+func settingsFlag(t *testing.T, env map[string]string, command, addr, flag string) (string, error) {
+	t.Helper()
+	g := &globals{getenv: func(k string) string { return env[k] }}
+	cmd, _, err := newRootCmd(g).Find([]string{command})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.settingsPreRun(cmd, []string{addr}); err != nil {
+		return "", err
+	}
+	f := cmd.Flags().Lookup(flag)
+	if f == nil {
+		t.Fatalf("%s has no --%s", command, flag)
+	}
+	return f.Value.String(), nil
 }
