@@ -1,6 +1,9 @@
 package acmemail
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzParseSANEmails: the subjectAltName of a certificate comes from the
 // CA. Whatever it holds, ParseSANEmails must not panic, and every email it
@@ -42,6 +45,32 @@ func FuzzParseSANEmails(f *testing.F) {
 			if back.Emails[i] != got.Emails[i] {
 				t.Fatalf("round trip of %q gave %q", got.Emails, back.Emails)
 			}
+		}
+	})
+}
+
+// FuzzNormalizeAddress: addresses come from the command line, challenge
+// mails and certificates. A normalized address normalizes to itself, has
+// a lowercase ASCII domain, and keeps the local part.
+func FuzzNormalizeAddress(f *testing.F) {
+	for _, s := range []string{"alice@example.com", "jörg@bücher.example", "用户@例子.广告", "a@XN--BCHER-KVA.example", "\"q\"@x.y", "a@b@c.d", "a@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := NormalizeAddress(s)
+		if err != nil {
+			return
+		}
+		again, err := NormalizeAddress(n)
+		if err != nil || again != n {
+			t.Fatalf("NormalizeAddress(%q) = %q, which normalizes to %q, %v", s, n, again, err)
+		}
+		at := strings.LastIndexByte(n, '@')
+		if at < 0 || n[:at] != s[:strings.LastIndexByte(s, '@')] {
+			t.Fatalf("NormalizeAddress(%q) = %q changed the local part", s, n)
+		}
+		if d := n[at+1:]; addrHasNonASCII(d) || strings.ToLower(d) != d {
+			t.Fatalf("NormalizeAddress(%q) = %q: the domain is not lowercase A-labels", s, n)
 		}
 	})
 }
