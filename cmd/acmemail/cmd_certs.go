@@ -36,6 +36,8 @@ type certInfo struct {
 	RevocationReason string     `json:"revocation_reason,omitempty"`
 	PendingOrder     string     `json:"pending_order,omitempty"`
 	Files            certFiles  `json:"files"`
+	Also             []string   `json:"also,omitempty"`       // the certificate's other addresses (obtain --also)
+	Encryption       *certInfo  `json:"encryption,omitempty"` // the encryption certificate of an obtain --split pair
 }
 
 type certFiles struct {
@@ -71,6 +73,14 @@ func describeCert(store *keystore.Store, email string, now time.Time) (certInfo,
 	}
 	if meta.Settings != nil {
 		ci.Server = meta.Settings.Server
+	}
+	if meta.Also != "" {
+		ci.Also = strings.Split(meta.Also, ",")
+	}
+	if enc, err := store.Slot(encryptSlot); err == nil {
+		if e, err := describeCert(enc, email, now); err == nil {
+			ci.Encryption = &e
+		}
 	}
 	if st.Window != nil && !st.Chosen.IsZero() {
 		ci.RenewalBasis = "ari"
@@ -110,8 +120,9 @@ same fields as acmemail show --json, file paths included.
 
 const showLong = `Show one managed certificate: address, serial number, validity, key type, usage,
 CA, when renew will renew it (and whether that comes from the CA's renewal window,
-RFC 9773, or from its lifetime), revocation, an interrupted order, and the paths of
-its files. It reads only the state directory (no network).
+RFC 9773, or from its lifetime), revocation, an interrupted order, the paths of its
+files, the certificate's other addresses (obtain --also) and the encryption
+certificate of an obtain --split pair. It reads only the state directory (no network).
 
 ` + exitStatusHelp
 
@@ -202,6 +213,10 @@ func newShowCmd(g *globals) *cobra.Command {
 			row("not after:", ci.NotAfter.Format(time.RFC3339))
 			row("key type:", ci.KeyType)
 			row("usage:", ci.Usage)
+			row("also:", strings.Join(ci.Also, ", "))
+			if e := ci.Encryption; e != nil {
+				row("encryption:", fmt.Sprintf("serial %s, %s, not after %s, %s", e.Serial, e.state(), e.NotAfter.Format(time.RFC3339), e.Files.PKCS12))
+			}
 			row("CA:", ci.CA)
 			basis := "a third of the lifetime left"
 			if ci.RenewalBasis == "ari" {
