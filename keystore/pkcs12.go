@@ -77,5 +77,9 @@ func EncodePKCS12(key crypto.Signer, chain []*x509.Certificate, password string,
 	if err != nil {
 		return nil, fmt.Errorf("encode PKCS #12: %w", err)
 	}
+	// The MAC salt as OpenSSL 3 writes it (8 bytes; see p12MACSaltLen).
+	if data, err = p12Resalt(data, password); err != nil {
+		return nil, fmt.Errorf("encode PKCS #12: %w", err)
+	}
 	return data, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
@@ -32,8 +33,8 @@ type P12Entry struct {
 //
 // go-pkcs12 writes one key per file, so each entry is encoded with it and
 // the SafeContents of all of them are joined into one AuthenticatedSafe
-// under a new MAC (same algorithm, iteration count and salt length as
-// go-pkcs12's, with the RFC 7292 appendix B key derivation). The
+// under a new MAC (same algorithm and iteration count as go-pkcs12's, an
+// 8-byte salt, with the RFC 7292 appendix B key derivation). The
 // encrypted parts are kept as go-pkcs12 wrote them.
 func EncodePKCS12Bundle(entries []P12Entry, password string, profile P12Profile) ([]byte, error) {
 	if len(entries) == 0 {
@@ -114,6 +115,10 @@ func EncodePKCS12Bundle(entries []P12Entry, password string, profile P12Profile)
 		return nil, fmt.Errorf("encode PKCS #12: %w", err)
 	}
 	mac := first.MacData
+	mac.MacSalt = make([]byte, p12MACSaltLen)
+	if _, err := rand.Read(mac.MacSalt); err != nil {
+		return nil, fmt.Errorf("encode PKCS #12: %w", err)
+	}
 	h, err := p12MACHash(mac.Mac.Algorithm.Algorithm)
 	if err != nil {
 		return nil, fmt.Errorf("encode PKCS #12: %w", err)
@@ -167,22 +172,60 @@ var (
 
 // p12Split returns a PFX and the ContentInfos of its AuthenticatedSafe.
 func p12Split(data []byte) (p12PFX, []asn1.RawValue, error) {
+	pfx, safe, _, err := p12SplitRaw(data)
+	return pfx, safe, err
+}
+
+// p12SplitRaw is p12Split that also returns the AuthenticatedSafe's DER,
+// the octets the MAC covers.
+func p12SplitRaw(data []byte) (p12PFX, []asn1.RawValue, []byte, error) {
 	var pfx p12PFX
 	if rest, err := asn1.Unmarshal(data, &pfx); err != nil || len(rest) > 0 {
-		return pfx, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
+		return pfx, nil, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
 	}
 	if !pfx.AuthSafe.ContentType.Equal(oidP12Data) {
-		return pfx, nil, errors.New("re-read the PKCS #12 encoding: the AuthenticatedSafe is not data")
+		return pfx, nil, nil, errors.New("re-read the PKCS #12 encoding: the AuthenticatedSafe is not data")
 	}
 	var octets []byte
 	if rest, err := asn1.Unmarshal(pfx.AuthSafe.Content.Bytes, &octets); err != nil || len(rest) > 0 {
-		return pfx, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
+		return pfx, nil, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
 	}
 	var safe []asn1.RawValue
 	if rest, err := asn1.Unmarshal(octets, &safe); err != nil || len(rest) > 0 {
-		return pfx, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
+		return pfx, nil, nil, fmt.Errorf("re-read the PKCS #12 encoding: %v", err)
 	}
-	return pfx, safe, nil
+	return pfx, safe, octets, nil
+}
+
+// p12MACSaltLen is the length of the MAC salt acmemail writes: 8 bytes,
+// as OpenSSL 3's pkcs12 -export does. go-pkcs12's Modern2023 uses 16,
+// which macOS Keychain has been reported to refuse.
+const p12MACSaltLen = 8
+
+// p12Resalt gives a PKCS #12 file a new MAC with a fresh salt of
+// p12MACSaltLen bytes (same algorithm and iteration count); the
+// encrypted contents stay as they are.
+func p12Resalt(data []byte, password string) ([]byte, error) {
+	pfx, _, authSafe, err := p12SplitRaw(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(pfx.MacData.MacSalt) == p12MACSaltLen {
+		return data, nil
+	}
+	h, err := p12MACHash(pfx.MacData.Mac.Algorithm.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	salt := make([]byte, p12MACSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	pfx.MacData.MacSalt = salt
+	if pfx.MacData.Mac.Digest, err = p12MAC(h, password, salt, pfx.MacData.Iterations, authSafe); err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(pfx)
 }
 
 func p12MACHash(oid asn1.ObjectIdentifier) (func() hash.Hash, error) {

@@ -35,10 +35,10 @@ iOS and Android import it. The password comes from ACMEMAIL_P12_PASSWORD,
 password, and without a terminal one of the first two must be given.
 
 --p12-profile picks the algorithms: "modern" (the default: AES-256-CBC with
-PBKDF2-HMAC-SHA-256, HMAC-SHA-256 MAC; read by OpenSSL 1.1.1+, NSS/Thunderbird,
-macOS 10.15+/iOS 13+, Windows 10 1709+, Android 10+) or "legacy" (3DES with a SHA-1
-MAC, the same as openssl -descert: for older Windows, macOS, iOS and Android that
-refuse the modern file with a "wrong password" error). Legacy files are weakly
+PBKDF2-HMAC-SHA-256, HMAC-SHA-256 MAC, as OpenSSL 3's pkcs12 -export writes it; read
+by OpenSSL 1.1.1+, NSS/Thunderbird, Java 12+, Windows 10 1709+) or "legacy" (3DES with
+a SHA-1 MAC, the same as openssl -descert: for older Windows, macOS, iOS and Android
+that refuse the modern file with a "wrong password" error). Legacy files are weakly
 encrypted: use a long password and do not leave them lying around.
 
 --all-history writes one PKCS#12 file holding every key acmemail ever got a
