@@ -16,9 +16,10 @@ type P12Profile string
 
 const (
 	// P12Modern encrypts keys and certificates with PBES2 (PBKDF2-HMAC-
-	// SHA-256, AES-256-CBC) and uses an HMAC-SHA-256 MAC. It is read by
-	// OpenSSL 1.1.1+, Java 12+, Windows Server 2019+/Windows 10 1709+,
-	// macOS and current mail clients. The zero P12Profile means P12Modern.
+	// SHA-256, AES-256-CBC) and uses an HMAC-SHA-256 MAC with an 8-byte
+	// salt: the parameters of OpenSSL 3's pkcs12 -export. It is read by
+	// OpenSSL 1.1.1+, NSS, Java 12+ and Windows Server 2019+/Windows 10
+	// 1709+. The zero P12Profile means P12Modern.
 	P12Modern P12Profile = "modern"
 	// P12Legacy uses PBE-SHA1-3DES for keys and certificates and an
 	// HMAC-SHA-1 MAC, for old importers (e.g. Windows before 10, old
