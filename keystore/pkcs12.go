@@ -17,7 +17,7 @@ type P12Profile string
 const (
 	// P12Modern encrypts keys and certificates with PBES2 (PBKDF2-HMAC-
 	// SHA-256, AES-256-CBC) and uses an HMAC-SHA-256 MAC with an 8-byte
-	// salt: the parameters of OpenSSL 3's pkcs12 -export. It is read by
+	// salt, as OpenSSL 3's pkcs12 -export writes them. It is read by
 	// OpenSSL 1.1.1+, NSS, Java 12+ and Windows Server 2019+/Windows 10
 	// 1709+. The zero P12Profile means P12Modern.
 	P12Modern P12Profile = "modern"
