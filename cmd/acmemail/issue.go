@@ -414,8 +414,16 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	if err != nil {
 		return nil, err
 	}
+	// The order is done at the CA. If its certificate cannot be used,
+	// continuing the order again would only fetch the same one: forget it.
+	forget := func() {
+		if err := store.RemoveOrderState(id.email); err != nil {
+			s.prog.printf("warning: %v", err)
+		}
+	}
 	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: id.emails(), Usage: id.usage, Roots: s.issuerRoots()}.Check(cert.Chain)
 	if err != nil {
+		forget()
 		return nil, withHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
 	}
 	for _, w := range warnings {
@@ -428,6 +436,7 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	}
 	paths, err := store.SaveCertificate(id.email, cert.ChainPEM, meta)
 	if err != nil {
+		forget()
 		return nil, err
 	}
 	// RFC 9773: the window is fetched right after issuance (acmez did).

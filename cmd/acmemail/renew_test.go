@@ -655,3 +655,23 @@ func TestObtainInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedCertificateForgetsOrder: a finished order whose certificate
+// acmemail refuses is not continued again (that would fetch the same
+// certificate forever); the next run makes a new order.
+func TestRefusedCertificateForgetsOrder(t *testing.T) {
+	w, env := world(t, sandbox.Options{BadCert: sandbox.BadCertForeignKey})
+	if r := runCLI(t, env, obtainArgs(w)...); r.code != exitCA {
+		t.Fatalf("obtain: exit %d, want %d\n%s", r.code, exitCA, r.stderr)
+	}
+	if _, err := openHome(t, env).ReadOrderState("alice@example.test"); err == nil {
+		t.Fatal("the order of the refused certificate is still recorded")
+	}
+	r := runCLI(t, env, obtainArgs(w)...)
+	if r.code != exitCA || strings.Contains(r.stderr, "continuing the interrupted order") {
+		t.Errorf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	if s := w.Stats(); s.Orders != 2 || s.RepliesReceived != 2 {
+		t.Errorf("sandbox: %d orders, %d replies; want 2 and 2", s.Orders, s.RepliesReceived)
+	}
+}
