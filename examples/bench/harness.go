@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,7 +51,8 @@ type world struct {
 	dir       string // roots.pem, passwords
 	rootsPath string
 	pool      *x509.CertPool
-	password  string // if set, every user's password (acmemail renew takes one for all)
+	resolver  *net.Resolver // the sandbox's DNS server
+	password  string        // if set, every user's password (acmemail renew takes one for all)
 
 	mu    sync.Mutex
 	users map[string]string // email -> password
@@ -70,7 +72,13 @@ func startWorld(ctx context.Context, opts sandbox.Options, dir string) (*world, 
 		w.Close()
 		return nil, err
 	}
-	return &world{World: w, rec: rec, dir: dir, rootsPath: roots, pool: pool, users: map[string]string{}}, nil
+	// DKIM keys are looked up over UDP from the sandbox's DNS server, as
+	// acmemail obtain --dns-resolver does.
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, w.DNSAddr)
+	}}
+	return &world{World: w, rec: rec, dir: dir, rootsPath: roots, pool: pool, resolver: resolver, users: map[string]string{}}, nil
 }
 
 // user creates a mailbox for email (once) and returns its password.
@@ -135,7 +143,7 @@ func (a *account) client(w *world, mail acmemail.Mail, store *keystore.Store) *a
 		AccountKey:   a.key,
 		AccountURL:   url,
 		Mail:         mail,
-		Verifier:     &acmemail.MailVerifier{LookupTXT: w.LookupTXT},
+		Verifier:     &acmemail.MailVerifier{LookupTXT: w.resolver.LookupTXT},
 		Guard:        storeGuard{store},
 		OnAccount: func(u string) error {
 			a.mu.Lock()
