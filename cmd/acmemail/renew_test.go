@@ -398,7 +398,9 @@ func TestObtainKilledAfterReply(t *testing.T) {
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	args := obtainArgs(w)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), hangAfterReply+"=1")
+	// The child reads the real environment: keep a developer's own
+	// configuration file out of it.
+	cmd.Env = append(os.Environ(), hangAfterReply+"=1", "XDG_CONFIG_HOME="+t.TempDir())
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
