@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"software.sslmate.com/src/go-pkcs12"
+
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/internal/p12test"
 	"github.com/acmemail/acmemail/keystore"
@@ -83,6 +85,20 @@ func TestExport(t *testing.T) {
 		wants := []p12test.Want{want(gens[0], "modern"), want(gens[1], "modern")}
 		p12test.OpenSSLBundle(t, path, "test", wants)
 		p12test.NSSBundle(t, path, "test", wants)
+	})
+
+	t.Run("stdout", func(t *testing.T) {
+		r := runCLI(t, env, "export", "--out", "-", "alice@example.test")
+		if r.code != 0 {
+			t.Fatalf("export --out -: exit %d\nstderr:\n%s", r.code, r.stderr)
+		}
+		_, leaf, _, err := pkcs12.DecodeChain([]byte(r.stdout), "test")
+		if err != nil || !leaf.Equal(gens[1].Chain[0]) {
+			t.Errorf("stdout is not the PKCS#12 file of the current certificate: %v", err)
+		}
+		if r := runCLI(t, env, "export", "--out", "-", "--json", "alice@example.test"); r.code != exitUsage {
+			t.Errorf("--out - --json: exit %d, want %d", r.code, exitUsage)
+		}
 	})
 
 	t.Run("pem", func(t *testing.T) {
