@@ -280,11 +280,42 @@ func (a logAdapter) Println(v ...any) {
 // with the next change, so a message delivered just before IDLE would go
 // unannounced. Real servers (Dovecot) report pending changes when IDLE
 // begins; so does the sandbox.
+//
+// Polling once before IDLE is not enough: a message delivered between that
+// poll and the moment the tracker starts listening (SessionTracker.Idle
+// registers itself only then) is queued without a wake-up and would wait
+// for the next change, seen as a lost challenge mail under heavy load. So
+// the inner IDLE is restarted every idleRepoll with a poll in between:
+// a delivery that falls into the gap is announced at most idleRepoll late;
+// all others are announced at once, as before.
 type flushingSession struct{ imapserver.SessionIMAP4rev2 }
 
+// idleRepoll bounds how late a message that races the start of IDLE is
+// announced.
+const idleRepoll = 250 * time.Millisecond
+
 func (s flushingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if err := s.SessionIMAP4rev2.Poll(w, true); err != nil {
-		return err
+	for {
+		if err := s.SessionIMAP4rev2.Poll(w, true); err != nil {
+			return err
+		}
+		inner := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- s.SessionIMAP4rev2.Idle(w, inner) }()
+		t := time.NewTimer(idleRepoll)
+		select {
+		case <-stop:
+			t.Stop()
+			close(inner)
+			return <-done
+		case err := <-done: // the session ended IDLE by itself
+			t.Stop()
+			return err
+		case <-t.C:
+			close(inner)
+			if err := <-done; err != nil {
+				return err
+			}
+		}
 	}
-	return s.SessionIMAP4rev2.Idle(w, stop)
 }
