@@ -295,12 +295,17 @@ func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (p
 		paths.Archive = arch
 	}
 
-	// 2. Stage. chain.pem.new is written last: its existence means the
-	//    staged install is complete and must be rolled forward.
-	if err := WriteFileAtomic(filepath.Join(dir, metaFile+stagedSuffix), append(metaJSON, '\n'), filePerm); err != nil {
-		return fail(err)
-	}
-	if err := WriteFileAtomic(filepath.Join(dir, chainFile+stagedSuffix), encodeChain(chain), filePerm); err != nil {
+	// 2. Stage. chain.pem.new appears last: its existence means the
+	//    staged install is complete and must be rolled forward, so
+	//    meta.json.new and cert.pem.new are durable before it is renamed
+	//    into place. The three files are written (and fsynced) first, so
+	//    one directory fsync does for all of them; the one that makes the
+	//    chain's rename durable is finishInstall's.
+	if err := stage(dir, []stagedFile{
+		{metaFile + stagedSuffix, append(metaJSON, '\n')},
+		{leafFile + stagedSuffix, encodeChain(chain[:1])},
+		{chainFile + stagedSuffix, encodeChain(chain)},
+	}); err != nil {
 		return fail(err)
 	}
 
@@ -311,19 +316,64 @@ func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (p
 	return paths, nil
 }
 
+// stagedFile is a file of a staged install.
+type stagedFile struct {
+	name string
+	data []byte
+}
+
+// stage writes files into dir, each complete and fsynced under a
+// temporary name, then renames all but the last into place, fsyncs dir,
+// and renames the last. The caller makes that last rename durable.
+func stage(dir string, files []stagedFile) error {
+	tmps := make([]string, 0, len(files))
+	defer func() {
+		for _, t := range tmps {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
+	}()
+	for _, f := range files {
+		tmp, err := writeTemp(filepath.Join(dir, f.name), f.data, filePerm)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", filepath.Join(dir, f.name), err)
+		}
+		tmps = append(tmps, tmp)
+	}
+	for i, f := range files {
+		if i == len(files)-1 {
+			if err := syncDir(dir); err != nil {
+				return err
+			}
+		}
+		if err := os.Rename(tmps[i], filepath.Join(dir, f.name)); err != nil {
+			return fmt.Errorf("write %s: %w", filepath.Join(dir, f.name), err)
+		}
+		tmps[i] = ""
+	}
+	return nil
+}
+
 // finishInstall completes a staged install in dir, if there is one: it
 // is both the last step of SaveCertificate and the crash recovery run by
 // every certificate method (with dir locked).
 //
 // States, in the order SaveCertificate creates them:
 //
-//	meta.json.new only       staging was interrupted (discarded), or
-//	                         the final rename was (rolled forward;
-//	                         told apart by the serial number)
+//	meta.json.new or         staging was interrupted (discarded), or
+//	cert.pem.new, no         the renames after the chain's were lost
+//	chain.pem.new            (rolled forward; told apart by the serial
+//	                         number and the leaf)
 //	chain.pem.new present    staged: remove cert.p12 (archived), rename
 //	                         pending-key.pem -> key.pem if it is the
-//	                         leaf's key, chain.pem.new -> chain.pem,
+//	                         leaf's key, cert.pem.new -> cert.pem,
+//	                         chain.pem.new -> chain.pem,
 //	                         meta.json.new -> meta.json
+//
+// The renames of a commit are made durable by one directory fsync at the
+// end; a system crash before it may keep any subset of them, each of
+// which is one of these states.
 func finishInstall(dir string) error {
 	stagedChain := filepath.Join(dir, chainFile+stagedSuffix)
 	stagedMeta := filepath.Join(dir, metaFile+stagedSuffix)
@@ -361,10 +411,23 @@ func finishInstall(dir string) error {
 			return fmt.Errorf("cannot complete the interrupted install: the key of %s is neither in %s nor in %s", stagedChain, pendingPath, keyPath)
 		}
 	}
-	// cert.pem is derived from the staged chain before the chain is
-	// renamed: if the process dies in between, this runs again.
-	if err := WriteFileAtomic(filepath.Join(dir, leafFile), encodeChain(chain[:1]), filePerm); err != nil {
-		return fmt.Errorf("complete the install: %w", err)
+	// cert.pem is derived from the staged chain, staged as cert.pem.new
+	// (durable before chain.pem.new existed); without it (an install
+	// staged by an older version, or its rename done before a crash) it
+	// is written from the chain, before the chain is renamed.
+	leaf := encodeChain(chain[:1])
+	stagedLeaf := filepath.Join(dir, leafFile+stagedSuffix)
+	if cur, err := os.ReadFile(stagedLeaf); err == nil && bytes.Equal(cur, leaf) {
+		if err := os.Rename(stagedLeaf, filepath.Join(dir, leafFile)); err != nil {
+			return fmt.Errorf("complete the install: %w", err)
+		}
+	} else {
+		if err := os.Remove(stagedLeaf); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("complete the install: %w", err)
+		}
+		if err := WriteFileAtomic(filepath.Join(dir, leafFile), leaf, filePerm); err != nil {
+			return fmt.Errorf("complete the install: %w", err)
+		}
 	}
 	// The pending order is done and the renewal state belonged to the
 	// previous certificate.
@@ -382,34 +445,56 @@ func finishInstall(dir string) error {
 	return syncDir(dir)
 }
 
-// finishMeta handles a meta.json.new without chain.pem.new: if it
-// describes the installed chain, the install was interrupted just before
-// its last rename, so it is renamed into place; otherwise staging was
-// interrupted and the stale file is removed.
+// finishMeta handles a meta.json.new or cert.pem.new without
+// chain.pem.new: one that belongs to the installed chain is what is left
+// of an install interrupted after the chain's rename, so it is renamed
+// into place; otherwise staging was interrupted and the stale file is
+// removed.
 func finishMeta(dir, stagedMeta string) error {
-	data, err := os.ReadFile(stagedMeta)
-	if errors.Is(err, fs.ErrNotExist) {
+	metaData, err := os.ReadFile(stagedMeta)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	haveMeta := err == nil
+	stagedLeaf := filepath.Join(dir, leafFile+stagedSuffix)
+	leafData, err := os.ReadFile(stagedLeaf)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	haveLeaf := err == nil
+	if !haveMeta && !haveLeaf {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("complete the interrupted install: %w", err)
-	}
-	var m CertMeta
-	install := false
-	if json.Unmarshal(data, &m) == nil {
-		if cur, err := os.ReadFile(filepath.Join(dir, chainFile)); err == nil {
-			if chain, err := ParseChain(cur); err == nil {
-				install = m.Serial != "" && m.Serial == chain[0].SerialNumber.Text(16)
-			}
+	var installed *x509.Certificate
+	if cur, err := os.ReadFile(filepath.Join(dir, chainFile)); err == nil {
+		if chain, err := ParseChain(cur); err == nil {
+			installed = chain[0]
 		}
 	}
-	if install {
-		err = os.Rename(stagedMeta, filepath.Join(dir, metaFile))
-	} else {
-		err = os.Remove(stagedMeta)
+	settle := func(staged, final string, belongs bool) error {
+		var err error
+		if belongs {
+			err = os.Rename(staged, final)
+		} else {
+			err = os.Remove(staged)
+		}
+		if err != nil {
+			return fmt.Errorf("complete the interrupted install: %w", err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("complete the interrupted install: %w", err)
+	if haveLeaf {
+		belongs := installed != nil && bytes.Equal(leafData, encodeChain([]*x509.Certificate{installed}))
+		if err := settle(stagedLeaf, filepath.Join(dir, leafFile), belongs); err != nil {
+			return err
+		}
+	}
+	if haveMeta {
+		var m CertMeta
+		belongs := json.Unmarshal(metaData, &m) == nil && installed != nil && m.Serial != "" && m.Serial == installed.SerialNumber.Text(16)
+		if err := settle(stagedMeta, filepath.Join(dir, metaFile), belongs); err != nil {
+			return err
+		}
 	}
 	return syncDir(dir)
 }

@@ -317,6 +317,26 @@ func TestInterruptedInstall(t *testing.T) {
 		}
 	}
 
+	// prepareLeaf stages like SaveCertificate does now: cert.pem.new too.
+	prepareLeaf := func(t *testing.T) state {
+		st := prepare(t)
+		chain, _ := ParseChain(st.newChain)
+		if err := WriteFileAtomic(filepath.Join(st.dir, leafFile+stagedSuffix), encodeChain(chain[:1]), filePerm); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	leafCommitted := func(t *testing.T, st state) {
+		t.Helper()
+		committed(t, st)
+		chain, _ := ParseChain(st.newChain)
+		if got, _ := os.ReadFile(filepath.Join(st.dir, leafFile)); !bytes.Equal(got, encodeChain(chain[:1])) {
+			t.Error("cert.pem is not the staged leaf")
+		}
+		if ok, _ := exists(filepath.Join(st.dir, leafFile+stagedSuffix)); ok {
+			t.Error("cert.pem.new left behind")
+		}
+	}
 	t.Run("staged, nothing renamed", func(t *testing.T) {
 		st := prepare(t)
 		committed(t, st)
@@ -331,6 +351,51 @@ func TestInterruptedInstall(t *testing.T) {
 		os.Rename(filepath.Join(st.dir, pendingKeyFile), filepath.Join(st.dir, keyFile))
 		os.Rename(filepath.Join(st.dir, chainFile+stagedSuffix), filepath.Join(st.dir, chainFile))
 		committed(t, st)
+	})
+	t.Run("staged with the leaf, nothing renamed", func(t *testing.T) {
+		st := prepareLeaf(t)
+		leafCommitted(t, st)
+	})
+	t.Run("staged without the leaf (older version)", func(t *testing.T) {
+		st := prepare(t)
+		leafCommitted(t, st)
+	})
+	t.Run("key and leaf renamed", func(t *testing.T) {
+		st := prepareLeaf(t)
+		os.Rename(filepath.Join(st.dir, pendingKeyFile), filepath.Join(st.dir, keyFile))
+		os.Rename(filepath.Join(st.dir, leafFile+stagedSuffix), filepath.Join(st.dir, leafFile))
+		leafCommitted(t, st)
+	})
+	// A system crash before the commit's directory fsync may keep the
+	// chain's rename and lose the leaf's (or the meta's).
+	t.Run("chain renamed, leaf and meta not", func(t *testing.T) {
+		st := prepareLeaf(t)
+		os.Rename(filepath.Join(st.dir, pendingKeyFile), filepath.Join(st.dir, keyFile))
+		os.Rename(filepath.Join(st.dir, chainFile+stagedSuffix), filepath.Join(st.dir, chainFile))
+		leafCommitted(t, st)
+	})
+	t.Run("chain and meta renamed, leaf not", func(t *testing.T) {
+		st := prepareLeaf(t)
+		os.Rename(filepath.Join(st.dir, pendingKeyFile), filepath.Join(st.dir, keyFile))
+		os.Rename(filepath.Join(st.dir, chainFile+stagedSuffix), filepath.Join(st.dir, chainFile))
+		os.Rename(filepath.Join(st.dir, metaFile+stagedSuffix), filepath.Join(st.dir, metaFile))
+		leafCommitted(t, st)
+	})
+	t.Run("staging with the leaf interrupted", func(t *testing.T) {
+		st := prepareLeaf(t)
+		os.Remove(filepath.Join(st.dir, chainFile+stagedSuffix))
+		oldLeaf, _ := os.ReadFile(filepath.Join(st.dir, leafFile))
+		if _, _, _, _, err := st.s.LoadCertificate(email); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(st.dir, leafFile)); !bytes.Equal(got, oldLeaf) {
+			t.Error("cert.pem changed although staging never completed")
+		}
+		for _, n := range []string{leafFile + stagedSuffix, metaFile + stagedSuffix} {
+			if ok, _ := exists(filepath.Join(st.dir, n)); ok {
+				t.Errorf("stale %s left behind", n)
+			}
+		}
 	})
 	t.Run("staging interrupted", func(t *testing.T) {
 		st := prepare(t)

@@ -54,9 +54,9 @@
 // the caller builds the CSR with it and finalizes the order.
 // [Store.SaveCertificate] checks that the issued leaf is for that key, then
 // archives the current generation and installs the new one: the pending
-// key becomes key.pem. The install is staged (chain.pem.new,
-// meta.json.new) and completed by whichever certificate method runs next
-// if the process dies half way. [Store.WritePKCS12] exports the installed
+// key becomes key.pem. The install is staged (meta.json.new, cert.pem.new,
+// then chain.pem.new) and completed by whichever certificate method runs
+// next if the process dies half way. [Store.WritePKCS12] exports the installed
 // key and chain.
 //
 // # Reply records

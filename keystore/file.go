@@ -37,6 +37,25 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// replaceFile is WriteFileAtomic without the directory fsync: a reader
+// (or a SIGKILL, which loses nothing the kernel already has) sees the old
+// content or the new one, both complete, since the new content is fsynced
+// before the rename. Only a crash of the whole system can make the rename
+// itself be forgotten, and then the old content is found. For state whose
+// previous version is as good as the new one to anyone reading it after
+// such a crash; it saves one fsync and the journal commit it forces.
+func replaceFile(path string, data []byte, perm os.FileMode) error {
+	tmp, err := writeTemp(path, data, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // writeFileExclusive creates path with content data and mode perm, failing
 // with an error that wraps fs.ErrExist if path already exists. Like
 // WriteFileAtomic, a reader (or a crash) never sees a partial file: the
@@ -79,7 +98,9 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 			os.Remove(f.Name())
 		}
 	}()
-	if err := f.Chmod(perm.Perm()); err != nil {
+	// CreateTemp makes the file 0600 minus the umask; chmod only when that
+	// is not perm already (it dirties the inode once more).
+	if err := chmodIfNeeded(f, perm); err != nil {
 		return "", err
 	}
 	if _, err := f.Write(data); err != nil {
@@ -92,6 +113,15 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// chmodIfNeeded sets the mode of the open file f to perm unless it has
+// that mode already.
+func chmodIfNeeded(f *os.File, perm os.FileMode) error {
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm() == perm.Perm() {
+		return nil
+	}
+	return f.Chmod(perm.Perm())
 }
 
 // writeExcl creates path with O_CREATE|O_EXCL and writes data to it. On a

@@ -70,6 +70,17 @@ func (s *Store) WriteOrderState(email string, state []byte) error {
 	return s.writeCertFile(email, orderFile, state, "order state")
 }
 
+// UpdateOrderState replaces the recorded state of email's pending order
+// like [Store.WriteOrderState], with one difference: the replacement is
+// not made durable against a crash of the whole system (the new content
+// is fsynced, its rename is not), so after a power failure the state
+// written before it may be found instead. A process that is killed loses
+// nothing. Use it for changes an interrupted run does not need to resume
+// the order, once the order itself was recorded with WriteOrderState.
+func (s *Store) UpdateOrderState(email string, state []byte) error {
+	return s.writeCertFileWith(email, orderFile, state, "order state", replaceFile)
+}
+
 // ReadOrderState returns what [Store.WriteOrderState] recorded last, or
 // an error wrapping ErrNotFound.
 func (s *Store) ReadOrderState(email string) ([]byte, error) {
@@ -100,6 +111,15 @@ func (s *Store) WriteRenewalState(email string, state []byte) error {
 	return s.writeCertFile(email, renewalFile, state, "renewal state")
 }
 
+// UpdateRenewalState is [Store.WriteRenewalState] without making the
+// replacement durable against a crash of the whole system (see
+// [Store.UpdateOrderState]): for a state that is as good lost as found,
+// such as the CA's window fetched right after an install (which removed
+// the previous one), which is fetched again when it is missing.
+func (s *Store) UpdateRenewalState(email string, state []byte) error {
+	return s.writeCertFileWith(email, renewalFile, state, "renewal state", replaceFile)
+}
+
 // ReadRenewalState returns what [Store.WriteRenewalState] recorded last,
 // or an error wrapping ErrNotFound.
 func (s *Store) ReadRenewalState(email string) ([]byte, error) {
@@ -107,6 +127,10 @@ func (s *Store) ReadRenewalState(email string) ([]byte, error) {
 }
 
 func (s *Store) writeCertFile(email, name string, data []byte, what string) error {
+	return s.writeCertFileWith(email, name, data, what, WriteFileAtomic)
+}
+
+func (s *Store) writeCertFileWith(email, name string, data []byte, what string, write func(string, []byte, os.FileMode) error) error {
 	norm, dir, err := s.certDir(email, true)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", what, err)
@@ -116,7 +140,7 @@ func (s *Store) writeCertFile(email, name string, data []byte, what string) erro
 		return fmt.Errorf("write %s for %s: %w", what, norm, err)
 	}
 	defer unlock()
-	if err := WriteFileAtomic(filepath.Join(dir, name), data, filePerm); err != nil {
+	if err := write(filepath.Join(dir, name), data, filePerm); err != nil {
 		return fmt.Errorf("write %s for %s: %w", what, norm, err)
 	}
 	return nil

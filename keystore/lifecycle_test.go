@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -112,5 +113,40 @@ func TestOrderAndRenewalState(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(paths.Dir, orderFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("order.json still exists after RemoveOrderState")
+	}
+}
+
+// TestUpdateState: the Update variants replace the recorded state like
+// the Write ones (complete files, mode 0600, nothing temporary left).
+func TestUpdateState(t *testing.T) {
+	s := openTestStore(t)
+	const email = "una@example.org"
+	if err := s.WriteOrderState(email, []byte(`{"order_url":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateOrderState(email, []byte(`{"order_url":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadOrderState(email); err != nil || string(got) != `{"order_url":"b"}` {
+		t.Errorf("ReadOrderState() = %q, %v", got, err)
+	}
+	if err := s.UpdateRenewalState(email, []byte(`{"serial":"1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadRenewalState(email); err != nil || string(got) != `{"serial":"1"}` {
+		t.Errorf("ReadRenewalState() = %q, %v", got, err)
+	}
+	p, _ := s.CertificatePaths(email)
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+		if fi, _ := e.Info(); e.Type().IsRegular() && fi.Mode().Perm() != filePerm {
+			t.Errorf("%s has mode %v", e.Name(), fi.Mode().Perm())
+		}
 	}
 }

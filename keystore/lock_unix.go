@@ -20,7 +20,7 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := f.Chmod(filePerm); err != nil {
+	if err := chmodIfNeeded(f, filePerm); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -48,7 +48,7 @@ func tryLockFile(path string) (unlock func(), ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := f.Chmod(filePerm); err != nil {
+	if err := chmodIfNeeded(f, filePerm); err != nil {
 		f.Close()
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -85,6 +85,12 @@ func Open(dir string) (*Store, error) {
 // subdir returns the path of elem below s.Dir, creating every missing
 // directory on the way with mode 0700.
 func (s *Store) subdir(elem ...string) (string, error) {
+	// Nearly always the directory exists: one stat instead of a mkdir
+	// (which takes the parent's lock for writing) and a stat per level.
+	full := filepath.Join(append([]string{s.Dir}, elem...)...)
+	if fi, err := os.Stat(full); err == nil && fi.IsDir() {
+		return full, nil
+	}
 	p := s.Dir
 	for _, e := range elem {
 		p = filepath.Join(p, e)

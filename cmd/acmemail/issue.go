@@ -111,6 +111,7 @@ type session struct {
 	multi        *multiMail // several mailboxes (--also-imap), or nil
 	client       *acmemail.Client
 	certKey      func() (crypto.Signer, error) // started by startCertKey, or nil
+	orderOnDisk  *acmemail.OrderState          // the order state last read or written (saveOrderState)
 
 	closers []func()
 }
@@ -443,7 +444,7 @@ func (s *session) issue(ctx context.Context, p12Password string, req issueReques
 	if ri := cert.RenewalInfo; ri != nil {
 		st := renewalState{Serial: meta.Serial}
 		st.adopt(ri)
-		if err := saveRenewalState(store, id.email, st); err != nil {
+		if err := saveFetchedWindow(store, id.email, st); err != nil {
 			s.prog.printf("warning: %v", err)
 		}
 	}

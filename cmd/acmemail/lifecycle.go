@@ -84,7 +84,7 @@ func (s *session) settings() *keystore.Settings {
 }
 
 // testHookOrderState, when set (by tests only), sees every order state
-// after it was persisted.
+// after saveOrderState recorded it (as durably as resuming needs).
 var testHookOrderState func(acmemail.OrderState)
 
 // orderState returns the state of the identity's interrupted order, if
@@ -102,22 +102,77 @@ func (s *session) orderState() *acmemail.OrderState {
 		s.prog.printf("warning: the recorded state of the interrupted order is unreadable (%v); starting a new order", err)
 		return nil
 	}
+	onDisk := st
+	s.orderOnDisk = &onDisk
 	return &st
 }
 
-// saveOrderState persists the order's state as it changes.
+// saveOrderState persists the order's state as it changes, as durably as
+// resuming needs it. What an interrupted run needs to continue the order
+// is the order itself (CA, URL, addresses, the certificate it replaces):
+// that is written durably (fsync of the file and of its directory) the
+// first time, before the authorizations are fetched, so that the CA's
+// challenge mail can never arrive for an order that is not on disk.
+// Everything else the state records is read again from the CA when the
+// order is continued (authorizations, whether a challenge was POSTed or
+// the order finalized), and whether a challenge was answered is decided
+// by the reply records, which are made durable before any reply is sent
+// (the reply guard). So later saves are lighter: a reply sent is still
+// recorded, complete and atomically, but without the directory fsync (a
+// power failure may bring back the state before it; a killed process
+// loses nothing); a change of nothing else is kept in memory only.
 func (s *session) saveOrderState(st acmemail.OrderState) error {
-	data, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
+	prev := s.orderOnDisk
+	write := s.store.WriteOrderState
+	switch {
+	case prev == nil || !sameOrder(*prev, st):
+	case repliesSent(st) != repliesSent(*prev):
+		write = s.store.UpdateOrderState
+	default:
+		write = nil
 	}
-	if err := s.store.WriteOrderState(s.id.email, append(data, '\n')); err != nil {
-		return err
+	if write != nil {
+		data, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := write(s.id.email, append(data, '\n')); err != nil {
+			return err
+		}
+		onDisk := st
+		onDisk.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
+		s.orderOnDisk = &onDisk
 	}
 	if testHookOrderState != nil {
 		testHookOrderState(st)
 	}
 	return nil
+}
+
+// sameOrder reports whether a and b record the same order: what resuming
+// it needs.
+func sameOrder(a, b acmemail.OrderState) bool {
+	if a.Directory != b.Directory || a.OrderURL != b.OrderURL || a.Replaces != b.Replaces ||
+		!a.Created.Equal(b.Created) || len(a.Emails) != len(b.Emails) {
+		return false
+	}
+	for i := range a.Emails {
+		if a.Emails[i] != b.Emails[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// repliesSent counts the authorizations of st whose reply was sent.
+func repliesSent(st acmemail.OrderState) int {
+	n := 0
+	for _, a := range st.Authorizations {
+		if a.ReplySent {
+			n++
+		}
+	}
+	return n
 }
 
 // renewalState is renewal.json: the renewal decision for the installed
@@ -159,6 +214,18 @@ func saveRenewalState(store *keystore.Store, email string, st renewalState) erro
 		return err
 	}
 	return store.WriteRenewalState(email, append(data, '\n'))
+}
+
+// saveFetchedWindow records the CA's window fetched right after an install.
+// Installing removed the previous renewal state durably, and a missing one
+// is fetched again, so this write need not survive a power failure
+// (keystore.Store.UpdateRenewalState).
+func saveFetchedWindow(store *keystore.Store, email string, st renewalState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return store.UpdateRenewalState(email, append(data, '\n'))
 }
 
 // adopt takes a newly fetched window: a new window gets a new random time;

@@ -72,8 +72,15 @@ func newRootPool(path string, data []byte, extra [][]byte) (*x509.CertPool, erro
 	return pool, nil
 }
 
+// tlsSessions is the process's TLS session cache: renew opens an IMAP and
+// an SMTP session per identity, usually all to the same servers, and a
+// resumed handshake (RFC 8446 §2.2, still with a fresh key exchange) spares
+// the server's certificate chain, its verification and its signature.
+// Tickets hold no mail login: authentication comes after TLS.
+var tlsSessions = tls.NewLRUClientSessionCache(0)
+
 func tlsConfig(pool *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ClientSessionCache: tlsSessions}
 }
 
 // httpClient returns the HTTP client for pool's roots. It is shared by the

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// TestSaveOrderStateWrites: the order is recorded when it is created and
+// a reply sent is recorded; changes resuming does not need (authorizations
+// fetched, challenge POSTed, order finalized) are not written again, and a
+// new order is.
+func TestSaveOrderStateWrites(t *testing.T) {
+	store, err := keystore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "alice@example.test"
+	s := &session{store: store, id: &identity{email: email}}
+	onDisk := func() acmemail.OrderState {
+		t.Helper()
+		data, err := store.ReadOrderState(email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st acmemail.OrderState
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := acmemail.OrderState{Directory: "https://ca.test/dir", OrderURL: "https://ca.test/order/1", Emails: []string{email}, Created: created}
+	save := func() {
+		t.Helper()
+		if err := s.saveOrderState(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save()
+	if got := onDisk(); got.OrderURL != st.OrderURL || len(got.Authorizations) != 0 {
+		t.Fatalf("after creation: %+v", got)
+	}
+	st.Authorizations = []acmemail.AuthzState{{URL: "https://ca.test/authz/1", Email: email, ChallengeURL: "https://ca.test/chall/1"}}
+	save()
+	if got := onDisk(); len(got.Authorizations) != 0 {
+		t.Errorf("the fetched authorizations were written: %+v", got)
+	}
+	st.Authorizations[0].ReplySent = true
+	save()
+	if got := onDisk(); len(got.Authorizations) != 1 || !got.Authorizations[0].ReplySent {
+		t.Errorf("the reply sent was not recorded: %+v", got)
+	}
+	st.Authorizations[0].Posted, st.Authorizations[0].Valid, st.Finalized = true, true, true
+	save()
+	if got := onDisk(); got.Authorizations[0].Posted || got.Finalized {
+		t.Errorf("a change resuming does not need was written: %+v", got)
+	}
+	st = acmemail.OrderState{Directory: st.Directory, OrderURL: "https://ca.test/order/2", Emails: []string{email}, Created: created.Add(time.Hour)}
+	save()
+	if got := onDisk(); got.OrderURL != st.OrderURL {
+		t.Errorf("a new order was not recorded: %+v", got)
+	}
+
+	// A later run that reads the state back writes only what changed.
+	s2 := &session{store: store, id: &identity{email: email}, prog: s.prog}
+	if s2.orderState() == nil {
+		t.Fatal("the recorded order was not read back")
+	}
+	st.Finalized = true
+	if err := s2.saveOrderState(st); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(); got.Finalized {
+		t.Errorf("the resumed run rewrote the order for a change resuming does not need: %+v", got)
+	}
+}
