@@ -213,7 +213,7 @@ func (s *session) openMailbox(ctx context.Context, imapURL, smtpURL, user, passw
 	creds := mailbox.Credentials{Username: user, Password: password}
 	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
 		Endpoint: imapEP, Credentials: creds, Mailbox: s.id.mailbox,
-		TLSConfig: tlsConfig(s.pool), AllowInsecure: s.id.insecure, Logger: s.log.With("component", "imap", "user", user),
+		TLSConfig: imapTLSConfig(s.pool), AllowInsecure: s.id.insecure, Logger: s.log.With("component", "imap", "user", user),
 	})
 	if err != nil {
 		return nil, withHint(fmt.Errorf("open the mailbox: %w", err), imapHints(err, imapURL)...)
@@ -221,7 +221,7 @@ func (s *session) openMailbox(ctx context.Context, imapURL, smtpURL, user, passw
 	s.closers = append(s.closers, func() { watcher.Close() })
 	s.prog.printf("watching %s on %s for %s", s.id.mailbox, imapEP.Host, user)
 	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: s.id.insecure,
+		Endpoint: smtpEP, Credentials: creds, TLSConfig: smtpTLSConfig(s.pool), AllowInsecure: s.id.insecure,
 		Logger: s.log.With("component", "smtp", "user", user),
 	})
 	s.closers = append(s.closers, func() { sender.Close() })

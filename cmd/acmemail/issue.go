@@ -237,10 +237,10 @@ func (s *session) mailConfigs() (mailbox.IMAPConfig, mailbox.SMTPConfig, error) 
 	imapCreds, smtpCreds := s.credentials()
 	return mailbox.IMAPConfig{
 			Endpoint: imapEP, Credentials: imapCreds, Mailbox: id.mailbox,
-			TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
+			TLSConfig: imapTLSConfig(s.pool), AllowInsecure: id.insecure, Logger: s.log.With("component", "imap"),
 			DebugWriter: s.g.protocolTrace("imap"),
 		}, mailbox.SMTPConfig{
-			Endpoint: smtpEP, Credentials: smtpCreds, TLSConfig: tlsConfig(s.pool), AllowInsecure: id.insecure,
+			Endpoint: smtpEP, Credentials: smtpCreds, TLSConfig: smtpTLSConfig(s.pool), AllowInsecure: id.insecure,
 			Logger: s.log.With("component", "smtp"), DebugWriter: s.g.protocolTrace("smtp"),
 		}, nil
 }

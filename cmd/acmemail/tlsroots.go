@@ -72,15 +72,32 @@ func newRootPool(path string, data []byte, extra [][]byte) (*x509.CertPool, erro
 	return pool, nil
 }
 
-// tlsSessions is the process's TLS session cache: renew opens an IMAP and
-// an SMTP session per identity, usually all to the same servers, and a
-// resumed handshake (RFC 8446 §2.2, still with a fresh key exchange) spares
-// the server's certificate chain, its verification and its signature.
-// Tickets hold no mail login: authentication comes after TLS.
-var tlsSessions = tls.NewLRUClientSessionCache(0)
-
 func tlsConfig(pool *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ClientSessionCache: tlsSessions}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// The process's TLS session caches for the mail sessions, one per
+// protocol (a cache is keyed by server name only, and the IMAP and the
+// submission server of a domain are often one name with two ticket keys):
+// renew opens an IMAP and an SMTP session per identity, usually all to the
+// same servers, and a resumed handshake (RFC 8446 §2.2, still with a fresh
+// key exchange) spares the server's certificate chain, its verification
+// and its signature. Tickets hold no mail login: authentication comes after
+// TLS.
+var imapSessions, smtpSessions = tls.NewLRUClientSessionCache(0), tls.NewLRUClientSessionCache(0)
+
+// imapTLSConfig and smtpTLSConfig are tlsConfig with the protocol's
+// session cache.
+func imapTLSConfig(pool *x509.CertPool) *tls.Config {
+	c := tlsConfig(pool)
+	c.ClientSessionCache = imapSessions
+	return c
+}
+
+func smtpTLSConfig(pool *x509.CertPool) *tls.Config {
+	c := tlsConfig(pool)
+	c.ClientSessionCache = smtpSessions
+	return c
 }
 
 // httpClient returns the HTTP client for pool's roots. It is shared by the
