@@ -238,7 +238,12 @@ func (ca *authority) authenticate(r *http.Request, body []byte, mode authMode) (
 	return req, nil
 }
 
+// requestURL is the URL the client asked for, as it sent it (RequestURI
+// still holds the world's path prefix that routing strips).
 func requestURL(r *http.Request) string {
+	if r.RequestURI != "" {
+		return "https://" + r.Host + r.RequestURI
+	}
 	u := "https://" + r.Host + r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery

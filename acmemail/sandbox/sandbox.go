@@ -47,7 +47,9 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -259,7 +261,7 @@ func (o *Options) setDefaults() error {
 // World is a running sandbox. Its exported fields describe where to reach
 // it; they must not be changed.
 type World struct {
-	DirectoryURL    string // https://127.0.0.1:PORT/acme/directory
+	DirectoryURL    string // https://127.0.0.1:PORT/WORLD/acme/directory (WORLD: random, one per world)
 	IMAPURL         string // imaps://127.0.0.1:PORT (implicit TLS)
 	IMAPStartTLSURL string // imap://127.0.0.1:PORT (STARTTLS)
 	SMTPURL         string // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
@@ -390,7 +392,15 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	hostPort := func(ln net.Addr) string {
 		return net.JoinHostPort(urlHost, fmt.Sprint(ln.(*net.TCPAddr).Port))
 	}
-	baseURL := "https://" + hostPort(acmeLn.Addr())
+	// Every world serves its CA under a path of its own. ACME clients
+	// (acmez among them) cache directories by URL for the life of the
+	// process, and a later world may get the port of an earlier one: with
+	// the same URL it would be handed the earlier world's directory, with
+	// other options (EAB, renewalInfo) than its own.
+	var id [4]byte
+	rand.Read(id[:])
+	worldPath := "/" + hex.EncodeToString(id[:])
+	baseURL := "https://" + hostPort(acmeLn.Addr()) + worldPath
 	w.DirectoryURL = baseURL + pathDirectory
 	w.IMAPURL = "imaps://" + hostPort(imapsLn.Addr())
 	w.IMAPStartTLSURL = "imap://" + hostPort(imapLn.Addr())
@@ -445,7 +455,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 
 	w.httpSrv = &http.Server{
-		Handler:           w.ca,
+		Handler:           http.StripPrefix(worldPath, w.ca),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
