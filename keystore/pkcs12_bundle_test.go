@@ -15,7 +15,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/acmemail/acmemail/internal/p12test"
+	"github.com/acmemail/acmemail/keystore/p12test"
 )
 
 // TestP12MACMatchesGoPKCS12 recomputes the MAC of single-key files made by

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/acmemail/acmemail/internal/p12test"
+	"github.com/acmemail/acmemail/keystore/p12test"
 )
 
 // TestPKCS12Importers imports a file of each profile, for an RSA and an

@@ -11,7 +11,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/internal/p12test"
+	"github.com/acmemail/acmemail/keystore/p12test"
 	"github.com/acmemail/acmemail/keystore"
 )
 

@@ -9,7 +9,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/internal/p12test"
+	"github.com/acmemail/acmemail/keystore/p12test"
 )
 
 // TestObtainSplit: --split gets a signing and an encryption certificate
