@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -398,11 +397,9 @@ func checkConfigPerm(path string, fi fs.FileInfo) error {
 		return withHint(usageErrorf("configuration file %s is writable by others (mode %04o); refusing to use it", path, fi.Mode().Perm()),
 			"it can name commands acmemail runs; make it yours alone: chmod go-w "+path)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if uid := os.Getuid(); int(st.Uid) != uid && st.Uid != 0 {
-			return withHint(usageErrorf("configuration file %s belongs to another user (uid %d); refusing to use it", path, st.Uid),
-				"use a file you own")
-		}
+	if uid, foreign := foreignOwner(fi); foreign {
+		return withHint(usageErrorf("configuration file %s belongs to another user (uid %d); refusing to use it", path, uid),
+			"use a file you own")
 	}
 	return nil
 }

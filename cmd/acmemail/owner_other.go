@@ -1,0 +1,9 @@
+//go:build !unix
+
+package main
+
+import "io/fs"
+
+// foreignOwner: file ownership is not a uid outside Unix; the mode check
+// in checkConfigPerm is what is left there.
+func foreignOwner(fs.FileInfo) (int, bool) { return 0, false }
