@@ -11,8 +11,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/keystore/p12test"
 	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/keystore/p12test"
 )
 
 // TestExport obtains two certificates for one address from the sandbox,
