@@ -364,7 +364,7 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	var progOut io.Writer = io.Discard
 	if r.g.verbose > 0 {
-		progOut = &sharedLockWriter{mu: &r.out, w: r.g.stderr}
+		progOut = &lockedWriter{mu: &r.out, w: r.g.stderr}
 	}
 	s := newSession(r.g, id, newProgress(progOut))
 	defer s.Close()
@@ -444,17 +444,4 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 		oc.Error = oc.err.Error()
 	}
 	return oc
-}
-
-// sharedLockWriter serializes writes of concurrent progress displays with
-// the renewer's own output lines.
-type sharedLockWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *sharedLockWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if _, ok := stderr.(*os.File); !ok {
 		// Progress, logs and the protocol trace write from several
 		// goroutines; an *os.File takes that, a buffer in a test does not.
-		stderr = &lockedWriter{w: stderr}
+		stderr = &lockedWriter{mu: new(sync.Mutex), w: stderr}
 	}
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRootCmd(g)

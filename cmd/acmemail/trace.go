@@ -48,9 +48,10 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// lockedWriter serialises writes to w.
+// lockedWriter serialises writes to w under mu, which writers that share w
+// (renew's progress displays and its own lines) share too.
 type lockedWriter struct {
-	mu sync.Mutex
+	mu *sync.Mutex
 	w  io.Writer
 }
 
