@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"testing"
 	"time"
@@ -76,5 +77,23 @@ func TestSaveOrderStateWrites(t *testing.T) {
 	}
 	if got := onDisk(); got.Finalized {
 		t.Errorf("the resumed run rewrote the order for a change resuming does not need: %+v", got)
+	}
+}
+
+// TestMailTLSSessionCaches: the mail sessions share a TLS session cache
+// only with sessions of the same protocol that trust the same roots.
+func TestMailTLSSessionCaches(t *testing.T) {
+	a, b := x509.NewCertPool(), x509.NewCertPool()
+	if imapTLSConfig(a).ClientSessionCache != imapTLSConfig(a).ClientSessionCache {
+		t.Error("two IMAP sessions with the same roots do not share a cache")
+	}
+	if imapTLSConfig(a).ClientSessionCache == smtpTLSConfig(a).ClientSessionCache {
+		t.Error("IMAP and SMTP share a cache")
+	}
+	if imapTLSConfig(a).ClientSessionCache == imapTLSConfig(b).ClientSessionCache {
+		t.Error("sessions with different roots share a cache")
+	}
+	if tlsConfig(a).ClientSessionCache != nil {
+		t.Error("tlsConfig has a session cache")
 	}
 }

@@ -76,29 +76,48 @@ func tlsConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
-// The process's TLS session caches for the mail sessions, one per
-// protocol (a cache is keyed by server name only, and the IMAP and the
-// submission server of a domain are often one name with two ticket keys):
-// renew opens an IMAP and an SMTP session per identity, usually all to the
-// same servers, and a resumed handshake (RFC 8446 §2.2, still with a fresh
-// key exchange) spares the server's certificate chain, its verification
-// and its signature. Tickets hold no mail login: authentication comes after
-// TLS.
-var imapSessions, smtpSessions = tls.NewLRUClientSessionCache(0), tls.NewLRUClientSessionCache(0)
+// The process's TLS session caches for the mail sessions, one per set of
+// roots and protocol: renew opens an IMAP and an SMTP session per identity,
+// usually all to the same servers, and a resumed handshake (RFC 8446 §2.2,
+// still with a fresh key exchange) spares the server's certificate chain,
+// its verification and its signature. Per set of roots, because a resumed
+// session is not verified again: it must only be offered by a session that
+// trusts what the first one verified. Per protocol, because a cache is
+// keyed by server name only, and the IMAP and the submission server of a
+// domain are often one name with two ticket keys. Tickets hold no mail
+// login: authentication comes after TLS.
+var mailSessions struct {
+	mu     sync.Mutex
+	caches map[mailSessionKey]tls.ClientSessionCache
+}
 
-// imapTLSConfig and smtpTLSConfig are tlsConfig with the protocol's
-// session cache.
-func imapTLSConfig(pool *x509.CertPool) *tls.Config {
+type mailSessionKey struct {
+	pool  *x509.CertPool
+	proto string
+}
+
+func mailTLSConfig(pool *x509.CertPool, proto string) *tls.Config {
+	mailSessions.mu.Lock()
+	defer mailSessions.mu.Unlock()
+	k := mailSessionKey{pool, proto}
+	cache, ok := mailSessions.caches[k]
+	if !ok {
+		if mailSessions.caches == nil {
+			mailSessions.caches = map[mailSessionKey]tls.ClientSessionCache{}
+		}
+		cache = tls.NewLRUClientSessionCache(0)
+		mailSessions.caches[k] = cache
+	}
 	c := tlsConfig(pool)
-	c.ClientSessionCache = imapSessions
+	c.ClientSessionCache = cache
 	return c
 }
 
-func smtpTLSConfig(pool *x509.CertPool) *tls.Config {
-	c := tlsConfig(pool)
-	c.ClientSessionCache = smtpSessions
-	return c
-}
+// imapTLSConfig and smtpTLSConfig are tlsConfig with the session cache of
+// pool and the protocol.
+func imapTLSConfig(pool *x509.CertPool) *tls.Config { return mailTLSConfig(pool, "imap") }
+
+func smtpTLSConfig(pool *x509.CertPool) *tls.Config { return mailTLSConfig(pool, "smtp") }
 
 // httpClient returns the HTTP client for pool's roots. It is shared by the
 // sessions of a process (renew runs several at once), so they reuse their
