@@ -731,17 +731,8 @@ func (c *Client) waitOrder(ctx context.Context, order acme.Order) (acme.Order, e
 			}
 			return o, fmt.Errorf("the order became %s while the CA was issuing", o.Status)
 		}
-		wait := delay
-		if ra, ok := c.tracker.retryAfter(order.Location, c.now()); ok {
-			wait = ra
-		} else if delay < c.maxPollDelay() {
-			delay *= 2
-		}
-		wait = min(max(wait, 50*time.Millisecond), c.maxPollDelay())
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return o, fmt.Errorf("the CA did not issue within %s: %w", c.pollTimeout(), ctx.Err())
+		if err := c.pollPause(ctx, order.Location, &delay); err != nil {
+			return o, fmt.Errorf("the CA did not issue within %s: %w", c.pollTimeout(), err)
 		}
 	}
 }
@@ -1042,21 +1033,33 @@ func (c *Client) waitValid(ctx context.Context, p *pending) error {
 		default:
 			return authzError(authz)
 		}
-		wait := delay
-		if ra, ok := c.tracker.retryAfter(p.authzURL, c.now()); ok {
-			wait = ra
-		} else if delay < c.maxPollDelay() {
-			delay *= 2
-		}
-		wait = min(max(wait, 50*time.Millisecond), c.maxPollDelay())
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if err := c.pollPause(ctx, p.authzURL, &delay); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("the CA did not validate %s within %s", p.email, c.pollTimeout())
 			}
-			return ctx.Err()
+			return err
 		}
+	}
+}
+
+// pollPause waits before the next poll of url: the CA's Retry-After for
+// it when it sent one, else *delay, which doubles up to the maximum poll
+// delay. It returns ctx's error if ctx ends first.
+func (c *Client) pollPause(ctx context.Context, url string, delay *time.Duration) error {
+	wait := *delay
+	if ra, ok := c.tracker.retryAfter(url, c.now()); ok {
+		wait = ra
+	} else if *delay < c.maxPollDelay() {
+		*delay *= 2
+	}
+	wait = min(max(wait, 50*time.Millisecond), c.maxPollDelay())
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
