@@ -178,26 +178,9 @@ type runResult struct {
 // servers with its own state directory home.
 func (r *realWorld) obtain(t *testing.T, home, email string, extra ...string) runResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	args := append([]string{"obtain", "-v", "--server", r.dirURL, "--agree-tos",
 		"--imap", r.env["IMAP"], "--smtp", r.env["SMTP"], "--timeout", "2m"}, extra...)
-	cmd := exec.CommandContext(ctx, r.env["ACMEMAIL"], append(args, email)...)
-	cmd.Env = append(os.Environ(), "ACMEMAIL_HOME="+home, "ACMEMAIL_CA_ROOTS="+r.roots, "ACMEMAIL_P12_PASSWORD=realmail-test")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := runResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	default:
-		t.Fatalf("run acmemail obtain: %v", err)
-	}
-	t.Logf("acmemail obtain %s: exit status %d", email, res.code)
-	return res
+	return r.runBinary(t, home, nil, append(args, email)...)
 }
 
 // maildirMessages returns the messages in the Maildir of addr.

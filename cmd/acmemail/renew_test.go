@@ -76,15 +76,7 @@ func expireRenewalCheck(t *testing.T, env map[string]string) {
 
 func publicKeyOf(t *testing.T, path string) crypto.PublicKey {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := keystore.ParsePrivateKey(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.Public()
+	return readAccountKey(t, path).Public()
 }
 
 // TestRenewARIWindow: renew is quiet while the CA's window is in the
