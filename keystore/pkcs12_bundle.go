@@ -286,15 +286,20 @@ func p12KDF(h func() hash.Hash, salt, password []byte, iterations int, id byte, 
 	}
 	in := append(fill(salt), fill(password)...)
 	var out []byte
+	// One hash, reset and summed into the same buffer: the iterations are
+	// the whole cost, and a new hash and digest per iteration was about
+	// half of it.
+	hh := h()
+	a := make([]byte, 0, u)
 	for len(out) < size {
-		hh := h()
+		hh.Reset()
 		hh.Write(d)
 		hh.Write(in)
-		a := hh.Sum(nil)
+		a = hh.Sum(a[:0])
 		for j := 1; j < iterations; j++ {
-			hh = h()
+			hh.Reset()
 			hh.Write(a)
-			a = hh.Sum(nil)
+			a = hh.Sum(a[:0])
 		}
 		out = append(out, a...)
 		if len(out) >= size {
