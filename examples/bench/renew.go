@@ -20,8 +20,9 @@ func hasRenew(ctx context.Context, bin string) bool {
 
 // renewRun is one `acmemail renew` child process.
 type renewRun struct {
-	wall, cpu time.Duration
-	maxRSS    int64
+	wall, cpu  time.Duration
+	sandboxCPU time.Duration // of this process while renew ran: the sandbox serving it
+	maxRSS     int64
 }
 
 // cliRenewScale obtains certificates for emails into the new state
@@ -99,11 +100,11 @@ func renewAll(ctx context.Context, bin string, w *world, home string, emails []s
 	cmd.Env = append(env, "ACMEMAIL_PASSWORD="+pw)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
+	start, startCPU := time.Now(), processCPU()
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("acmemail renew: %w\n%s", err, stderr.Bytes())
 	}
-	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), sandboxCPU: processCPU() - startCPU}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = int64(ru.Maxrss) * 1024
 	}
