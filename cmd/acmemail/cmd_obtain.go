@@ -101,10 +101,14 @@ an MTA pipe), to hand over the challenge mail; it is checked here, by the same r
 and respond sends or prints the reply. See acmemail respond --help.
 
 --deploy-hook CMD runs CMD with sh -c once the certificate is saved (and after every
-renewal: acmemail renew repeats it), with ACMEMAIL_EMAIL, ACMEMAIL_P12_PATH,
-ACMEMAIL_CERT_PATH (the leaf), ACMEMAIL_CHAIN_PATH (leaf first), ACMEMAIL_KEY_PATH,
-ACMEMAIL_SERIAL and ACMEMAIL_NOT_AFTER (RFC 3339) in its environment, and no
-password. If it fails, acmemail exits 7; the certificate stays saved.
+renewal: acmemail renew repeats it), with ACMEMAIL_EMAIL, ACMEMAIL_CERT_USAGE (sign,
+encrypt or both), ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH (the leaf),
+ACMEMAIL_CHAIN_PATH (leaf first), ACMEMAIL_KEY_PATH, ACMEMAIL_SERIAL and
+ACMEMAIL_NOT_AFTER (RFC 3339) in its environment, and no password. With --split it
+runs once per certificate, the signing one (ACMEMAIL_CERT_USAGE=sign) first, then the
+encryption one (encrypt), each with its own files in the state directory (not the
+--out file); renew does the same. If it fails, acmemail exits 7; the certificates
+stay saved.
 
 An interrupted obtain (Ctrl-C, a crash, even SIGKILL) is continued by the next run
 for the same address: the same order and key, and an answered challenge is never

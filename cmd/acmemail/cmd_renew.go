@@ -48,7 +48,8 @@ only when something is due. Several addresses are renewed concurrently (--parall
 two runs never work on the same address at once (see --wait-lock). A revoked
 certificate is not renewed unless --force is given.
 
---deploy-hook (or the one given to obtain) runs after each renewal; see obtain.
+--deploy-hook (or the one given to obtain) runs after each renewal; see obtain. For
+an obtain --split pair it runs once per renewed certificate, as obtain --split runs it.
 
 For scripts: stdout is empty exactly when nothing was renewed (--json: one array with
 the status of every address: renewed, not-due, skipped or failed). The exit status is
@@ -432,16 +433,26 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	na := res.meta.NotAfter
 	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced = "renewed", res.meta.Serial, &na, res.p12Out, meta.Serial
-	if enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, o.reuseKey); err != nil {
+	enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, o.reuseKey)
+	if err != nil {
 		// The signing certificate is saved; the run still fails, so it is seen.
 		oc.err, oc.Error = err, err.Error()
 	} else if enc != nil {
 		oc.EncryptionSerial, oc.EncryptionPKCS12 = enc.meta.Serial, enc.p12Out
 	}
+	// The hook runs once per new certificate: for an obtain --split pair
+	// also for the encryption one (with ACMEMAIL_CERT_USAGE=encrypt), as
+	// obtain --split runs it.
 	if err := r.hooks.run(ctx, id.deployHook, res, res.p12Out); err != nil {
 		// The certificate is saved; the run still fails, so it is seen.
 		oc.err = errors.Join(oc.err, err)
 		oc.Error = oc.err.Error()
+	}
+	if enc != nil {
+		if err := r.hooks.run(ctx, id.deployHook, enc, enc.p12Out); err != nil {
+			oc.err = errors.Join(oc.err, err)
+			oc.Error = oc.err.Error()
+		}
 	}
 	return oc
 }

@@ -414,6 +414,7 @@ var envNotSettings = map[string]bool{
 	"ACMEMAIL_SMTP_PASSWORD": true, "ACMEMAIL_REALMAIL": true, "ACMEMAIL_UPDATE_GOLDEN": true,
 	"ACMEMAIL_EMAIL": true, "ACMEMAIL_P12_PATH": true, "ACMEMAIL_CERT_PATH": true,
 	"ACMEMAIL_CHAIN_PATH": true, "ACMEMAIL_KEY_PATH": true, "ACMEMAIL_NOT_AFTER": true,
+	"ACMEMAIL_SERIAL": true, "ACMEMAIL_CERT_USAGE": true,
 }
 
 // configSource says where a flag's value came from, for -v.

@@ -30,7 +30,7 @@ type lifecycleFlags struct {
 
 func (l *lifecycleFlags) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&l.waitLock, "wait-lock", false, "if another acmemail run is working on the same address, wait for it (default: exit with status 8)")
-	f.StringVar(&l.deployHook, "deploy-hook", "", "shell command run (sh -c) after each issuance or renewal, with ACMEMAIL_EMAIL, ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH, ACMEMAIL_CHAIN_PATH, ACMEMAIL_KEY_PATH, ACMEMAIL_NOT_AFTER set")
+	f.StringVar(&l.deployHook, "deploy-hook", "", "shell command run (sh -c) after each issuance or renewal (once per certificate of a --split pair), with ACMEMAIL_EMAIL, ACMEMAIL_CERT_USAGE, ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH, ACMEMAIL_CHAIN_PATH, ACMEMAIL_KEY_PATH, ACMEMAIL_NOT_AFTER, ACMEMAIL_SERIAL set")
 }
 
 // lockedError marks a run refused because another holds the identity's lock.
@@ -322,12 +322,14 @@ func hookEnv(environ []string, res *issued, p12Path string) []string {
 		"ACMEMAIL_KEY_PATH="+abs(res.paths.Key),
 		"ACMEMAIL_NOT_AFTER="+res.meta.NotAfter.UTC().Format(time.RFC3339),
 		"ACMEMAIL_SERIAL="+res.meta.Serial,
+		// Not ACMEMAIL_USAGE: that sets --usage of an acmemail the hook runs.
+		"ACMEMAIL_CERT_USAGE="+res.meta.Usage,
 	)
 }
 
 func hookVar(name string) bool {
 	switch name {
-	case "ACMEMAIL_EMAIL", "ACMEMAIL_P12_PATH", "ACMEMAIL_CERT_PATH", "ACMEMAIL_CHAIN_PATH", "ACMEMAIL_KEY_PATH", "ACMEMAIL_NOT_AFTER", "ACMEMAIL_SERIAL":
+	case "ACMEMAIL_EMAIL", "ACMEMAIL_P12_PATH", "ACMEMAIL_CERT_PATH", "ACMEMAIL_CHAIN_PATH", "ACMEMAIL_KEY_PATH", "ACMEMAIL_NOT_AFTER", "ACMEMAIL_SERIAL", "ACMEMAIL_CERT_USAGE":
 		return true
 	}
 	return false
@@ -357,12 +359,43 @@ func (h *hookRunner) run(ctx context.Context, cmdline string, res *issued, p12Pa
 	err := c.Run()
 	if out.Len() > 0 {
 		for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-			fmt.Fprintf(h.stderr, "acmemail: deploy hook (%s): %s\n", res.meta.Email, line)
+			fmt.Fprintf(h.stderr, "acmemail: deploy hook (%s%s): %s\n", res.meta.Email, hookLabel(res, ", "), line)
 		}
 	}
 	if err != nil {
-		return &hookError{withHint(fmt.Errorf("the deploy hook for %s failed: %w (the new certificate is saved in %s)", res.meta.Email, err, res.paths.Dir),
+		return &hookError{withHint(fmt.Errorf("the deploy hook for %s failed: %w (the new certificate is saved in %s)", hookSubject(res), err, res.paths.Dir),
 			"fix the hook and run it by hand, or run the command again with --force to renew once more")}
 	}
 	return nil
+}
+
+// hookLabel names which certificate of an address a hook ran for, after
+// sep: the signing or the encryption one (obtain --split, --usage); ""
+// for a certificate for both.
+func hookLabel(res *issued, sep string) string {
+	if w := usageNoun(res.meta.Usage); w != "" {
+		return sep + w + " certificate"
+	}
+	return ""
+}
+
+// hookSubject is what a hook ran for: the address, or which of its
+// certificates.
+func hookSubject(res *issued) string {
+	if w := usageNoun(res.meta.Usage); w != "" {
+		return "the " + w + " certificate of " + res.meta.Email
+	}
+	return res.meta.Email
+}
+
+// usageNoun is "signing" or "encryption" for a certificate of one usage
+// (the two of an obtain --split pair), "" for one for both.
+func usageNoun(usage string) string {
+	switch usage {
+	case "sign":
+		return "signing"
+	case "encrypt":
+		return "encryption"
+	}
+	return ""
 }

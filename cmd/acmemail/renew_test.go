@@ -233,6 +233,7 @@ func TestDeployHook(t *testing.T) {
 		"ACMEMAIL_KEY_PATH":   filepath.Join(dir, "key.pem"),
 		"ACMEMAIL_NOT_AFTER":  leaf.NotAfter.UTC().Format(time.RFC3339),
 		"ACMEMAIL_SERIAL":     meta.Serial,
+		"ACMEMAIL_CERT_USAGE": "both",
 	} {
 		if v[k] != want {
 			t.Errorf("%s = %q, want %q", k, v[k], want)

@@ -70,9 +70,20 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 	}
 	enc, err := run(acmemail.UsageEncrypt, encStore, func() (crypto.Signer, error) { <-encDone; return encKey, encKeyErr },
 		"2/2: the encryption certificate ("+encUsage+")")
+	hooks := &hookRunner{stderr: s.g.stderr}
 	if err != nil {
-		return withHint(fmt.Errorf("the encryption certificate: %w (the signing certificate is saved in %s)", err, sign.paths.Dir),
+		encErr := withHint(fmt.Errorf("the encryption certificate: %w (the signing certificate is saved in %s)", err, sign.paths.Dir),
 			"run the same command again for a new pair, or obtain the encryption certificate alone with --usage encrypt")
+		// The signing certificate is saved and current: deploy it, as
+		// after any issuance; the run fails for the encryption one.
+		if ctx.Err() != nil {
+			if id.deployHook != "" {
+				s.prog.printf("the deploy hook was not run for the signing certificate (%v); run it by hand", ctx.Err())
+			}
+		} else if hookErr := hooks.run(ctx, id.deployHook, sign, sign.p12Out); hookErr != nil {
+			printError(s.g.stderr, hookErr)
+		}
+		return encErr
 	}
 	s.prog.printf("saved the encryption certificate for %s (valid until %s)", id.email, enc.meta.NotAfter.UTC().Format(time.DateOnly))
 	if s.world != nil {
@@ -101,8 +112,16 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 			ACMERequests: s.client.Requests(),
 		}
 	}
+	// The deploy hook runs once per certificate, as renew runs it (see
+	// renewer.one): the signing one first, each with its own files and
+	// ACMEMAIL_CERT_USAGE; a failure of one does not keep the other from
+	// being deployed.
+	hookErr := errors.Join(hooks.run(ctx, id.deployHook, sign, sign.p12Out), hooks.run(ctx, id.deployHook, enc, enc.p12Out))
 	if o.json {
-		return json.NewEncoder(s.g.stdout).Encode(splitResult{Signing: result(sign, acmemail.UsageSign), Encryption: result(enc, acmemail.UsageEncrypt), PKCS12: both})
+		if err := json.NewEncoder(s.g.stdout).Encode(splitResult{Signing: result(sign, acmemail.UsageSign), Encryption: result(enc, acmemail.UsageEncrypt), PKCS12: both}); err != nil {
+			return err
+		}
+		return hookErr
 	}
 	lines := []string{sign.p12Out, enc.p12Out}
 	if both != "" {
@@ -113,7 +132,7 @@ func (s *session) obtainSplit(ctx context.Context, o *obtainOptions, p12Password
 			return err
 		}
 	}
-	return nil
+	return hookErr
 }
 
 // renewEncryptSlot renews the encryption certificate of an obtain --split
@@ -134,7 +153,8 @@ func (s *session) renewEncryptSlot(ctx context.Context, store *keystore.Store, i
 		return nil, err
 	}
 	replaces := ""
-	if time.Now().Before(chain[0].NotAfter) {
+	// A revoked certificate is not replaced (renew's rule for the signing one).
+	if st := loadRenewalState(encStore, id.email, chain[0].SerialNumber.Text(16)); st.Revoked == nil && time.Now().Before(chain[0].NotAfter) {
 		if ok, err := s.client.SupportsRenewalInfo(ctx); err == nil && ok {
 			replaces, _ = acmemail.CertID(chain[0])
 		}
