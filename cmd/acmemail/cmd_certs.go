@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,8 +110,11 @@ func (c certInfo) state() string {
 
 const listLong = `List the certificates acmemail manages in the state directory, one line each:
 address, serial number, expiry, when renew will renew it, key type, usage, state and
-CA. It reads only the state directory (no network). --json prints an array with the
-same fields as acmemail show --json, file paths included.
+CA. The two certificates of an obtain --split pair are two lines (usage sign and
+encrypt), each with its own state (valid, expired or revoked). It reads only the
+state directory (no network). --json prints an array, one entry per address, with
+the same fields as acmemail show --json, file paths included (a --split pair's
+encryption certificate under "encryption").
 
 ` + exitStatusHelp
 
@@ -163,8 +163,14 @@ func newListCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "EMAIL\tSERIAL\tNOT AFTER\tRENEW AT\tKEY\tUSAGE\tSTATE\tCA")
 			for _, c := range infos {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Email, c.Serial, c.NotAfter.Format(time.DateOnly),
-					c.RenewalDue.Format(time.DateOnly), c.KeyType, c.Usage, c.state(), c.CA)
+				// The encryption certificate of an obtain --split pair
+				// gets a line of its own: its serial, expiry and state.
+				for _, e := range []*certInfo{&c, c.Encryption} {
+					if e != nil {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Email, e.Serial, e.NotAfter.Format(time.DateOnly),
+							e.RenewalDue.Format(time.DateOnly), e.KeyType, e.Usage, e.state(), e.CA)
+					}
+				}
 			}
 			return tw.Flush()
 		},
@@ -215,7 +221,11 @@ func newShowCmd(g *globals) *cobra.Command {
 			row("usage:", ci.Usage)
 			row("also:", strings.Join(ci.Also, ", "))
 			if e := ci.Encryption; e != nil {
-				row("encryption:", fmt.Sprintf("serial %s, %s, not after %s, %s", e.Serial, e.state(), e.NotAfter.Format(time.RFC3339), e.Files.PKCS12))
+				state := e.state()
+				if e.RevocationReason != "" {
+					state += " (" + e.RevocationReason + ")"
+				}
+				row("encryption:", fmt.Sprintf("serial %s, %s, not after %s, %s", e.Serial, state, e.NotAfter.Format(time.RFC3339), e.Files.PKCS12))
 			}
 			row("CA:", ci.CA)
 			basis := "a third of the lifetime left"
@@ -235,163 +245,6 @@ func newShowCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object on stdout")
 	return cmd
-}
-
-type revokeOptions struct {
-	cert   string
-	key    string
-	reason string
-	server string
-	json   bool
-}
-
-const revokeLong = `Revoke a certificate: the managed certificate of EMAIL, or the one in --cert FILE
-(PEM; the first certificate in the file). Revocation cannot be undone: mail clients
-that check revocation stop trusting signatures made with it.
-
-The request is signed with the certificate's own key when acmemail has it (the
-managed key, or --key FILE), otherwise with your ACME account key. The CA is the one
-that issued the managed certificate; for a certificate acmemail does not manage, name
-it with --server. --reason takes a name: unspecified (default), keyCompromise,
-affiliationChanged, superseded, cessationOfOperation. After revoking a managed
-certificate, renew leaves the address alone until you obtain a new one (or renew
---force); list and show report it as revoked.
-
-` + exitStatusHelp
-
-func newRevokeCmd(g *globals) *cobra.Command {
-	var o revokeOptions
-	cmd := &cobra.Command{
-		Use:   "revoke [EMAIL]",
-		Short: "Revoke a certificate",
-		Long:  revokeLong,
-		Example: `  acmemail revoke --reason keyCompromise alice@example.com
-  acmemail revoke --cert old.pem --key old-key.pem --server castle --reason superseded`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRevoke(cmd.Context(), g, &o, args)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.cert, "cert", "", "revoke the certificate in this PEM file instead of a managed one")
-	f.StringVar(&o.key, "key", "", "sign the request with this PEM private key (the certificate's key)")
-	f.StringVar(&o.reason, "reason", "unspecified", "why: "+strings.Join(acmemail.RevocationReasonNames(), ", "))
-	f.StringVar(&o.server, "server", "", "the CA's directory URL or name, for a certificate acmemail does not manage")
-	f.BoolVar(&o.json, "json", false, "print the result as JSON on stdout")
-	return cmd
-}
-
-func runRevoke(ctx context.Context, g *globals, o *revokeOptions, args []string) error {
-	reason, err := acmemail.ParseRevocationReason(o.reason)
-	if err != nil {
-		return usageErrorf("--reason: %w", err)
-	}
-	if (len(args) == 1) == (o.cert != "") {
-		return usageErrorf("name either an address or --cert FILE")
-	}
-	store, err := openStateStore(g)
-	if err != nil {
-		return err
-	}
-	var (
-		leaf    *x509.Certificate
-		certKey crypto.Signer
-		dirURL  string
-		managed string // the managed address whose current certificate this is
-	)
-	if len(args) == 1 {
-		email, err := checkEmail(args[0])
-		if err != nil {
-			return err
-		}
-		key, chain, meta, _, err := store.LoadCertificate(email)
-		if errors.Is(err, keystore.ErrNotFound) {
-			return withHint(fmt.Errorf("no certificate for %s is managed here", email), "for another certificate use --cert FILE --server CA")
-		}
-		if err != nil {
-			return err
-		}
-		leaf, certKey, dirURL, managed = chain[0], key, meta.Directory, email
-		if meta.Settings != nil && meta.Settings.Server == "sandbox" {
-			return fmt.Errorf("the certificate of %s came from an in-process sandbox, which no longer runs; there is nothing to revoke it at", email)
-		}
-	} else {
-		data, err := os.ReadFile(o.cert)
-		if err != nil {
-			return usageErrorf("--cert: %w", err)
-		}
-		chain, err := keystore.ParseChain(data)
-		if err != nil {
-			return usageErrorf("--cert %s: %w", o.cert, err)
-		}
-		leaf = chain[0]
-		// A managed certificate? Then its key and CA are known.
-		if emails, err := store.ListCertificates(); err == nil {
-			for _, e := range emails {
-				key, c, meta, _, err := store.LoadCertificate(e)
-				if err == nil && c[0].Equal(leaf) {
-					certKey, dirURL, managed = key, meta.Directory, e
-					break
-				}
-			}
-		}
-	}
-	if o.key != "" {
-		data, err := os.ReadFile(o.key)
-		if err != nil {
-			return usageErrorf("--key: %w", err)
-		}
-		k, err := keystore.ParsePrivateKey(data)
-		if err != nil {
-			return usageErrorf("--key %s: %w", o.key, err)
-		}
-		certKey = k
-	}
-	if o.server != "" {
-		u, err := directoryURL(o.server)
-		if err != nil {
-			return err
-		}
-		dirURL = u
-	}
-	if dirURL == "" {
-		return withHint(usageErrorf("acmemail does not manage this certificate, so it does not know its CA"), "name the CA with --server URL")
-	}
-	pool, err := g.rootPool()
-	if err != nil {
-		return err
-	}
-	client := &acmemail.Client{DirectoryURL: dirURL, HTTPClient: httpClient(pool), UserAgent: "acmemail/" + versionString(), Logger: g.logger().With("component", "acme")}
-	if acct, err := store.LoadAccount(dirURL); err == nil {
-		client.AccountKey, client.AccountURL = acct.Key, acct.URL
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
-	if client.AccountKey == nil {
-		if certKey == nil {
-			return withHint(fmt.Errorf("there is no ACME account for %s here and no key of the certificate", dirURL), "give the certificate's key with --key FILE")
-		}
-		client.AccountKey = certKey // only the certificate key signs
-	}
-	if err := client.Revoke(ctx, leaf, reason, certKey); err != nil {
-		return err
-	}
-	serial := leaf.SerialNumber.Text(16)
-	if managed != "" {
-		if _, c, meta, _, err := store.LoadCertificate(managed); err == nil && c[0].Equal(leaf) {
-			st := loadRenewalState(store, managed, meta.Serial)
-			now := time.Now().UTC()
-			st.Revoked, st.RevocationReason = &now, acmemail.RevocationReasonName(reason)
-			if err := saveRenewalState(store, managed, st); err != nil {
-				fmt.Fprintf(g.stderr, "acmemail: warning: the certificate is revoked, but recording it failed: %v\n", err)
-			}
-		}
-	}
-	if o.json {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"serial": serial, "email": strings.Join(leaf.EmailAddresses, ","), "reason": acmemail.RevocationReasonName(reason), "ca": dirURL, "revoked": true})
-	}
-	fmt.Fprintf(g.stderr, "acmemail: revoked the certificate %s (%s) for %s\n", serial, acmemail.RevocationReasonName(reason), strings.Join(leaf.EmailAddresses, ", "))
-	return nil
 }
 
 // directoryURL resolves a --server value without starting anything.

@@ -68,6 +68,7 @@ var flagValues = map[string][]string{
 	"p12-profile": {"modern", "legacy"},
 	"join":        {"string", "octet"},
 	"format":      {"p12", "pem"},
+	"only":        {"signing", "encryption"},
 	"reason":      {"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation"},
 }
 
