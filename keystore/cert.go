@@ -74,6 +74,14 @@ type Settings struct {
 	// AlsoMailboxes are the mailboxes of the certificate's other
 	// addresses (CertMeta.Also) that are not read from the primary one.
 	AlsoMailboxes []AlsoMailbox `json:"also_mailboxes,omitempty"`
+	// Where the mail login comes from (obtain --password-command and
+	// friends), so a renewal run without them can log in: commands and
+	// absolute file paths, never the secret they give.
+	PasswordCommand     string `json:"password_command,omitempty"`
+	PasswordFile        string `json:"password_file,omitempty"`
+	OAuthTokenCommand   string `json:"oauth_token_command,omitempty"`
+	SMTPPasswordCommand string `json:"smtp_password_command,omitempty"`
+	SMTPPasswordFile    string `json:"smtp_password_file,omitempty"`
 }
 
 // AlsoMailbox is where mail for one more address of a certificate is read

@@ -284,6 +284,7 @@ func identityFromMeta(meta keystore.CertMeta) (*identity, error) {
 	if meta.Also != "" {
 		id.also = strings.Split(meta.Also, ",")
 	}
+	id.restoreLogin(set)
 	if err := id.restoreKeySettings(set); err != nil {
 		return nil, fmt.Errorf("the recorded settings of %s: %w", meta.Email, err)
 	}
@@ -350,14 +351,7 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	// Where the login comes from is given to renew (flags, config,
 	// ACMEMAIL_* variables); what obtain recorded fills the gaps.
-	c := o.cred
-	if c.smtpUser == "" {
-		c.smtpUser = id.cred.smtpUser
-	}
-	if c.authMech == "" || c.authMech == "auto" {
-		c.authMech = id.cred.authMech
-	}
-	id.cred = c
+	id.cred = id.renewCred(o.cred, r.g.getenv)
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)

@@ -29,6 +29,9 @@ type credFlags struct {
 	oauthTokenCommand   string
 	authMech            string
 	rediscover          bool
+	// The mail-login and submission-password sources are the ones recorded
+	// when the certificate was obtained (renew), not given to this run.
+	recordedMail, recordedSMTP bool
 }
 
 func (c *credFlags) addFlags(f *pflag.FlagSet) {
@@ -97,7 +100,7 @@ func (s *session) loadCredentials(ctx context.Context) error {
 		// Run it once now: a broken helper is reported before any
 		// connection is made (the token is then used for the first login).
 		if _, err := tok.peek(ctx); err != nil {
-			return err
+			return recordedHint(err, id.cred.recordedMail, "oauth-token-command", "--oauth-token-command, --password-command, --password-file or ACMEMAIL_PASSWORD")
 		}
 		s.cred = mailCreds{set: true,
 			imap: mailbox.Credentials{Username: id.user, OAuthToken: tok.token, Mechanism: mech},
@@ -140,12 +143,19 @@ var errNoSecret = errors.New("no secret given")
 func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret string, fromKeyring bool, err error) {
 	id, g := s.id, s.g
 	what, command, cmdFlag, file, fileFlag, env := "mail password for "+id.user, id.cred.passwordCommand, "password-command", id.cred.passwordFile, "password-file", "ACMEMAIL_PASSWORD"
+	recorded := id.cred.recordedMail
 	if smtp {
 		user := id.cred.smtpUser
 		if user == "" {
 			user = id.user
 		}
 		what, command, cmdFlag, file, fileFlag, env = "submission (SMTP) password for "+user, id.cred.smtpPasswordCommand, "smtp-password-command", id.cred.smtpPasswordFile, "smtp-password-file", "ACMEMAIL_SMTP_PASSWORD"
+		recorded = id.cred.recordedSMTP
+	}
+	// A source recorded at obtain (renew) says so in logs and errors.
+	others, from := "--"+cmdFlag+", --"+fileFlag+" or "+env, ""
+	if recorded {
+		from = " (recorded at obtain)"
 	}
 	if command != "" && file != "" {
 		return "", false, usageErrorf("--%s and --%s both give the %s; use one", cmdFlag, fileFlag, what)
@@ -154,15 +164,15 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 	case command != "":
 		v, err := s.runSecretCommand(ctx, command, cmdFlag, what)
 		if err == nil {
-			s.log.Info("secret loaded", "what", what, "from", "--"+cmdFlag)
+			s.log.Info("secret loaded", "what", what, "from", "--"+cmdFlag+from)
 		}
-		return v, false, err
+		return v, false, recordedHint(err, recorded, cmdFlag, others)
 	case file != "":
 		v, err := readSecretFile(file)
 		if err != nil {
-			return "", false, usageErrorf("read the %s from --%s: %w", what, fileFlag, err)
+			return "", false, recordedHint(usageErrorf("read the %s from --%s%s: %w", what, fileFlag, from, err), recorded, fileFlag, others)
 		}
-		s.log.Info("secret loaded", "what", what, "from", "--"+fileFlag)
+		s.log.Info("secret loaded", "what", what, "from", "--"+fileFlag+from)
 		return v, false, nil
 	case g.getenv(env) != "":
 		s.log.Info("secret loaded", "what", what, "from", env)

@@ -48,6 +48,9 @@ type identity struct {
 	eab             eabFlags  // for a new account at a CA that requires EAB
 	cred            credFlags // where the login comes from (no secrets)
 	deployHook      string    // run after each issuance (sh -c)
+
+	// renew: the login sources obtain recorded (see renewCred).
+	keptLogin loginSources
 }
 
 // identity validates obtain's flags for email.

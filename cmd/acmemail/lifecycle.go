@@ -80,6 +80,7 @@ func (s *session) settings() *keystore.Settings {
 		st.ReplySettle = id.replySettle.String()
 	}
 	id.recordKeySettings(st)
+	id.recordLogin(st)
 	return st
 }
 
