@@ -41,12 +41,25 @@ a new key unless --reuse-key is given; the old certificate and key are archived,
 never deleted (you need old keys to read old mail).
 
 Renew repeats what obtain did: the CA, the mail servers, login, mailbox, key type,
-usage, PKCS#12 profile and deploy hook were recorded with the certificate (never a
-password). The mail password comes from ACMEMAIL_PASSWORD or --password-file and the
-PKCS#12 password from ACMEMAIL_P12_PASSWORD or --p12-password-file; they are read
-only when something is due. Several addresses are renewed concurrently (--parallel);
-two runs never work on the same address at once (see --wait-lock). A revoked
-certificate is not renewed unless --force is given.
+usage, PKCS#12 profile, deploy hook, the own mailboxes of --also addresses (--also-imap,
+--also-smtp, --also-user, --also-password-file) and where the mail login came from
+were recorded with the certificate (commands and file paths, never a password).
+
+The mail login: a source given to renew wins, for this run (--password-command,
+--password-file, --oauth-token-command, ACMEMAIL_PASSWORD, or the configuration
+file); a command or file given to renew is recorded in place of obtain's, the
+variable is not, so the recorded source stays. Else renew runs the --password-command
+or --oauth-token-command, or reads the --password-file, that obtain was given (the
+command again, so a password manager's current answer is used), else the OS keyring,
+else a prompt. A separate submission password likewise (--smtp-password-command,
+--smtp-password-file, ACMEMAIL_SMTP_PASSWORD, or obtain's). A certificate obtained
+by an acmemail that did not record these needs them given to renew, as before.
+The PKCS#12 password comes from ACMEMAIL_P12_PASSWORD or --p12-password-file.
+Passwords are read only when something is due.
+
+Several addresses are renewed concurrently (--parallel); two runs never work on the
+same address at once (see --wait-lock). A revoked certificate is not renewed unless
+--force is given.
 
 --deploy-hook (or the one given to obtain) runs after each renewal; see obtain. For
 an obtain --split pair it runs once per renewed certificate, as obtain --split runs it.
@@ -59,7 +72,11 @@ errors before anything was tried.
 
 ` + exitStatusHelp
 
-const renewExample = `  # From cron, every hour; mail only when something happened:
+const renewExample = `  # From cron, every hour; mail only when something happened. The mail login is the
+  # --password-command (or file, or token command) obtain recorded:
+  17 * * * *  acmemail renew --p12-password-file ~/.config/acmemail/p12.pw
+
+  # Or give the mail password's source here (it wins over the recorded one):
   17 * * * *  acmemail renew --password-file ~/.config/acmemail/mail.pw --p12-password-file ~/.config/acmemail/p12.pw
 
   # Renew one address now, keeping its key:

@@ -55,7 +55,14 @@ password). For providers that accept only OAuth2 (Gmail, Microsoft 365), give
 --oauth-token-command CMD: any helper that prints a current access token (oama,
 mutt_oauth2.py, a password manager); it runs before each login, and OAUTHBEARER or
 XOAUTH2 is chosen by what the server offers (--auth-mech forces one); the password
-is then not used.`
+is then not used.
+
+obtain records which of these sources it was given, for acmemail renew to use again
+unattended: the command as given, or the file's absolute path (also those of
+--also-password-file), in meta.json in the state directory (0700); never a password
+or token, nor what a command prints. So keep the secret itself out of the command
+(it would show in ps too), and name files in it by absolute path: renew runs it from
+its own working directory. A source given to renew wins; see acmemail renew --help.`
 
 // secretCommandTimeout bounds --password-command and friends.
 const secretCommandTimeout = time.Minute

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -388,6 +389,11 @@ func TestSecretsNeverInOutput(t *testing.T) {
 			if !strings.Contains(r.stderr, "level=DEBUG") {
 				t.Errorf("no debug logs at -vv")
 			}
+			// Nor in the state directory (which records where the login
+			// comes from for renew), unless the command line held it.
+			if !strings.Contains(strings.Join(tt.args, " "), pw) {
+				secretNotInState(t, env["ACMEMAIL_HOME"], pw)
+			}
 		})
 	}
 
@@ -497,5 +503,27 @@ func TestObtainSandboxOAuth(t *testing.T) {
 	}
 	if r := runCLI(t, env, "obtain", "--server", "sandbox", "--oauth-token-command", "echo t0ken", "alice@example.test"); r.code != exitUsage || !strings.Contains(r.stderr, "needs --sandbox-oauth") {
 		t.Errorf("token command with a password-only sandbox: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// secretNotInState fails if any file under the state directory holds
+// secret in plain text.
+func secretNotInState(t *testing.T, home, secret string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		if data, err := os.ReadFile(p); err != nil {
+			return err
+		} else if strings.Contains(string(data), secret) {
+			t.Errorf("%s holds a secret", p)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Errorf("walk the state directory: %d files, %v", n, err)
 	}
 }
