@@ -162,7 +162,7 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 	// A source recorded at obtain (renew) says so in logs and errors.
 	others, from := "--"+cmdFlag+", --"+fileFlag+" or "+env, ""
 	if recorded {
-		from = " (recorded at obtain)"
+		from = " (recorded)"
 	}
 	if command != "" && file != "" {
 		return "", false, usageErrorf("--%s and --%s both give the %s; use one", cmdFlag, fileFlag, what)

@@ -117,7 +117,7 @@ func TestRenewRecordedLogin(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "renewed alice@example.test") {
 		t.Fatalf("renew without a password source: exit %d\nstdout: %s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "--password-command (recorded at obtain)") {
+	if !strings.Contains(r.stderr, "--password-command (recorded)") {
 		t.Errorf("renew -v does not say the password came from the recorded command:\n%s", r.stderr)
 	}
 
@@ -150,7 +150,7 @@ func TestRenewRecordedLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = renew()
-	if r.code != exitSomeFailed || !strings.Contains(r.stderr, "recorded when the certificate was obtained") {
+	if r.code != exitSomeFailed || !strings.Contains(r.stderr, "recorded with the certificate") {
 		t.Errorf("renew with a recorded password file that is gone: exit %d, want %d and a hint\n%s", r.code, exitSomeFailed, r.stderr)
 	}
 	if st := w.Stats(); st.CertificatesIssued != 3 {

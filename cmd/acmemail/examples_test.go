@@ -110,7 +110,8 @@ func TestExampleScripts(t *testing.T) {
 
 // TestConfigReachesObtainAndRenew: an identity's table supplies what
 // obtain needs (here the mail password file), and renew, which goes over
-// every managed address, applies each one's table in turn.
+// every managed address, applies each one's table in turn (its password
+// file wins over the one recorded with the certificate).
 func TestConfigReachesObtainAndRenew(t *testing.T) {
 	w, env := world(t, sandbox.Options{})
 	delete(env, "ACMEMAIL_PASSWORD")
@@ -133,6 +134,18 @@ func TestConfigReachesObtainAndRenew(t *testing.T) {
 	if r := runCLI(t, env, args...); r.code != 0 {
 		t.Fatalf("obtain with the identity's password-file: exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
+	// The table now names another file; the one obtain recorded is gone.
+	pwFile2 := filepath.Join(dir, "alice2.password")
+	if err := os.WriteFile(pwFile2, []byte("alice-secret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text = fmt.Sprintf("[defaults]\nagree-tos = true\n\n[identity.%q]\npassword-file = %q\n", "alice@example.test", pwFile2)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pwFile); err != nil {
+		t.Fatal(err)
+	}
 	r := runCLI(t, env, "renew", "--force")
 	if r.code != 0 || !strings.Contains(r.stdout, "renewed alice@example.test") {
 		t.Fatalf("renew --force with the identity's password-file: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
@@ -140,9 +153,14 @@ func TestConfigReachesObtainAndRenew(t *testing.T) {
 	if st := w.Stats(); st.CertificatesIssued != 2 {
 		t.Errorf("sandbox issued %d certificates, want 2", st.CertificatesIssued)
 	}
+	// Without the configuration, renew uses the file recorded last (the
+	// table's); with it gone too there is no password.
 	delete(env, "ACMEMAIL_CONFIG")
-	if r := runCLI(t, env, "renew", "--force"); r.code == 0 {
-		t.Errorf("renew --force without the configuration succeeded without a password:\n%s", r.stderr)
+	if err := os.Remove(pwFile2); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, env, "renew", "--force"); r.code == 0 || !strings.Contains(r.stderr, pwFile2) {
+		t.Errorf("renew --force without the configuration: exit %d, want a failure reading %s:\n%s", r.code, pwFile2, r.stderr)
 	}
 }
 

@@ -100,5 +100,5 @@ func recordedHint(err error, recorded bool, flag, others string) error {
 	if err == nil || !recorded {
 		return err
 	}
-	return withHint(err, "renew used the --"+flag+" recorded when the certificate was obtained (see acmemail renew --help); give renew "+others+" to use another source, which is then recorded instead")
+	return withHint(err, "renew used the --"+flag+" recorded with the certificate (given to obtain, or to an earlier renew; see acmemail renew --help); give renew "+others+" to use another source, which is then recorded instead")
 }
