@@ -102,6 +102,14 @@ func (t *revokeTarget) what() string {
 	return "the certificate"
 }
 
+// named is what() with the serial number, when known.
+func (t *revokeTarget) named() string {
+	if t.leaf == nil {
+		return t.what()
+	}
+	return t.what() + " " + t.serial()
+}
+
 func (t *revokeTarget) serial() string {
 	if t.leaf == nil {
 		return ""
@@ -286,8 +294,12 @@ func revokeOutcome(targets []*revokeTarget, results []revokeCertResult, errs []e
 		if results[ok[0]].AlreadyRevoked {
 			done = "found already revoked"
 		}
-		return withHint(fmt.Errorf("%s %s %s of %s, but not %s %s: %w", done, o.what(), o.serial(), email, f.what(), f.serial(), errs[failed[0]]),
-			fmt.Sprintf("%s is not revoked: once the cause is fixed, revoke it alone with acmemail revoke --only %s --reason %s %s", f.what(), f.role, reason, email))
+		hints := []string{fmt.Sprintf("%s is not revoked: once the cause is fixed, revoke it alone with acmemail revoke --only %s --reason %s %s", f.what(), f.role, reason, email)}
+		if f.loadErr != nil {
+			// Its key or files are unusable: the account may still sign.
+			hints = append(hints, fmt.Sprintf("or revoke it with your account key: acmemail revoke --cert FILE --server %s --reason %s (FILE: its cert.pem, or the certificate from a backup)", o.dirURL, reason))
+		}
+		return withHint(fmt.Errorf("%s %s of %s, but not %s: %w", done, o.named(), email, f.named(), errs[failed[0]]), hints...)
 	}
 	return withHint(fmt.Errorf("neither certificate of the --split pair of %s was revoked: %s: %w; %s: %w",
 		email, targets[0].what(), errs[0], targets[1].what(), errs[1]),
@@ -428,8 +440,18 @@ func revokeOne(ctx context.Context, g *globals, store *keystore.Store, pool *x50
 		}
 		client.AccountKey = t.key // only the certificate key signs
 	}
-	return client.Revoke(ctx, t.leaf, reason, t.key)
+	if err := client.Revoke(ctx, t.leaf, reason, t.key); err != nil {
+		return &revokeCAError{err}
+	}
+	return nil
 }
+
+// revokeCAError is the CA's answer to a revocation request (printError
+// leaves out its hints about orders).
+type revokeCAError struct{ err error }
+
+func (e *revokeCAError) Error() string { return e.err.Error() }
+func (e *revokeCAError) Unwrap() error { return e.err }
 
 // record notes in t's renewal state that it is revoked (list, show and
 // renew read it), when t is still the managed certificate. For one the

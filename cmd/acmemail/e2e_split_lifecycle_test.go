@@ -232,10 +232,74 @@ func TestRevokeSplitOneFails(t *testing.T) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}
 	}
+	if strings.Contains(r.stderr, "does not accept this address") {
+		t.Errorf("a hint about orders for a refused revocation:\n%s", r.stderr)
+	}
 	var res revokeResult
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Revoked || len(res.Certificates) != 2 ||
 		res.Certificates[0].Revoked || res.Certificates[0].Error == "" || !res.Certificates[1].Revoked || res.Certificates[1].Error != "" {
 		t.Errorf("revoke --json = %s (%v)", r.stdout, err)
+	}
+	if lines := listLines(t, env); len(lines) != 2 || !strings.Contains(lines[0], " sign valid ") || !strings.Contains(lines[1], " encrypt revoked ") {
+		t.Errorf("list:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestRevokeSplitUnreadable: the encryption certificate's key is not its
+// own (a damaged state directory): the signing certificate is revoked
+// anyway, and revoke fails saying how to revoke the other.
+func TestRevokeSplitUnreadable(t *testing.T) {
+	w, env := world(t, sandbox.Options{RenewalWindow: far})
+	sign, enc := splitPair(t, w, env)
+	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test")
+	// The signing key in the encryption slot: it does not match.
+	if err := os.WriteFile(filepath.Join(dir, "encrypt/key.pem"), readFile(t, filepath.Join(dir, "key.pem")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, env, "revoke", "alice@example.test")
+	if r.code != exitError {
+		t.Fatalf("revoke: exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	if revoked, _ := caRevoked(t, w, sign); !revoked {
+		t.Error("the signing certificate was not revoked")
+	}
+	if revoked, _ := caRevoked(t, w, enc); revoked {
+		t.Error("the encryption certificate was revoked with a key that is not its own")
+	}
+	for _, want := range []string{
+		"revoked the signing certificate " + sign + " of alice@example.test, but not the encryption certificate: read the encryption certificate: ",
+		"does not hold the key of the certificate",
+		"hint: the encryption certificate is not revoked: once the cause is fixed, revoke it alone with acmemail revoke --only encryption",
+		"hint: or revoke it with your account key: acmemail revoke --cert FILE --server " + w.DirectoryURL,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	// The hint works: the account key revokes it.
+	r = runCLI(t, env, "revoke", "--cert", filepath.Join(dir, "encrypt/cert.pem"), "--server", w.DirectoryURL)
+	if r.code != 0 {
+		t.Fatalf("revoke --cert with the account key: exit %d\n%s", r.code, r.stderr)
+	}
+	if revoked, _ := caRevoked(t, w, enc); !revoked {
+		t.Error("revoke --cert did not revoke the encryption certificate")
+	}
+}
+
+// TestRevokeSplitCertFile: --cert FILE naming a pair's encryption
+// certificate revokes that one alone, with its own key, and list says so.
+func TestRevokeSplitCertFile(t *testing.T) {
+	w, env := world(t, sandbox.Options{RenewalWindow: far})
+	sign, enc := splitPair(t, w, env)
+	r := runCLI(t, env, "revoke", "--cert", filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/encrypt/cert.pem"), "--reason", "keyCompromise")
+	if r.code != 0 || !strings.Contains(r.stderr, "revoked the encryption certificate "+enc+" (keyCompromise)") {
+		t.Fatalf("revoke --cert: exit %d\n%s", r.code, r.stderr)
+	}
+	if revoked, _ := caRevoked(t, w, enc); !revoked {
+		t.Error("the encryption certificate was not revoked")
+	}
+	if revoked, _ := caRevoked(t, w, sign); revoked {
+		t.Error("revoke --cert of the encryption certificate revoked the signing one")
 	}
 	if lines := listLines(t, env); len(lines) != 2 || !strings.Contains(lines[0], " sign valid ") || !strings.Contains(lines[1], " encrypt revoked ") {
 		t.Errorf("list:\n%s", strings.Join(lines, "\n"))

@@ -105,7 +105,8 @@ func printError(w io.Writer, err error) {
 		}
 	}
 	var pe *acmemail.ProblemError
-	if errors.As(err, &pe) {
+	// The hints below are about orders; a revocation's problem has its own.
+	if errors.As(err, &pe) && !errors.As(err, new(*revokeCAError)) {
 		switch pe.ShortType() {
 		case "rejectedIdentifier", "malformed", "unsupportedIdentifier":
 			fmt.Fprintln(w, "acmemail: hint: the CA does not accept this address; check the spelling, or ask the CA which addresses it serves")
