@@ -305,3 +305,31 @@ func TestRevokeSplitCertFile(t *testing.T) {
 		t.Errorf("list:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestRenewSplitRevokedEncryption: after revoke --only encryption, renew
+// --force gets a new pair; the revoked certificate is not claimed as
+// replaced (RFC 9773 replaces is for certificates still in use).
+func TestRenewSplitRevokedEncryption(t *testing.T) {
+	w, env := world(t, sandbox.Options{RenewalWindow: far})
+	sign, enc := splitPair(t, w, env)
+	if r := runCLI(t, env, "revoke", "--only", "encryption", "alice@example.test"); r.code != 0 {
+		t.Fatalf("revoke --only encryption: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "renew", "--force", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("renew --force: exit %d\n%s", r.code, r.stderr)
+	}
+	sign2, enc2 := pairSerials(t, env)
+	if sign2 == sign || enc2 == enc {
+		t.Fatalf("renew --force left a certificate of the pair: signing %s -> %s, encryption %s -> %s", sign, sign2, enc, enc2)
+	}
+	if st, _ := w.Certificate(enc); st.ReplacedBy != "" {
+		t.Errorf("the revoked encryption certificate is recorded as replaced by %s", st.ReplacedBy)
+	}
+	if st, _ := w.Certificate(sign); st.ReplacedBy == "" {
+		t.Errorf("the signing certificate, still valid, is not recorded as replaced")
+	}
+	if lines := listLines(t, env); len(lines) != 2 || !strings.Contains(lines[0], " sign valid ") || !strings.Contains(lines[1], " encrypt valid ") {
+		t.Errorf("list:\n%s", strings.Join(lines, "\n"))
+	}
+}
