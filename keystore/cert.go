@@ -86,13 +86,14 @@ type Settings struct {
 
 // AlsoMailbox is where mail for one more address of a certificate is read
 // and sent (obtain --also-imap and friends). It never holds a password,
-// only the path of the file it is read from.
+// only the path of the file it is read from or the command that prints it.
 type AlsoMailbox struct {
-	Email        string `json:"email"`
-	IMAP         string `json:"imap"`
-	SMTP         string `json:"smtp"`
-	User         string `json:"user"`
-	PasswordFile string `json:"password_file,omitempty"`
+	Email           string `json:"email"`
+	IMAP            string `json:"imap"`
+	SMTP            string `json:"smtp"`
+	User            string `json:"user"`
+	PasswordFile    string `json:"password_file,omitempty"`
+	PasswordCommand string `json:"password_command,omitempty"`
 }
 
 // CertPaths are the files of an address's certificate.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -17,20 +18,24 @@ import (
 // By default every --also address is read and sent from the primary
 // mailbox (the usual case: aliases of one account, which the provider lets
 // you send as). An address that lives in another mailbox names it with
-// --also-imap ADDR=URL; its submission server, login and password file
-// default to the primary's submission server, ADDR, and a prompt (or the
-// primary password when the login is the same).
+// --also-imap ADDR=URL; its submission server, login and password
+// (--also-password-file or --also-password-command) default to the
+// primary's submission server, ADDR, and a prompt (or the primary password
+// when the login is the same). All of them are recorded with the
+// certificate for renew: the file's path and the command, never the
+// password.
 type alsoFlags struct {
-	also         []string
-	imap         []string // ADDR=URL
-	smtp         []string // ADDR=URL
-	user         []string // ADDR=LOGIN
-	passwordFile []string // ADDR=FILE
+	also            []string
+	imap            []string // ADDR=URL
+	smtp            []string // ADDR=URL
+	user            []string // ADDR=LOGIN
+	passwordFile    []string // ADDR=FILE
+	passwordCommand []string // ADDR=CMD
 }
 
 // alsoBox is the mailbox of an --also address that is not the primary's.
 type alsoBox struct {
-	imapURL, smtpURL, user, passwordFile string
+	imapURL, smtpURL, user, passwordFile, passwordCommand string
 }
 
 func (a *alsoFlags) addFlags(f *pflag.FlagSet) {
@@ -39,6 +44,7 @@ func (a *alsoFlags) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&a.smtp, "also-smtp", nil, "ADDR=URL: its submission server (default: --smtp)")
 	f.StringArrayVar(&a.user, "also-user", nil, "ADDR=LOGIN: its mail login (default: ADDR)")
 	f.StringArrayVar(&a.passwordFile, "also-password-file", nil, "ADDR=FILE: its mail password, first line of FILE (default: a prompt, or the primary password for the same login)")
+	f.StringArrayVar(&a.passwordCommand, "also-password-command", nil, "ADDR=CMD: its mail password, the first line the shell command CMD prints (like --password-command)")
 }
 
 // resolve validates the flags for the primary address and returns the
@@ -97,6 +103,7 @@ func (a *alsoFlags) resolve(primary string) ([]string, map[string]*alsoBox, erro
 		{"also-smtp", a.smtp, func(b *alsoBox, v string) { b.smtpURL = v }},
 		{"also-user", a.user, func(b *alsoBox, v string) { b.user = v }},
 		{"also-password-file", a.passwordFile, func(b *alsoBox, v string) { b.passwordFile = v }},
+		{"also-password-command", a.passwordCommand, func(b *alsoBox, v string) { b.passwordCommand = v }},
 	} {
 		for _, kv := range spec.list {
 			b, v, err := box(spec.flag, kv)
@@ -109,6 +116,11 @@ func (a *alsoFlags) resolve(primary string) ([]string, map[string]*alsoBox, erro
 					"give --also-imap "+k+"=URL for its own mailbox")
 			}
 			spec.set(b, v)
+		}
+	}
+	for _, n := range also {
+		if b := boxes[strings.ToLower(n)]; b != nil && b.passwordFile != "" && b.passwordCommand != "" {
+			return nil, nil, usageErrorf("--also-password-file and --also-password-command both give the mail password for %s; use one", n)
 		}
 	}
 	return also, boxes, nil
@@ -159,8 +171,18 @@ func (s *session) openAlso(ctx context.Context) error {
 		if b.user == "" {
 			b.user = addr
 		}
+		// No shell expands ~ after ADDR=; the path is recorded expanded.
+		if rest, ok := strings.CutPrefix(b.passwordFile, "~/"); ok && s.g.getenv("HOME") != "" {
+			b.passwordFile = filepath.Join(s.g.getenv("HOME"), rest)
+		}
 		if password == "" {
 			switch {
+			case b.passwordCommand != "":
+				pw, err := runSecretCommand(ctx, s.g, b.passwordCommand, "also-password-command", "mail password for "+b.user, addr, b.user)
+				if err != nil {
+					return err
+				}
+				password = pw
 			case b.passwordFile != "":
 				pw, err := readSecretFile(b.passwordFile)
 				if err != nil {
@@ -172,7 +194,7 @@ func (s *session) openAlso(ctx context.Context) error {
 			default:
 				pw, err := s.g.secret(secretSource{what: "mail password for " + b.user, flag: "also-password-file " + addr + "=FILE"})
 				if err != nil {
-					return err
+					return withHint(err, "give obtain --also-password-file "+addr+"=FILE or --also-password-command "+addr+"=CMD: renew, too, reads the password from the one obtain recorded")
 				}
 				password = pw
 			}

@@ -59,7 +59,7 @@ is then not used.
 
 obtain records which of these sources it was given, for acmemail renew to use again
 unattended: the command as given, or the file's absolute path (also those of
---also-password-file), in meta.json in the state directory (0700); never a password
+--also-password-file and --also-password-command), in meta.json in the state directory (0700); never a password
 or token, nor what a command prints. So keep the secret itself out of the command
 (it would show in ps too), and name files in it by absolute path: renew runs it from
 its own working directory. A source given to renew wins; see acmemail renew --help.`

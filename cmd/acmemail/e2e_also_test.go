@@ -84,6 +84,8 @@ func TestObtainTwoAddresses(t *testing.T) {
 			{[]string{"--also-imap", "bob@example.org=imaps://x:993"}, "is not an --also address"},
 			{[]string{"--also", "bob@example.org", "--also-user", "bob@example.org=bob"}, "has no --also-imap"},
 			{[]string{"--also", "bob@example.org", "--also-imap", "bob@example.org"}, "want ADDR=VALUE"},
+			{[]string{"--also", "bob@example.org", "--also-imap", "bob@example.org=imaps://x:993", "--also-password-file", "bob@example.org=/f",
+				"--also-password-command", "bob@example.org=pass bob"}, "use one"},
 		} {
 			r := runCLI(t, env, append(append([]string{"obtain", "--server", "sandbox"}, c.args...), "alice@example.test")...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, c.want) {

@@ -37,51 +37,64 @@ func metaJSON(t *testing.T, env map[string]string) (string, map[string]any) {
 // challenge arrives in a mailbox of its own, with its own submission
 // server, renews: renew reads that address's challenge from its mailbox
 // (not the primary one) and replies through its server, with the password
-// read from the file obtain was given (recorded by path only).
+// from the file (~/ expanded) or the command obtain was given, recorded
+// by path or as the command, never the password.
 func TestRenewAlsoOwnMailbox(t *testing.T) {
 	const bob, bobPW = "bob@example.org", "Bob-Distinct-Pw-4471"
-	w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
-	if err := w.AddUser(bob, bobPW); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "bob.pw")
-	if err := os.WriteFile(pwFile, []byte(bobPW+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustObtain(t, env, w, "--mail-wait", "200ms", "--also", bob,
-		"--also-imap", bob+"="+w.IMAPStartTLSURL, "--also-smtp", bob+"="+w.SMTPStartTLSURL,
-		"--also-user", bob+"="+bob, "--also-password-file", bob+"="+pwFile)
-	if a, b := challengesIn(w, "alice@example.test"), challengesIn(w, bob); a != 1 || b != 1 {
-		t.Fatalf("after obtain: %d and %d challenge mails, want one in each mailbox", a, b)
-	}
-	text, _ := metaJSON(t, env)
-	if strings.Contains(text, bobPW) || strings.Contains(text, "alice-secret-pw") {
-		t.Fatal("meta.json holds a password")
-	}
-	meta, leaf1 := installed(t, env)
-	if m := meta.Settings.AlsoMailboxes; len(m) != 1 || m[0].IMAP != w.IMAPStartTLSURL || m[0].SMTP != w.SMTPStartTLSURL || m[0].User != bob || m[0].PasswordFile != pwFile {
-		t.Fatalf("recorded mailboxes = %+v", m)
-	}
+	for _, how := range []string{"file", "command"} {
+		t.Run(how, func(t *testing.T) {
+			w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
+			if err := w.AddUser(bob, bobPW); err != nil {
+				t.Fatal(err)
+			}
+			home := t.TempDir()
+			env["HOME"] = home
+			pwFile := filepath.Join(home, "bob.pw")
+			if err := os.WriteFile(pwFile, []byte(bobPW+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			source, wantFile, wantCommand := []string{"--also-password-file", bob + "=~/bob.pw"}, pwFile, ""
+			if how == "command" {
+				wantCommand = "cat '" + pwFile + "'"
+				source, wantFile = []string{"--also-password-command", bob + "=" + wantCommand}, ""
+			}
+			mustObtain(t, env, w, append([]string{"--mail-wait", "200ms", "--also", bob,
+				"--also-imap", bob + "=" + w.IMAPStartTLSURL, "--also-smtp", bob + "=" + w.SMTPStartTLSURL,
+				"--also-user", bob + "=" + bob}, source...)...)
+			if a, b := challengesIn(w, "alice@example.test"), challengesIn(w, bob); a != 1 || b != 1 {
+				t.Fatalf("after obtain: %d and %d challenge mails, want one in each mailbox", a, b)
+			}
+			text, _ := metaJSON(t, env)
+			if strings.Contains(text, bobPW) || strings.Contains(text, "alice-secret-pw") {
+				t.Fatal("meta.json holds a password")
+			}
+			meta, leaf1 := installed(t, env)
+			if m := meta.Settings.AlsoMailboxes; len(m) != 1 || m[0].IMAP != w.IMAPStartTLSURL || m[0].SMTP != w.SMTPStartTLSURL ||
+				m[0].User != bob || m[0].PasswordFile != wantFile || m[0].PasswordCommand != wantCommand {
+				t.Fatalf("recorded mailboxes = %+v", m)
+			}
 
-	r := runCLI(t, env, "renew", "--force", "-v", "alice@example.test")
-	if r.code != 0 {
-		t.Fatalf("renew: exit %d\nstderr:\n%s", r.code, r.stderr)
-	}
-	_, leaf2 := installed(t, env)
-	if leaf2.Equal(leaf1) || len(leaf2.EmailAddresses) != 2 {
-		t.Fatalf("renewed certificate: replaced %v, addresses %q", !leaf2.Equal(leaf1), leaf2.EmailAddresses)
-	}
-	if a, b := challengesIn(w, "alice@example.test"), challengesIn(w, bob); a != 2 || b != 2 {
-		t.Errorf("after renew: %d and %d challenge mails, want two in each mailbox", a, b)
-	}
-	if !strings.Contains(r.stderr, "for "+bob) {
-		t.Errorf("renew -v does not say it watches bob's mailbox:\n%s", r.stderr)
-	}
-	if strings.Contains(r.stdout+r.stderr, bobPW) {
-		t.Error("renew's output holds bob's password")
-	}
-	if st := w.Stats(); st.RepliesReceived != 4 || st.CertificatesIssued != 2 {
-		t.Errorf("sandbox: %d replies, %d certificates; want 4 and 2 (rejected: %v)", st.RepliesReceived, st.CertificatesIssued, st.RejectedReasons)
+			r := runCLI(t, env, "renew", "--force", "-v", "alice@example.test")
+			if r.code != 0 {
+				t.Fatalf("renew: exit %d\nstderr:\n%s", r.code, r.stderr)
+			}
+			_, leaf2 := installed(t, env)
+			if leaf2.Equal(leaf1) || len(leaf2.EmailAddresses) != 2 {
+				t.Fatalf("renewed certificate: replaced %v, addresses %q", !leaf2.Equal(leaf1), leaf2.EmailAddresses)
+			}
+			if a, b := challengesIn(w, "alice@example.test"), challengesIn(w, bob); a != 2 || b != 2 {
+				t.Errorf("after renew: %d and %d challenge mails, want two in each mailbox", a, b)
+			}
+			if !strings.Contains(r.stderr, "for "+bob) {
+				t.Errorf("renew -v does not say it watches bob's mailbox:\n%s", r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, bobPW) {
+				t.Error("renew's output holds bob's password")
+			}
+			if st := w.Stats(); st.RepliesReceived != 4 || st.CertificatesIssued != 2 {
+				t.Errorf("sandbox: %d replies, %d certificates; want 4 and 2 (rejected: %v)", st.RepliesReceived, st.CertificatesIssued, st.RejectedReasons)
+			}
+		})
 	}
 }
 

@@ -18,7 +18,7 @@ func (id *identity) recordKeySettings(st *keystore.Settings) {
 		if b == nil || b.imapURL == "" {
 			continue
 		}
-		m := keystore.AlsoMailbox{Email: a, IMAP: b.imapURL, SMTP: b.smtpURL, User: b.user, PasswordFile: b.passwordFile}
+		m := keystore.AlsoMailbox{Email: a, IMAP: b.imapURL, SMTP: b.smtpURL, User: b.user, PasswordFile: b.passwordFile, PasswordCommand: b.passwordCommand}
 		if m.PasswordFile != "" {
 			if abs, err := filepath.Abs(m.PasswordFile); err == nil {
 				m.PasswordFile = abs
@@ -41,7 +41,7 @@ func (id *identity) restoreKeySettings(st *keystore.Settings) error {
 		if id.alsoBoxes == nil {
 			id.alsoBoxes = map[string]*alsoBox{}
 		}
-		id.alsoBoxes[strings.ToLower(m.Email)] = &alsoBox{imapURL: m.IMAP, smtpURL: m.SMTP, user: m.User, passwordFile: m.PasswordFile}
+		id.alsoBoxes[strings.ToLower(m.Email)] = &alsoBox{imapURL: m.IMAP, smtpURL: m.SMTP, user: m.User, passwordFile: m.PasswordFile, passwordCommand: m.PasswordCommand}
 	}
 	return nil
 }
