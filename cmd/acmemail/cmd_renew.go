@@ -42,8 +42,9 @@ never deleted (you need old keys to read old mail).
 
 Renew repeats what obtain did: the CA, the mail servers, login, mailbox, key type,
 usage, PKCS#12 profile, deploy hook, the own mailboxes of --also addresses (--also-imap,
---also-smtp, --also-user, --also-password-file) and where the mail login came from
-were recorded with the certificate (commands and file paths, never a password).
+--also-smtp, --also-user, --also-password-file, --also-password-command) and where the
+mail login came from were recorded with the certificate (commands and file paths,
+never a password), as certbot records its hooks.
 
 The mail login: a source given to renew wins, for this run (--password-command,
 --password-file, --oauth-token-command, ACMEMAIL_PASSWORD, or the configuration
