@@ -57,7 +57,8 @@ func (id *identity) restoreLogin(st *keystore.Settings) {
 	}
 }
 
-// renewCred returns the login settings of a renewal: what renew was given
+// renewCred returns the login settings of a renewal (and forgets a
+// recorded submission password that does not belong to them): what renew was given
 // (flags, ACMEMAIL_* variables, the configuration file) wins; where it was
 // given nothing, what obtain recorded is used. The mail login and a
 // separate submission password are decided each on its own: a mail
@@ -71,7 +72,14 @@ func (id *identity) renewCred(given credFlags, getenv func(string) string) credF
 		c.passwordCommand, c.passwordFile, c.oauthTokenCommand = rec.passwordCommand, rec.passwordFile, rec.oauthTokenCommand
 		c.recordedMail = true
 	}
-	if !given.sources().hasSMTP() && getenv("ACMEMAIL_SMTP_PASSWORD") == "" && rec.hasSMTP() {
+	// The recorded submission password is that of the recorded submission
+	// login: another --smtp-user given to renew does not get it, and it is
+	// not recorded again (recordLogin) beside the new login.
+	sameSMTPUser := given.smtpUser == "" || given.smtpUser == id.cred.smtpUser
+	if !sameSMTPUser {
+		id.keptLogin.smtpPasswordCommand, id.keptLogin.smtpPasswordFile = "", ""
+	}
+	if !given.sources().hasSMTP() && getenv("ACMEMAIL_SMTP_PASSWORD") == "" && rec.hasSMTP() && sameSMTPUser {
 		c.smtpPasswordCommand, c.smtpPasswordFile = rec.smtpPasswordCommand, rec.smtpPasswordFile
 		c.recordedSMTP = true
 	}

@@ -31,8 +31,12 @@ func TestRenewCred(t *testing.T) {
 			credFlags{passwordCommand: "pass show mail", smtpUser: "alice-smtp", authMech: "plain", recordedMail: true}},
 		{"a token given instead of the recorded password", credFlags{oauthTokenCommand: "oama access", authMech: "auto"}, nil,
 			credFlags{oauthTokenCommand: "oama access", smtpPasswordFile: "/etc/acmemail/smtp.pw", smtpUser: "alice-smtp", authMech: "auto", recordedSMTP: true}},
-		{"a mechanism given", credFlags{authMech: "login", smtpUser: "other"}, nil,
-			credFlags{passwordCommand: "pass show mail", smtpPasswordFile: "/etc/acmemail/smtp.pw", smtpUser: "other", authMech: "login", recordedMail: true, recordedSMTP: true}},
+		{"a mechanism given", credFlags{authMech: "login"}, nil,
+			credFlags{passwordCommand: "pass show mail", smtpPasswordFile: "/etc/acmemail/smtp.pw", smtpUser: "alice-smtp", authMech: "login", recordedMail: true, recordedSMTP: true}},
+		{"another submission login given", credFlags{authMech: "auto", smtpUser: "other"}, nil,
+			credFlags{passwordCommand: "pass show mail", smtpUser: "other", authMech: "plain", recordedMail: true}},
+		{"the same submission login given", credFlags{authMech: "auto", smtpUser: "alice-smtp"}, nil,
+			credFlags{passwordCommand: "pass show mail", smtpPasswordFile: "/etc/acmemail/smtp.pw", smtpUser: "alice-smtp", authMech: "plain", recordedMail: true, recordedSMTP: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +44,20 @@ func TestRenewCred(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := id.renewCred(tt.given, func(k string) string { return tt.env[k] }); got != tt.want {
+			got := id.renewCred(tt.given, func(k string) string { return tt.env[k] })
+			if got != tt.want {
 				t.Errorf("renewCred(%+v) =\n %+v, want\n %+v", tt.given, got, tt.want)
+			}
+			// What the renewal records for the next one.
+			id.cred = got
+			var st keystore.Settings
+			id.recordLogin(&st)
+			wantSMTP := tt.want.smtpPasswordFile
+			if tt.given.smtpUser == "" && tt.env["ACMEMAIL_SMTP_PASSWORD"] != "" {
+				wantSMTP = "/etc/acmemail/smtp.pw" // kept: the variable is not recorded
+			}
+			if st.SMTPPasswordFile != wantSMTP {
+				t.Errorf("then recorded the SMTP password file %q, want %q", st.SMTPPasswordFile, wantSMTP)
 			}
 		})
 	}
