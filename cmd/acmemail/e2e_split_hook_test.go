@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,5 +89,35 @@ func TestDeployHookSplit(t *testing.T) {
 	r = runCLI(t, env, "renew", "--force")
 	if r.code != exitSomeFailed || strings.Count(r.stdout, "renewed ") != 2 || !strings.Contains(r.stderr, "the deploy hook for the encryption certificate of alice@example.test failed") {
 		t.Errorf("renew with a failing hook: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDeployHookSplitEncryptionFails: when the encryption certificate
+// cannot be obtained, the signing one is saved and its hook runs; the
+// run fails for the encryption certificate, not for the hook.
+func TestDeployHookSplitEncryptionFails(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	out := filepath.Join(t.TempDir(), "hook.env")
+	t.Setenv("HOOK_OUT", out)
+	// A file where the encryption slot's directory belongs: its key
+	// cannot be written.
+	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "encrypt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, env, obtainArgs(w, "--split", "--deploy-hook", `env | grep -E '^ACMEMAIL_' | sort >> "$HOOK_OUT"; echo --- >> "$HOOK_OUT"`)...)
+	if r.code == 0 || r.code == exitHookFailed || !strings.Contains(r.stderr, "the encryption certificate: ") ||
+		!strings.Contains(r.stderr, "the signing certificate is saved in "+dir) {
+		t.Fatalf("obtain --split with no room for the encryption certificate: exit %d\n%s", r.code, r.stderr)
+	}
+	runs := hookRuns(t, out)
+	if len(runs) != 1 || runs[0]["ACMEMAIL_CERT_USAGE"] != "sign" || runs[0]["ACMEMAIL_KEY_PATH"] != filepath.Join(dir, "key.pem") {
+		t.Errorf("hook runs %v, want one for the signing certificate", runs)
+	}
+	if n := w.Stats().CertificatesIssued; n != 1 {
+		t.Errorf("%d certificates issued, want 1 (the signing one)", n)
 	}
 }
