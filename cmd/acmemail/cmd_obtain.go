@@ -100,7 +100,7 @@ the CA to validate. A person takes longer to paste than --mail-wait allows, so w
 an MTA pipe), to hand over the challenge mail; it is checked here, by the same rules,
 and respond sends or prints the reply. See acmemail respond --help.
 
---deploy-hook CMD runs CMD with sh -c once the certificate is saved (and after every
+--deploy-hook CMD runs CMD with sh -c (cmd.exe /c on Windows) once the certificate is saved (and after every
 renewal: acmemail renew repeats it), with ACMEMAIL_EMAIL, ACMEMAIL_CERT_USAGE (sign,
 encrypt or both), ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH (the leaf),
 ACMEMAIL_CHAIN_PATH (leaf first), ACMEMAIL_KEY_PATH, ACMEMAIL_SERIAL and

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -45,7 +44,7 @@ func (c *credFlags) addFlags(f *pflag.FlagSet) {
 }
 
 const credentialsHelp = `The mail password comes from, in this order: --password-command CMD (run with
-sh -c; the first line of its output, like mbsync's PassCmd; its stderr is shown),
+sh -c, cmd.exe /c on Windows; the first line of its output, like mbsync's PassCmd; its stderr is shown),
 --password-file FILE (its first line), ACMEMAIL_PASSWORD, the OS keyring (stored by
 'acmemail login EMAIL'), or a prompt on the terminal. If the submission server needs
 another login, give --smtp-user and --smtp-password-command, --smtp-password-file or
@@ -209,7 +208,7 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 	return v, false, err
 }
 
-// runSecretCommand runs command with sh -c and returns the first line it
+// runSecretCommand runs command with the shell (shellCommand) and returns the first line it
 // prints. Its stderr goes to ours (a password manager may ask there); its
 // output is never shown, not even in errors.
 func (s *session) runSecretCommand(ctx context.Context, command, flag, what string) (string, error) {
@@ -219,7 +218,7 @@ func (s *session) runSecretCommand(ctx context.Context, command, flag, what stri
 func runSecretCommand(ctx context.Context, g *globals, command, flag, what, email, user string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, secretCommandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd := shellCommand(ctx, command)
 	var out limitedBuffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, g.stderr, nil
 	// The command may serve several accounts: tell it which one.

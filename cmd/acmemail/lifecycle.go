@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,7 +29,7 @@ type lifecycleFlags struct {
 
 func (l *lifecycleFlags) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&l.waitLock, "wait-lock", false, "if another acmemail run is working on the same address, wait for it (default: exit with status 8)")
-	f.StringVar(&l.deployHook, "deploy-hook", "", "shell command run (sh -c) after each issuance or renewal (once per certificate of a --split pair), with ACMEMAIL_EMAIL, ACMEMAIL_CERT_USAGE, ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH, ACMEMAIL_CHAIN_PATH, ACMEMAIL_KEY_PATH, ACMEMAIL_NOT_AFTER, ACMEMAIL_SERIAL set")
+	f.StringVar(&l.deployHook, "deploy-hook", "", "shell command run (sh -c; cmd.exe /c on Windows) after each issuance or renewal (once per certificate of a --split pair), with ACMEMAIL_EMAIL, ACMEMAIL_CERT_USAGE, ACMEMAIL_P12_PATH, ACMEMAIL_CERT_PATH, ACMEMAIL_CHAIN_PATH, ACMEMAIL_KEY_PATH, ACMEMAIL_NOT_AFTER, ACMEMAIL_SERIAL set")
 }
 
 // lockedError marks a run refused because another holds the identity's lock.
@@ -342,7 +341,7 @@ type hookError struct{ err error }
 func (e *hookError) Error() string { return e.err.Error() }
 func (e *hookError) Unwrap() error { return e.err }
 
-// run runs the deploy hook cmd for res with sh -c. Its output goes to
+// run runs the deploy hook cmd for res with the shell. Its output goes to
 // stderr (stdout is acmemail's result). A failure is returned as a
 // *hookError that says the certificate is saved.
 func (h *hookRunner) run(ctx context.Context, cmdline string, res *issued, p12Path string) error {
@@ -352,7 +351,7 @@ func (h *hookRunner) run(ctx context.Context, cmdline string, res *issued, p12Pa
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out bytes.Buffer
-	c := exec.CommandContext(ctx, "sh", "-c", cmdline)
+	c := shellCommand(ctx, cmdline)
 	c.Env = hookEnv(os.Environ(), res, p12Path)
 	c.Stdin = nil
 	c.Stdout, c.Stderr = &out, &out
