@@ -35,6 +35,9 @@ type certInfo struct {
 	Files            certFiles  `json:"files"`
 	Also             []string   `json:"also,omitempty"`       // the certificate's other addresses (obtain --also)
 	Encryption       *certInfo  `json:"encryption,omitempty"` // the encryption certificate of an obtain --split pair
+	// Renew is what acmemail renew will do, from what obtain recorded
+	// (not in the encryption object: the pair is renewed as one).
+	Renew *renewPlan `json:"renew,omitempty"`
 }
 
 type certFiles struct {
@@ -76,9 +79,15 @@ func describeCert(store *keystore.Store, email string, now time.Time) (certInfo,
 	}
 	if enc, err := store.Slot(encryptSlot); err == nil {
 		if e, err := describeCert(enc, email, now); err == nil {
+			e.Renew = nil
 			ci.Encryption = &e
 		}
 	}
+	var revoked *string
+	if st.Revoked != nil {
+		revoked = &st.RevocationReason
+	}
+	ci.Renew = planRenewal(meta, paths.PKCS12, ci.Encryption != nil, revoked)
 	if st.Window != nil && !st.Chosen.IsZero() {
 		ci.RenewalBasis = "ari"
 		ci.RenewalWindow = &[2]string{st.Window.Start.UTC().Format(time.RFC3339), st.Window.End.UTC().Format(time.RFC3339)}
@@ -123,6 +132,31 @@ CA, when renew will renew it (and whether that comes from the CA's renewal windo
 RFC 9773, or from its lifetime), revocation, an interrupted order, the paths of its
 files, the certificate's other addresses (obtain --also) and the encryption
 certificate of an obtain --split pair. It reads only the state directory (no network).
+
+Under "renew repeats:" it says what acmemail renew will do for the certificate, from
+what obtain (or the last renew) recorded with it: the CA, the IMAP and SMTP servers
+with their logins and the folder watched, where the mail login comes from (the
+password command, password file or OAuth token command as given, never what they
+give; "nothing recorded" when renew must find it in ACMEMAIL_PASSWORD, the OS
+keyring or a prompt), a separate submission login, each --also address (read from
+the primary mailbox, or its own servers, login and password source), the deploy
+hook, the key type and usage, the encryption certificate of a --split pair, the
+PKCS#12 profile and file, and any other recorded option (--issuer-roots,
+--insecure, ...). Settings not recorded are left out. A warning says what will
+make an unattended renew fail or stop to ask: no recorded mail login, a recorded
+file that no longer exists, a certificate whose state records nothing (from an
+older acmemail). A source given to renew itself (a flag, an ACMEMAIL_* variable,
+the configuration file) wins over the recorded one; show does not look at those.
+
+--json prints the same as the object "renew": recorded (false: nothing recorded),
+skip (why renew leaves it alone: an in-process sandbox, a revocation), server,
+imap, smtp, user, smtp_user, mailbox, auth_mech, login and smtp_login (each
+{source, command, file}; source is password-command, password-file,
+oauth-token-command or not-recorded), also ([{email, mailbox: own or primary,
+imap, smtp, user, login}], login source also primary or prompt), deploy_hook,
+key_type, usage, split, p12_profile, pkcs12, issuer_roots, smime_roots,
+trust_authserv_id, dns_resolver, join, mail_wait, reply_settle, contact, insecure,
+insecure_skip_mail_auth and warnings; fields not recorded are left out.
 
 ` + exitStatusHelp
 
@@ -185,7 +219,8 @@ func newShowCmd(g *globals) *cobra.Command {
 		Use:     "show EMAIL",
 		Short:   "Show a managed certificate",
 		Long:    showLong,
-		Example: "  acmemail show alice@example.com\n  acmemail show --json alice@example.com | jq -r .renewal_due",
+		Example: "  acmemail show alice@example.com\n  acmemail show --json alice@example.com | jq -r .renewal_due\n" +
+			"  # Will a cron renew log in without asking?\n  acmemail show --json alice@example.com | jq -r '.renew.login.source, .renew.warnings[]?'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			email, err := checkEmail(args[0])
@@ -240,6 +275,16 @@ func newShowCmd(g *globals) *cobra.Command {
 			row("chain:", ci.Files.Chain)
 			row("key:", ci.Files.Key)
 			row("directory:", ci.Files.Dir)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// What a cron renew will do, as obtain recorded it; a block of
+			// its own, aligned on its own.
+			fmt.Fprintln(g.stdout, "renew repeats:")
+			tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			for _, kv := range ci.Renew.rows() {
+				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
+			}
 			return tw.Flush()
 		},
 	}

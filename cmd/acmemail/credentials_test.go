@@ -394,6 +394,21 @@ func TestSecretsNeverInOutput(t *testing.T) {
 			if !strings.Contains(strings.Join(tt.args, " "), pw) {
 				secretNotInState(t, env["ACMEMAIL_HOME"], pw)
 			}
+			// Nor in what show says renew repeats (the recorded commands
+			// and paths), unless the command line held it.
+			if args := strings.Join(tt.args, " "); !strings.Contains(args, pw) && !strings.Contains(args, tok) {
+				for _, show := range [][]string{{"show", alice}, {"show", "--json", alice}, {"list", "--json"}} {
+					r := runCLI(t, env, show...)
+					if r.code != 0 || !strings.Contains(r.stdout, "renew") {
+						t.Fatalf("%q: exit %d\n%s%s", show, r.code, r.stdout, r.stderr)
+					}
+					for _, s := range append(secretForms(alice, pw), secretForms(alice, tok)...) {
+						if strings.Contains(r.stdout+r.stderr, s) {
+							t.Errorf("%q prints a secret (%q)", show, s)
+						}
+					}
+				}
+			}
 		})
 	}
 
