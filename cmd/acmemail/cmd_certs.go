@@ -160,6 +160,11 @@ insecure_skip_mail_auth and warnings; fields not recorded are left out.
 
 ` + exitStatusHelp
 
+const showExample = `  acmemail show alice@example.com
+  acmemail show --json alice@example.com | jq -r .renewal_due
+  # Will a cron renew log in without asking?
+  acmemail show --json alice@example.com | jq -r '.renew.login.source, .renew.warnings[]?'`
+
 func newListCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -216,12 +221,11 @@ func newListCmd(g *globals) *cobra.Command {
 func newShowCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "show EMAIL",
-		Short: "Show a managed certificate",
-		Long:  showLong,
-		Example: "  acmemail show alice@example.com\n  acmemail show --json alice@example.com | jq -r .renewal_due\n" +
-			"  # Will a cron renew log in without asking?\n  acmemail show --json alice@example.com | jq -r '.renew.login.source, .renew.warnings[]?'",
-		Args: cobra.ExactArgs(1),
+		Use:     "show EMAIL",
+		Short:   "Show a managed certificate",
+		Long:    showLong,
+		Example: showExample,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			email, err := checkEmail(args[0])
 			if err != nil {
