@@ -131,7 +131,8 @@ const showLong = `Show one managed certificate: address, serial number, validity
 CA, when renew will renew it (and whether that comes from the CA's renewal window,
 RFC 9773, or from its lifetime), revocation, an interrupted order, the paths of its
 files, the certificate's other addresses (obtain --also) and the encryption
-certificate of an obtain --split pair. It reads only the state directory (no network).
+certificate of an obtain --split pair. It reads only the state directory and the
+configuration file (no network).
 
 Under "renew repeats:" it says what acmemail renew will do for the certificate, from
 what obtain (or the last renew) recorded with it: the CA, the IMAP and SMTP servers
@@ -145,8 +146,15 @@ PKCS#12 profile and file, and any other recorded option (--issuer-roots,
 --insecure, ...). Settings not recorded are left out. A warning says what will
 make an unattended renew fail or stop to ask: no recorded mail login, a recorded
 file that no longer exists, a certificate whose state records nothing (from an
-older acmemail). A source given to renew itself (a flag, an ACMEMAIL_* variable,
-the configuration file) wins over the recorded one; show does not look at those.
+older acmemail). The PKCS#12 password is never recorded: renew needs
+ACMEMAIL_P12_PASSWORD or --p12-password-file.
+
+What the configuration file gives renew for the address (its identity table or
+[defaults]) wins over what was recorded, as it does in renew: show puts its mail
+login source, submission password source, deploy hook, PKCS#12 profile and
+--p12-password-file in place of the recorded ones, with the file and line, and
+lists its other renew settings as "config file:". It does not look at the
+environment (cron's is not your shell's) nor at flags given to renew.
 
 --json prints the same as the object "renew": recorded (false: nothing recorded),
 skip (why renew leaves it alone: an in-process sandbox, a revocation), server,
@@ -156,7 +164,9 @@ oauth-token-command or not-recorded), also ([{email, mailbox: own or primary,
 imap, smtp, user, login}], login source also primary or prompt), deploy_hook,
 key_type, usage, split, p12_profile, pkcs12, issuer_roots, smime_roots,
 trust_authserv_id, dns_resolver, join, mail_wait, reply_settle, contact, insecure,
-insecure_skip_mail_auth and warnings; fields not recorded are left out.
+insecure_skip_mail_auth, p12_password_file, config ([{flag, value, from}], from
+the configuration file; a login from it has "from": FILE:LINE) and warnings;
+fields not set are left out.
 
 ` + exitStatusHelp
 
@@ -190,6 +200,7 @@ func newListCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stderr, "acmemail: warning: %v\n", err)
 					continue
 				}
+				ci.Renew.withConfig(g, e)
 				infos = append(infos, ci)
 			}
 			if asJSON {
@@ -242,6 +253,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ci.Renew.withConfig(g, email)
 			if asJSON {
 				return json.NewEncoder(g.stdout).Encode(ci)
 			}

@@ -82,13 +82,14 @@ func TestShowRenewSettings(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"server":      w.DirectoryURL,
-		"IMAP":        w.IMAPURL + ", login alice@example.test, folder INBOX",
-		"SMTP":        w.SMTPURL,
-		"mail login":  "password command: " + command,
-		"also " + bob: "own mailbox " + w.IMAPStartTLSURL + ", login " + bob + "; SMTP " + w.SMTPStartTLSURL + "; password file: " + bobFile,
-		"deploy hook": hook,
-		"key":         "a new p256 key (renew --reuse-key keeps the current one), usage both",
+		"server":           w.DirectoryURL,
+		"IMAP":             w.IMAPURL + ", login alice@example.test, folder INBOX",
+		"SMTP":             w.SMTPURL,
+		"mail login":       "password command: " + command,
+		"also " + bob:      "own mailbox " + w.IMAPStartTLSURL + ", login " + bob + "; SMTP " + w.SMTPStartTLSURL + "; password file: " + bobFile,
+		"deploy hook":      hook,
+		"key":              "a new p256 key (renew --reuse-key keeps the current one), usage both",
+		"PKCS#12 password": "never recorded: ACMEMAIL_P12_PASSWORD or renew --p12-password-file (cron has no terminal to ask on)",
 	}
 	for k, v := range want {
 		if got := rows[k]; len(got) != 1 || got[0] != v {
@@ -179,6 +180,36 @@ func TestShowRenewSettings(t *testing.T) {
 	if p := showJSON(t, env).Renew; p == nil || p.Login == nil || p.Login.Source != "not-recorded" || p.Also[0].Mailbox != "primary" {
 		t.Errorf("show --json of state without login sources: renew = %+v", p)
 	}
+
+	// The configuration file's table for the address gives renew a
+	// password file (so renew logs in after all), a deploy hook and the
+	// PKCS#12 password's file: show has them, with their lines.
+	cfgFile := filepath.Join(dir, "config.toml")
+	cfg := "[defaults]\ntimeout = \"5m\"\n\n[identity.\"alice@example.test\"]\npassword-file = \"" + alicePW + "\"\ndeploy-hook = \"echo from-config\"\np12-password-file = \"" + filepath.Join(dir, "p12.pw") + "\"\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["ACMEMAIL_CONFIG"] = cfgFile
+	text, rows = showBlock(t, env)
+	for k, v := range map[string]string{
+		"mail login":       "password file: " + alicePW + " (" + cfgFile + ":5)",
+		"deploy hook":      "echo from-config (" + cfgFile + ":6)",
+		"PKCS#12 password": "password file: " + filepath.Join(dir, "p12.pw") + " (" + cfgFile + ":7)",
+		"config file":      "--timeout 5m0s (" + cfgFile + ":2)",
+	} {
+		if got := rows[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("show with a configuration file: %s: %q, want %q\n%s", k, got, v, text)
+		}
+	}
+	// The login warning is gone; the missing PKCS#12 password file is one.
+	if w := rows["warning"]; len(w) != 1 || !strings.Contains(w[0], "p12.pw does not exist") {
+		t.Errorf("show with a configuration file: warnings %q", w)
+	}
+	if p := showJSON(t, env).Renew; p == nil || p.Login == nil || *p.Login != (loginPlan{Source: "password-file", File: alicePW, From: cfgFile + ":5"}) ||
+		p.DeployHook != "echo from-config" || len(p.Config) != 4 {
+		t.Errorf("show --json with a configuration file: renew = %+v", p)
+	}
+	delete(env, "ACMEMAIL_CONFIG")
 
 	// Older still: no settings at all.
 	rewrite(func(m map[string]any) { delete(m, "settings") })

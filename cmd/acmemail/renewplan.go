@@ -55,6 +55,13 @@ type renewPlan struct {
 	Contact         []string `json:"contact,omitempty"`
 	Insecure        bool     `json:"insecure,omitempty"`
 	SkipMailAuth    bool     `json:"insecure_skip_mail_auth,omitempty"`
+	// P12PasswordFile is the --p12-password-file the configuration file
+	// gives renew; the PKCS#12 password's source is never recorded.
+	P12PasswordFile string `json:"p12_password_file,omitempty"`
+	// Config lists the renew flags the configuration file sets for the
+	// address; those above (login sources, deploy hook, PKCS#12 profile)
+	// are already shown in place of the recorded ones.
+	Config []configSetting `json:"config,omitempty"`
 	// Warnings are what show can tell offline will make renew fail or
 	// stop to ask (a recorded file that is gone, no recorded login).
 	Warnings []string `json:"warnings,omitempty"`
@@ -71,6 +78,9 @@ type loginPlan struct {
 	Source  string `json:"source"`
 	Command string `json:"command,omitempty"`
 	File    string `json:"file,omitempty"`
+	// From is the configuration file's line that gives it to renew (in
+	// place of the recorded one); "" for what was recorded.
+	From string `json:"from,omitempty"`
 }
 
 // alsoPlan is how renew reads and answers the challenge of one --also
@@ -122,14 +132,7 @@ func planRenewal(meta keystore.CertMeta, pkcs12 string, split bool, revoked *str
 		}
 		p.Skip = "its certificate was revoked" + why + "; only renew --force renews it"
 	}
-	missing := func(what, path string) {
-		if path == "" || !filepath.IsAbs(path) {
-			return
-		}
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("the recorded %s %s does not exist", what, path))
-		}
-	}
+	missing := func(what, path string) { p.checkFile("the recorded "+what, path) }
 
 	switch {
 	case set.OAuthTokenCommand != "":
@@ -192,8 +195,24 @@ func planRenewal(meta keystore.CertMeta, pkcs12 string, split bool, revoked *str
 	return p
 }
 
+// checkFile adds a warning when the file at path (absolute) does not
+// exist; what names it.
+func (p *renewPlan) checkFile(what, path string) {
+	if path == "" || !filepath.IsAbs(path) {
+		return
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s %s does not exist", what, path))
+	}
+}
+
 // describe is the login source in words, for show.
 func (l *loginPlan) describe(smtp bool) string {
+	if l.From != "" {
+		c := *l
+		c.From = ""
+		return c.describe(smtp) + " (" + l.From + ")"
+	}
 	switch l.Source {
 	case "password-command":
 		return "password command: " + l.Command
@@ -261,7 +280,9 @@ func (p *renewPlan) rows() [][2]string {
 		}
 		add("also "+a.Email+":", v)
 	}
-	add("deploy hook:", p.DeployHook)
+	if p.DeployHook != "" {
+		add("deploy hook:", p.DeployHook+p.configFrom("deploy-hook"))
+	}
 	if p.KeyType != "" {
 		add("key:", "a new "+p.KeyType+" key (renew --reuse-key keeps the current one), usage "+p.Usage)
 	}
@@ -269,11 +290,18 @@ func (p *renewPlan) rows() [][2]string {
 		add("encryption:", "the encryption certificate of the --split pair is renewed with it")
 	}
 	if p.Recorded {
-		v := p.P12Profile + " profile"
+		v := p.P12Profile + " profile" + p.configFrom("p12-profile")
 		if p.PKCS12 != "" {
 			v += ", written to " + p.PKCS12 + " (not to obtain's --out)"
 		}
 		add("PKCS#12:", v)
+		if p.Server != "sandbox" {
+			pw := "never recorded: ACMEMAIL_P12_PASSWORD or renew --p12-password-file (cron has no terminal to ask on)"
+			if p.P12PasswordFile != "" {
+				pw = "password file: " + p.P12PasswordFile + p.configFrom("p12-password-file")
+			}
+			add("PKCS#12 password:", pw)
+		}
 	}
 	add("issuer roots:", p.IssuerRoots)
 	add("S/MIME roots:", p.SMIMERoots)
@@ -289,8 +317,144 @@ func (p *renewPlan) rows() [][2]string {
 	if p.SkipMailAuth {
 		add("mail auth:", "NOT checked (--insecure-skip-mail-auth)")
 	}
+	for _, c := range p.Config {
+		switch c.Flag {
+		case "password-command", "password-file", "oauth-token-command", "smtp-password-command", "smtp-password-file",
+			"deploy-hook", "p12-profile", "p12-password-file":
+			continue // shown above
+		}
+		add("config file:", "--"+c.Flag+" "+c.Value+" ("+c.From+")")
+	}
 	for _, w := range p.Warnings {
 		add("warning:", w)
 	}
 	return r
+}
+
+// configFrom is " (FILE:LINE)" when the configuration file gives renew
+// the flag, else "".
+func (p *renewPlan) configFrom(flag string) string {
+	for _, c := range p.Config {
+		if c.Flag == flag && c.Value != "" {
+			return " (" + c.From + ")"
+		}
+	}
+	return ""
+}
+
+// configSetting is a renew flag that the configuration file sets for an
+// address (its identity table or [defaults]).
+type configSetting struct {
+	Flag  string `json:"flag"`
+	Value string `json:"value"`
+	From  string `json:"from"` // file:line
+}
+
+// renewConfig returns the flags the configuration file gives renew for
+// email, as renew would apply them (not the environment: cron's is not the
+// shell's that runs show). The file holds no secrets (parseConfig refuses
+// them), only commands and paths.
+func renewConfig(g *globals, email string) ([]configSetting, error) {
+	c := g.config
+	if c == nil {
+		return nil, nil
+	}
+	rc := newRenewCmd(g)
+	gc := *g
+	gc.getenv = func(string) string { return "" }
+	saved := c.before
+	c.before = nil
+	defer func() { c.before = saved }()
+	sources, err := gc.applySettings(rc, c, email)
+	if err != nil {
+		return nil, err
+	}
+	var out []configSetting
+	for _, s := range sources {
+		if f := rc.Flags().Lookup(s.flag); f != nil {
+			out = append(out, configSetting{Flag: s.flag, Value: f.Value.String(), From: s.from})
+		}
+	}
+	return out, nil
+}
+
+// applyConfig puts what the configuration file gives renew in place of
+// what was recorded: the mail login's and the submission password's
+// sources, the deploy hook, the PKCS#12 profile (renew uses them, and
+// records a given login source instead of the old one).
+func (p *renewPlan) applyConfig(cfg []configSetting) {
+	if len(cfg) == 0 {
+		return
+	}
+	p.Config = cfg
+	get := func(flag string) *configSetting {
+		for i := range cfg {
+			if cfg[i].Flag == flag && cfg[i].Value != "" {
+				return &cfg[i]
+			}
+		}
+		return nil
+	}
+	dropWarning := func(prefix string) {
+		var kept []string
+		for _, w := range p.Warnings {
+			if !strings.HasPrefix(w, prefix) {
+				kept = append(kept, w)
+			}
+		}
+		p.Warnings = kept
+	}
+	if !p.Recorded {
+		return // renew fails before it looks at them
+	}
+	for _, src := range []struct{ flag, source string }{{"oauth-token-command", "oauth-token-command"}, {"password-command", "password-command"}, {"password-file", "password-file"}} {
+		if c := get(src.flag); c != nil {
+			l := &loginPlan{Source: src.source, From: c.From}
+			if src.source == "password-file" {
+				l.File = c.Value
+				p.checkFile("the --password-file of the configuration file ("+c.From+")", c.Value)
+			} else {
+				l.Command = c.Value
+			}
+			p.Login = l
+			dropWarning("no source of the mail password is recorded")
+			dropWarning("the recorded --password-file")
+			break
+		}
+	}
+	for _, src := range []string{"smtp-password-command", "smtp-password-file"} {
+		if c := get(src); c != nil {
+			l := &loginPlan{Source: strings.TrimPrefix(src, "smtp-"), From: c.From}
+			if src == "smtp-password-file" {
+				l.File = c.Value
+				p.checkFile("the --smtp-password-file of the configuration file ("+c.From+")", c.Value)
+			} else {
+				l.Command = c.Value
+			}
+			p.SMTPLogin = l
+			dropWarning("the recorded --smtp-password-file")
+			break
+		}
+	}
+	if c := get("deploy-hook"); c != nil {
+		p.DeployHook = c.Value
+	}
+	if c := get("p12-profile"); c != nil {
+		p.P12Profile = c.Value
+	}
+	if c := get("p12-password-file"); c != nil {
+		p.P12PasswordFile = c.Value
+		p.checkFile("the --p12-password-file of the configuration file ("+c.From+")", c.Value)
+	}
+}
+
+// withConfig adds to p what the configuration file gives renew for email;
+// a value renew would refuse is a warning.
+func (p *renewPlan) withConfig(g *globals, email string) {
+	cfg, err := renewConfig(g, email)
+	if err != nil {
+		p.Warnings = append(p.Warnings, "the configuration file gives renew a value it refuses: "+err.Error())
+		return
+	}
+	p.applyConfig(cfg)
 }
