@@ -99,7 +99,7 @@ type alsoPlan struct {
 // planRenewal reads what renew will repeat from meta (and whether the
 // files it names are there); pkcs12 is the file renew writes, split
 // whether the certificate has an encryption partner, revoked the reason
-// of a revocation ("" if none).
+// of its revocation (nil when it is not revoked).
 func planRenewal(meta keystore.CertMeta, pkcs12 string, split bool, revoked *string) *renewPlan {
 	set := meta.Settings
 	if set == nil {

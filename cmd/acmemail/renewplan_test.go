@@ -110,3 +110,16 @@ func TestPlanRenewal(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanRenewalSplit: a --split pair's block says the encryption
+// certificate is renewed with it; show --json has "split": true.
+func TestPlanRenewalSplit(t *testing.T) {
+	meta := keystore.CertMeta{Email: "alice@example.com", KeyType: "p256", Usage: "sign", Settings: &keystore.Settings{Server: "castle", PasswordCommand: "pass mail"}}
+	p := planRenewal(meta, "/p/cert.p12", true, nil)
+	if got := rowsOf(p)["encryption"]; !p.Split || len(got) != 1 || got[0] != "the encryption certificate of the --split pair is renewed with it" {
+		t.Errorf("split %v, encryption row %q", p.Split, got)
+	}
+	if got := rowsOf(planRenewal(meta, "/p/cert.p12", false, nil))["encryption"]; got != nil {
+		t.Errorf("a single certificate has an encryption row %q", got)
+	}
+}
