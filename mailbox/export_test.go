@@ -9,3 +9,11 @@ func SetIdleRestartInterval(d time.Duration) (restore func()) {
 	idleRestartInterval = d
 	return func() { idleRestartInterval = old }
 }
+
+// SetSMTPGreetingTimeout changes how long a STARTTLS server may take to
+// greet, for tests that must not run concurrently with other senders.
+func SetSMTPGreetingTimeout(d time.Duration) (restore func()) {
+	old := smtpGreetingTimeout
+	smtpGreetingTimeout = d
+	return func() { smtpGreetingTimeout = old }
+}

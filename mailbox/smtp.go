@@ -48,6 +48,13 @@ const (
 	startTLSGreeting = "220 acmemail-starttls-done\r\n"
 )
 
+// smtpGreetingTimeout bounds the wait for a STARTTLS server's greeting. An
+// implicit-TLS port (465) given as smtp:// never greets: its server waits
+// silently for a TLS handshake, so without this bound the mistake would
+// show only when the whole run's --timeout ends. Submission servers greet
+// at once; postscreen-style greeting delays (a few seconds) are for port 25.
+var smtpGreetingTimeout = 30 * time.Second
+
 // Sender submits messages to an SMTP submission server: implicit TLS
 // (port 465) or STARTTLS (port 587, refused if the server does not offer
 // STARTTLS), then AUTH PLAIN (or LOGIN if PLAIN is not offered). Each Send
@@ -273,11 +280,11 @@ func (s *Sender) open(ctx context.Context) (*smtpSession, error) {
 // TLS as if freshly connected.
 func (s *Sender) startTLS(ctx context.Context, conn net.Conn, tlsConf *tls.Config) (net.Conn, error) {
 	ep := s.cfg.Endpoint
+	deadline := time.Now().Add(smtpCommandTimeout)
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else {
-		conn.SetDeadline(time.Now().Add(smtpCommandTimeout))
+		deadline = dl
 	}
+	conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
@@ -301,9 +308,24 @@ func (s *Sender) startTLS(ctx context.Context, conn net.Conn, tlsConf *tls.Confi
 		return s.stepErr(ctx, step, err)
 	}
 
+	greetBy := time.Now().Add(smtpGreetingTimeout)
+	greetLimited := greetBy.Before(deadline)
+	if greetLimited {
+		conn.SetReadDeadline(greetBy)
+	}
 	if _, _, err := tp.ReadResponse(220); err != nil {
+		var ne net.Error
+		if greetLimited && ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(greetBy) {
+			port := ep.Port
+			if port == smtpProto.startTLSPort {
+				port = smtpProto.tlsPort
+			}
+			return nil, fmt.Errorf("smtp greeting from %s: the server said nothing for %s (a server that waits silently speaks implicit TLS: if so, use smtps://%s)",
+				ep.Address(), smtpGreetingTimeout, net.JoinHostPort(ep.Host, strconv.Itoa(port)))
+		}
 		return nil, fail("greeting from "+ep.Address(), err)
 	}
+	conn.SetReadDeadline(deadline)
 	id, err := tp.Cmd("EHLO %s", s.cfg.LocalName)
 	if err != nil {
 		return nil, fail("EHLO "+s.cfg.LocalName, err)

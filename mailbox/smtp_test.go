@@ -280,6 +280,26 @@ func TestSendDeadline(t *testing.T) {
 	}
 }
 
+// An implicit-TLS server (465) given as smtp:// waits silently for the TLS
+// handshake: the STARTTLS greeting wait ends long before the run's deadline
+// and the error names smtps://.
+func TestSendStartTLSToImplicitTLSPort(t *testing.T) {
+	srv := newSMTPServer(t, mailbox.TLS, nil, false)
+	cfg := srv.Config(t)
+	cfg.Endpoint.Security = mailbox.StartTLS
+	defer mailbox.SetSMTPGreetingTimeout(50 * time.Millisecond)()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	err := mailbox.NewSender(cfg).Send(ctx, testFrom, testTo, []byte(testReply))
+	want := "use smtps://" + cfg.Endpoint.Address()
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "said nothing") {
+		t.Fatalf("Send() = %v, want an error naming %s", err, want)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Send() waited for the run's deadline: %v", err)
+	}
+}
+
 func TestSendArguments(t *testing.T) {
 	s := mailbox.NewSender(mailbox.SMTPConfig{Endpoint: mailbox.Endpoint{Host: "127.0.0.1", Port: 1}})
 	for _, tc := range []struct {
