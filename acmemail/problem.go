@@ -128,6 +128,10 @@ func fromACME(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if strings.Contains(err.Error(), "provisioning client: ") {
+		// acmez reads the directory before its first request.
+		return &DirectoryError{Op: op, Err: err}
+	}
 	var p acme.Problem
 	if errors.As(err, &p) {
 		// One parser for problem documents, whoever decoded them first.
@@ -140,3 +144,36 @@ func fromACME(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// DirectoryError is returned when the CA's directory could not be read
+// before a request: the URL is not that of an ACME directory, or the server
+// does not answer. Nothing was asked of the CA. A problem document the
+// server sent is part of the message, not a *ProblemError: a wrong URL is
+// not the CA refusing the request.
+type DirectoryError struct {
+	Op  string // what acmemail was about to do
+	Err error
+}
+
+func (e *DirectoryError) Error() string {
+	cause := e.Err.Error()
+	var p acme.Problem
+	if errors.As(e.Err, &p) {
+		if data, jerr := json.Marshal(p); jerr == nil {
+			if pe, perr := ParseProblem(data); perr == nil {
+				cause = "the server answered: " + strings.TrimPrefix(pe.Error(), "the CA said: ")
+				if pe.Status != 0 {
+					cause += fmt.Sprintf(" (HTTP %d)", pe.Status)
+				}
+			}
+		}
+	} else {
+		cause = strings.Replace(cause, "provisioning client: ", "", 1)
+	}
+	if strings.HasPrefix(e.Op, "fetch the ACME directory") {
+		return e.Op + ": " + cause
+	}
+	return e.Op + ": read the CA's directory: " + cause
+}
+
+func (e *DirectoryError) Unwrap() error { return e.Err }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	"github.com/acmemail/acmemail/acmemail"
@@ -115,6 +117,18 @@ func printError(w io.Writer, err error) {
 		case "userActionRequired":
 			fmt.Fprintln(w, "acmemail: hint: visit the URL above, then run the command again")
 		}
+	}
+	if de := (*acmemail.DirectoryError)(nil); errors.As(err, &de) {
+		// Not reached (DNS, connect, TLS verification), or reached and
+		// not an ACME directory.
+		unreached := errors.As(err, new(*net.OpError)) || errors.As(err, new(*net.DNSError)) ||
+			errors.As(err, new(*tls.CertificateVerificationError))
+		if !unreached {
+			fmt.Fprintln(w, "acmemail: hint: --server takes the URL of the CA's ACME directory (a JSON document naming newNonce, newAccount and newOrder; see the CA's documentation), or sandbox, castle, castle-staging")
+		} else {
+			fmt.Fprintln(w, "acmemail: hint: check the host in --server and your network (a proxy goes in HTTPS_PROXY); for a private CA, put its root in a PEM file named by ACMEMAIL_CA_ROOTS")
+		}
+		fmt.Fprintln(w, "acmemail: hint: acmemail doctor --server URL EMAIL checks the CA without ordering anything")
 	}
 	if errors.Is(err, mailbox.ErrAuthFailed) {
 		fmt.Fprintln(w, "acmemail: hint: check --user and the password (or the token --oauth-token-command prints); many providers need an app password, and Gmail and Microsoft 365 need OAuth2 (--oauth-token-command)")

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+)
+
+// mistakeArgs is obtain against w's mail servers with server as --server.
+func mistakeArgs(w *sandbox.World, server string, extra ...string) []string {
+	args := []string{"obtain", "--server", server, "--imap", w.IMAPURL, "--smtp", w.SMTPURL,
+		"--dns-resolver", w.DNSAddr, "--agree-tos"}
+	return append(append(args, extra...), "alice@example.test")
+}
+
+// TestMistakeServerNotDirectory: a --server URL that is not an ACME
+// directory (here the sandbox CA's 404 for a mistyped path, which comes as a
+// problem document) is neither "the CA refused the request" (5) nor a hint
+// about the mail address, but says what --server wants; a server that is
+// not there says to check the host.
+func TestMistakeServerNotDirectory(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	for _, tc := range []struct {
+		name, server, hint string
+	}{
+		{"mistyped-path", w.DirectoryURL + "x", "hint: --server takes the URL of the CA's ACME directory"},
+		{"unreachable", "https://127.0.0.1:1/directory", "hint: check the host in --server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, env, mistakeArgs(w, tc.server)...)
+			if r.code != exitError {
+				t.Errorf("exit %d, want %d", r.code, exitError)
+			}
+			if !strings.Contains(r.stderr, tc.hint) || !strings.Contains(r.stderr, "acmemail doctor --server") {
+				t.Errorf("stderr has no %q and doctor hint:\n%s", tc.hint, r.stderr)
+			}
+			if strings.Contains(r.stderr, "does not accept this address") {
+				t.Errorf("a hint about the mail address for a wrong --server:\n%s", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+		})
+	}
+	if st := w.Stats(); st.Orders != 0 {
+		t.Errorf("orders = %d, want 0", st.Orders)
+	}
+}
