@@ -434,6 +434,10 @@ func imapHints(err error, u string) []string {
 	if strings.Contains(msg, "refused") || strings.Contains(msg, "no such host") {
 		hints = append(hints, "check the host and port in --imap "+u)
 	}
+	if strings.Contains(msg, "imap greeting from") || strings.Contains(msg, `unknown tag "220"`) {
+		// A "220 ..." greeting is an SMTP server's.
+		hints = append(hints, "the server did not greet like an IMAP server: is "+u+" the IMAP server's port (993 for imaps://, 143 for imap://)? 465 and 587 are submission ports, for --smtp")
+	}
 	return hints
 }
 
@@ -448,6 +452,10 @@ func smtpHints(err error) []string {
 	}
 	if strings.Contains(msg, "certificate") {
 		hints = append(hints, "for a private CA, put its root in a PEM file and set ACMEMAIL_CA_ROOTS to its path")
+	}
+	if strings.Contains(msg, "* OK") || strings.Contains(msg, "* PREAUTH") {
+		// An IMAP server's greeting where SMTP's 220 belongs.
+		hints = append(hints, "the server greeted like an IMAP server: is --smtp the submission server's port (465 for smtps://, 587 for smtp://)? 993 and 143 are IMAP ports, for --imap")
 	}
 	return hints
 }

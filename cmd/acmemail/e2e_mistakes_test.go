@@ -47,3 +47,33 @@ func TestMistakeServerNotDirectory(t *testing.T) {
 		t.Errorf("orders = %d, want 0", st.Orders)
 	}
 }
+
+// TestMistakeSwappedPorts: --imap naming the submission server, or --smtp
+// the IMAP server, gives a hint that the port is the other protocol's, and
+// no order is placed.
+func TestMistakeSwappedPorts(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	imapAtSMTP := "imaps://" + strings.TrimPrefix(w.SMTPURL, "smtps://")
+	smtpAtIMAP := "smtps://" + strings.TrimPrefix(w.IMAPURL, "imaps://")
+	for _, tc := range []struct {
+		name, imap, smtp, hint string
+	}{
+		{"imap-is-smtp", imapAtSMTP, w.SMTPURL, "did not greet like an IMAP server: is " + imapAtSMTP + " the IMAP server's port"},
+		{"smtp-is-imap", w.IMAPURL, smtpAtIMAP, "greeted like an IMAP server: is --smtp the submission server's port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"obtain", "--server", w.DirectoryURL, "--imap", tc.imap, "--smtp", tc.smtp,
+				"--dns-resolver", w.DNSAddr, "--agree-tos", "alice@example.test"}
+			r := runCLI(t, env, args...)
+			if r.code != exitError {
+				t.Errorf("exit %d, want %d", r.code, exitError)
+			}
+			if !strings.Contains(r.stderr, "hint: the server "+tc.hint) {
+				t.Errorf("stderr has no hint %q:\n%s", tc.hint, r.stderr)
+			}
+		})
+	}
+	if st := w.Stats(); st.Orders != 0 {
+		t.Errorf("orders = %d, want 0", st.Orders)
+	}
+}
