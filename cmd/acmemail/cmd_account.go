@@ -152,11 +152,7 @@ func (o *accountOptions) open(g *globals) (*accountEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	home, err := keystore.DefaultDir(g.getenv)
-	if err != nil {
-		return nil, err
-	}
-	store, err := keystore.Open(home)
+	store, err := openState(g.getenv)
 	if err != nil {
 		return nil, err
 	}

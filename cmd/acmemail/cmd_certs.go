@@ -50,11 +50,7 @@ type certFiles struct {
 }
 
 func openStateStore(g *globals) (*keystore.Store, error) {
-	home, err := keystore.DefaultDir(g.getenv)
-	if err != nil {
-		return nil, err
-	}
-	return keystore.Open(home)
+	return openState(g.getenv)
 }
 
 func describeCert(store *keystore.Store, email string, now time.Time) (certInfo, error) {

@@ -128,7 +128,7 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	if _, err := os.Stat(home); err != nil {
 		return withHint(fmt.Errorf("no state directory at %s: %w", home, err), "run acmemail obtain first, or set ACMEMAIL_HOME")
 	}
-	store, err := keystore.Open(home)
+	store, err := openStateAt(g.getenv, home)
 	if err != nil {
 		return err
 	}

@@ -157,11 +157,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
 		}
 	}
-	home, err := keystore.DefaultDir(g.getenv)
-	if err != nil {
-		return err
-	}
-	store, err := keystore.Open(home)
+	store, err := openState(g.getenv)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail"
-	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -135,11 +134,7 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 		candidates = []string{email}
 	}
 
-	home, err := keystore.DefaultDir(g.getenv)
-	if err != nil {
-		return err
-	}
-	store, err := keystore.Open(home)
+	store, err := openState(g.getenv)
 	if err != nil {
 		return err
 	}

@@ -213,11 +213,7 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 
 // openStore opens the state directory.
 func (s *session) openStore() error {
-	home, err := keystore.DefaultDir(s.g.getenv)
-	if err != nil {
-		return err
-	}
-	store, err := keystore.Open(home)
+	store, err := openState(s.g.getenv)
 	if err != nil {
 		return err
 	}
