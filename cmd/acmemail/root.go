@@ -147,7 +147,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRootCmd(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil && !g.started {
 		if _, ok := err.(*usageError); !ok {
 			err = &usageError{err}
@@ -156,7 +156,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		printError(stderr, err)
 		if _, ok := err.(*usageError); ok {
-			io.WriteString(stderr, "acmemail: hint: run 'acmemail --help' for usage\n")
+			path := "acmemail"
+			if cmd != nil {
+				path = cmd.CommandPath()
+			}
+			io.WriteString(stderr, "acmemail: hint: run '"+path+" --help' for usage\n")
 		}
 	}
 	return exitCode(err)
