@@ -155,6 +155,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err != nil {
 		printError(stderr, err)
+		for _, h := range settingHints(err, g.settingSources) {
+			io.WriteString(stderr, "acmemail: hint: "+h+"\n")
+		}
 		if _, ok := err.(*usageError); ok {
 			path := "acmemail"
 			if cmd != nil {
