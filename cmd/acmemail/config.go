@@ -194,6 +194,9 @@ func checkConfigKey(k string, v any, known func(string) bool) error {
 		if alt := strings.ReplaceAll(lower, "_", "-"); alt != k && known(alt) {
 			return fmt.Errorf("unknown key (did you mean %q?)", alt)
 		}
+		if alt := oneEditAway(lower, known); alt != "" {
+			return fmt.Errorf("unknown key (did you mean %q?)", alt)
+		}
 		return errors.New("unknown key (keys are the commands' flag names, see acmemail COMMAND --help)")
 	}
 	if _, ok := v.(map[string]any); ok {

@@ -1,0 +1,34 @@
+package main
+
+// oneEditAway returns a key that known accepts and that is one typo away
+// from k (a letter left out, added, changed, or two neighbours swapped:
+// "sever", "smpt"), or "" if there is none. The first one found wins.
+func oneEditAway(k string, known func(string) bool) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-"
+	try := func(c string) bool { return c != k && c != "" && known(c) }
+	for i := 0; i+1 < len(k); i++ { // swapped neighbours
+		b := []byte(k)
+		b[i], b[i+1] = b[i+1], b[i]
+		if c := string(b); try(c) {
+			return c
+		}
+	}
+	for i := 0; i <= len(k); i++ {
+		if i < len(k) {
+			if c := k[:i] + k[i+1:]; try(c) { // one too many
+				return c
+			}
+		}
+		for j := 0; j < len(alphabet); j++ {
+			if c := k[:i] + alphabet[j:j+1] + k[i:]; try(c) { // one left out
+				return c
+			}
+			if i < len(k) {
+				if c := k[:i] + alphabet[j:j+1] + k[i+1:]; try(c) { // one changed
+					return c
+				}
+			}
+		}
+	}
+	return ""
+}
