@@ -165,7 +165,9 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.json, "json", false, "print the result as JSON on stdout")
 	f.StringVar(&o.join, "join", "", `how the CA joins token-part1 and token-part2: "string" or "octet" (default: per server; string for unknown CAs)`)
 	f.DurationVar(&o.mailWait, "mail-wait", acmemail.DefaultMailWait, "how long to wait for the challenge mail before asking the CA to send it")
-	f.DurationVar(&o.replySettle, "reply-settle", -1, "pause between sending the reply and asking the CA to validate (default 3s; 0 with the sandbox)")
+	f.DurationVar(&o.replySettle, "reply-settle", -1, "pause between sending the reply and asking the CA to validate (0 with the sandbox)")
+	// -1 means "per server"; the help shows what that is, not -1ns.
+	f.Lookup("reply-settle").DefValue = defaultReplySettle.String()
 	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
 	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
@@ -307,6 +309,10 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	}
 	return hookErr
 }
+
+// defaultReplySettle is --reply-settle for a CA other than the in-process
+// sandbox: acme2certifier looks for the reply about 2 s after the POST.
+const defaultReplySettle = 3 * time.Second
 
 func printObtainResult(g *globals, o *obtainOptions, s *session, res *issued, p12Path string) error {
 	id, meta := s.id, res.meta

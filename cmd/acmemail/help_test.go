@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // TestEveryCommandDocumented holds every command (and so every man page)
@@ -27,6 +28,25 @@ func TestEveryCommandDocumented(t *testing.T) {
 		if c.Runnable() && c != root && strings.TrimSpace(c.Example) == "" {
 			t.Errorf("%s: needs Example lines", name)
 		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// TestFlagDefaultsShown: a flag whose built-in value is a sentinel (-1
+// for "per server") shows the real default in --help and the man page, not
+// "-1ns".
+func TestFlagDefaultsShown(t *testing.T) {
+	root := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if strings.HasPrefix(f.DefValue, "-") {
+				t.Errorf("%s --%s: help shows the default %q", c.CommandPath(), f.Name, f.DefValue)
+			}
+		})
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}

@@ -175,7 +175,7 @@ func (s *session) resolveServer(ctx context.Context, sb *sandboxFlags) error {
 		return usageErrorf("--server %q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", id.server)
 	}
 	if s.replySettle < 0 {
-		s.replySettle = 3 * time.Second
+		s.replySettle = defaultReplySettle
 	}
 	if id.join != "" {
 		j, err := acmemail.ParseJoinMode(id.join)
