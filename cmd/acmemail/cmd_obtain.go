@@ -303,6 +303,11 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	}
 	meta := res.meta
 	prog.printf("saved the certificate for %s (valid until %s)", id.email, meta.NotAfter.UTC().Format(time.DateOnly))
+	if s.world == nil {
+		prog.printf("next: import %s into your mail client with the PKCS#12 password; 'acmemail renew', run from cron, renews it when due (see acmemail renew --help)", p12Path)
+	} else {
+		prog.printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", res.paths.Dir)
+	}
 	hookErr := (&hookRunner{stderr: g.stderr}).run(ctx, id.deployHook, res, p12Path)
 	if err := printObtainResult(g, o, s, res, p12Path); err != nil {
 		return err

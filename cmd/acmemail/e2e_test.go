@@ -133,6 +133,9 @@ func TestObtainImitations(t *testing.T) {
 				t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 			}
 			checkP12(t, res.PKCS12, "alice@example.test")
+			if !strings.Contains(r.stderr, "next: import "+res.PKCS12+" into your mail client") {
+				t.Errorf("stderr does not say what to do with %s:\n%s", res.PKCS12, r.stderr)
+			}
 			st := w.Stats()
 			if st.RepliesReceived != 1 || st.CertificatesIssued != 1 {
 				t.Errorf("sandbox saw %d replies and issued %d certificates, want 1 and 1 (rejected: %v)", st.RepliesReceived, st.CertificatesIssued, st.RejectedReasons)
