@@ -85,7 +85,8 @@ func parseConfig(data []byte, name string, known func(string) bool) (*config, er
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return nil, fmt.Errorf("%s:%d:%d: %s", name, row, col, strings.TrimPrefix(de.Error(), "toml: "))
+			err := fmt.Errorf("%s:%d:%d: %s", name, row, col, strings.TrimPrefix(de.Error(), "toml: "))
+			return nil, withHint(err, tomlSyntaxHints(data, row, de.Error())...)
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -1,5 +1,10 @@
 package main
 
+import (
+	"fmt"
+	"strings"
+)
+
 // oneEditAway returns a key that known accepts and that is one typo away
 // from k (a letter left out, added, changed, or two neighbours swapped:
 // "sever", "smpt"), or "" if there is none. The first one found wins.
@@ -31,4 +36,23 @@ func oneEditAway(k string, known func(string) bool) string {
 		}
 	}
 	return ""
+}
+
+// tomlSyntaxHints explains the TOML mistakes a configuration file's author
+// makes most: an address without quotes in a table name, and a string value
+// without quotes.
+func tomlSyntaxHints(data []byte, row int, msg string) []string {
+	lines := strings.Split(string(data), "\n")
+	line := ""
+	if row >= 1 && row <= len(lines) {
+		line = strings.TrimSpace(lines[row-1])
+	}
+	switch {
+	case strings.HasPrefix(line, "[identity.") && !strings.Contains(line, `"`):
+		addr := strings.TrimSuffix(strings.TrimPrefix(line, "[identity."), "]")
+		return []string{fmt.Sprintf(`an address in a table name goes in double quotes: [identity.%q]`, addr)}
+	case strings.Contains(msg, "at start of value"):
+		return []string{`a string value goes in double quotes, e.g. server = "castle"`}
+	}
+	return nil
 }
