@@ -37,8 +37,8 @@ func dialAddrs(ctx context.Context, p protocol, ep Endpoint, allowInsecure bool)
 		p.tlsScheme, net.JoinHostPort(ep.Host, strconv.Itoa(p.tlsPort)),
 		p.startTLSScheme, net.JoinHostPort(ep.Host, strconv.Itoa(p.startTLSPort)))
 	if !allowInsecure {
-		return nil, fmt.Errorf("%s connect %s: plaintext connection refused: the password would travel unencrypted; use %s, or set AllowInsecure for a test server on a loopback address",
-			p.lower(), ep.Address(), secure)
+		return nil, fmt.Errorf("%s connect %s: %w: the password would travel unencrypted; use %s (plaintext only to a test server on a loopback address, where the caller allows it)",
+			p.lower(), ep.Address(), ErrPlaintext, secure)
 	}
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(ep.Host); err == nil {
@@ -55,8 +55,8 @@ func dialAddrs(ctx context.Context, p protocol, ep Endpoint, allowInsecure bool)
 	addrs := make([]string, 0, len(ips))
 	for _, ip := range ips {
 		if !ip.Unmap().IsLoopback() {
-			return nil, fmt.Errorf("%s connect %s: plaintext connection refused: %s is not a loopback address, so the password would travel unencrypted over the network; use %s",
-				p.lower(), ep.Address(), ip, secure)
+			return nil, fmt.Errorf("%s connect %s: %w: %s is not a loopback address, so the password would travel unencrypted over the network; use %s",
+				p.lower(), ep.Address(), ErrPlaintext, ip, secure)
 		}
 		addrs = append(addrs, net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(ep.Port)))
 	}

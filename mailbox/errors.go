@@ -13,6 +13,11 @@ import (
 // to LOGIN or AUTHENTICATE, SMTP 535).
 var ErrAuthFailed = errors.New("authentication failed")
 
+// ErrPlaintext is wrapped by the errors for an Insecure (plaintext)
+// endpoint that is refused: the caller did not allow plaintext
+// (AllowInsecure), or the host is not a loopback address.
+var ErrPlaintext = errors.New("plaintext connection refused")
+
 // ReplyError is a negative reply of an SMTP server. Errors of
 // [Sender.Send] wrap it when the server refused a command, so that callers
 // can inspect the code with [errors.As].

@@ -430,10 +430,17 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
+// plaintextHint explains a refused imap+insecure:// or smtp+insecure://
+// URL in the CLI's terms.
+const plaintextHint = "imap+insecure:// and smtp+insecure:// are for a test server on this machine: they need --insecure and a loopback address; anything else takes imaps:// or smtps:// (TLS) or imap:// or smtp:// (STARTTLS)"
+
 func imapHints(err error, u string) []string {
 	var hints []string
 	if errors.Is(err, mailbox.ErrAuthFailed) {
 		return nil // printError adds the login hint
+	}
+	if errors.Is(err, mailbox.ErrPlaintext) {
+		return []string{plaintextHint}
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "tls") || strings.Contains(msg, "TLS") || strings.Contains(msg, "handshake") {
@@ -455,6 +462,9 @@ func imapHints(err error, u string) []string {
 func smtpHints(err error) []string {
 	if errors.Is(err, mailbox.ErrAuthFailed) {
 		return nil
+	}
+	if errors.Is(err, mailbox.ErrPlaintext) {
+		return []string{plaintextHint}
 	}
 	msg := err.Error()
 	var hints []string

@@ -77,3 +77,38 @@ func TestMistakeSwappedPorts(t *testing.T) {
 		t.Errorf("orders = %d, want 0", st.Orders)
 	}
 }
+
+// TestMistakePlaintextURL: a plaintext URL with a password, without
+// --insecure (or to a host that is not loopback), is refused before any
+// connection with the CLI's way out (not the library's AllowInsecure), and
+// never contacts the CA.
+func TestMistakePlaintextURL(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"imap-no-insecure", []string{"--imap", "imap+insecure://127.0.0.1:1", "--smtp", w.SMTPURL}},
+		{"smtp-no-insecure", []string{"--imap", w.IMAPURL, "--smtp", "smtp+insecure://127.0.0.1:1"}},
+		{"imap-not-loopback", []string{"--insecure", "--imap", "imap+insecure://192.0.2.1:143", "--smtp", w.SMTPURL}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"obtain", "--server", w.DirectoryURL, "--dns-resolver", w.DNSAddr, "--agree-tos"}, tc.args...)
+			r := runCLI(t, env, append(args, "alice@example.test")...)
+			if r.code == 0 {
+				t.Fatalf("exit 0, want a failure")
+			}
+			if !strings.Contains(r.stderr, "plaintext connection refused") || !strings.Contains(r.stderr, "hint: "+plaintextHint) {
+				t.Errorf("stderr does not refuse plaintext with the --insecure hint:\n%s", r.stderr)
+			}
+			for _, bad := range []string{"AllowInsecure", "check the host and port", "alice-secret-pw"} {
+				if strings.Contains(r.stderr, bad) {
+					t.Errorf("stderr has %q:\n%s", bad, r.stderr)
+				}
+			}
+		})
+	}
+	if st := w.Stats(); st.Orders != 0 {
+		t.Errorf("orders = %d, want 0", st.Orders)
+	}
+}
