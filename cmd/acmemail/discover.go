@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/acmemail/acmemail/keystore"
@@ -108,12 +109,14 @@ func (s *session) discoverServers(ctx context.Context) error {
 	// The client is shared with the ACME client: Discover bounds each
 	// fetch itself, and never changes the client.
 	cfg := mailbox.DiscoverConfig{HTTPClient: httpClient(pool), Logger: s.log.With("component", "discover")}
+	resolver := net.DefaultResolver
 	if id.dnsResolver != "" {
 		addr := id.dnsResolver
-		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		}}
+		cfg.Resolver = resolver
 	}
 	s.prog.printf("looking up the mail servers of %s (--imap and --smtp were not given)", id.email)
 	d, err := mailbox.Discover(ctx, id.email, cfg)
@@ -121,9 +124,14 @@ func (s *session) discoverServers(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		return withHint(usageErrorf("--imap and --smtp are needed: %w", err),
+		hints := []string{
 			"give the servers: --imap imaps://HOST:993 (or imap://HOST:143 for STARTTLS) and --smtp smtps://HOST:465 (or smtp://HOST:587)",
-			"your provider's help pages name them, usually under \"IMAP settings\"")
+			"your provider's help pages name them, usually under \"IMAP settings\"",
+		}
+		if domain := id.email[strings.LastIndex(id.email, "@")+1:]; domainUnknown(ctx, resolver, domain) {
+			hints = append([]string{"the DNS knows no MX, address or NS record for " + domain + ": is the address spelled right?"}, hints...)
+		}
+		return withHint(usageErrorf("--imap and --smtp are needed: %w", err), hints...)
 	}
 	r := &rememberedServers{
 		Email: id.email, IMAP: d.IMAP.URL(true), IMAPSource: d.IMAPSource, SMTP: d.SMTP.URL(false), SMTPSource: d.SMTPSource,
@@ -156,4 +164,24 @@ func (s *session) useServers(r *rememberedServers) {
 	if id.user == "" && r.User != "" {
 		id.user = r.User
 	}
+}
+
+// domainUnknown reports whether the DNS says that domain has no MX, no
+// address and no NS record: most likely a typo in the address. Any other
+// answer, or none within a few seconds, is not taken as that.
+func domainUnknown(ctx context.Context, r *net.Resolver, domain string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	notFound := func(err error) bool {
+		var de *net.DNSError
+		return errors.As(err, &de) && de.IsNotFound
+	}
+	if _, err := r.LookupMX(ctx, domain); !notFound(err) {
+		return false
+	}
+	if _, err := r.LookupHost(ctx, domain); !notFound(err) {
+		return false
+	}
+	_, err := r.LookupNS(ctx, domain)
+	return notFound(err)
 }

@@ -112,3 +112,20 @@ func TestMistakePlaintextURL(t *testing.T) {
 		t.Errorf("orders = %d, want 0", st.Orders)
 	}
 }
+
+// TestMistakeDomainTypo: an address whose domain the DNS does not know
+// (a typo) asks whether it is spelled right, before the usual hints.
+func TestMistakeDomainTypo(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	base := []string{"obtain", "--server", w.DirectoryURL, "--dns-resolver", w.DNSAddr, "--agree-tos"}
+	r := runCLI(t, env, append(base, "alice@exmaple.test")...)
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	if !strings.Contains(r.stderr, "hint: the DNS knows no MX, address or NS record for exmaple.test: is the address spelled right?") {
+		t.Errorf("no hint about the spelling:\n%s", r.stderr)
+	}
+	if st := w.Stats(); st.Orders != 0 {
+		t.Errorf("orders = %d, want 0", st.Orders)
+	}
+}
