@@ -181,7 +181,8 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 			dir = "."
 		}
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return usageErrorf("--out %s: with --format pem, --out names an existing directory", dir)
+			return withHint(usageErrorf("--out %s: with --format pem, --out names an existing directory", dir),
+				"create it first (mkdir "+dir+"), or leave out --out to write the PEM files into the current directory")
 		}
 		sets := []pemSet{{email, cur}}
 		if encCur != nil {

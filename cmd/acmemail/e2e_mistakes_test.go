@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -127,5 +129,25 @@ func TestMistakeDomainTypo(t *testing.T) {
 	}
 	if st := w.Stats(); st.Orders != 0 {
 		t.Errorf("orders = %d, want 0", st.Orders)
+	}
+}
+
+// TestMistakeExportPEMDir: export --format pem into a directory that does
+// not exist says how to make it, and writes nothing.
+func TestMistakeExportPEMDir(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	if r := runCLI(t, env, obtainArgs(w)...); r.code != 0 {
+		t.Fatalf("obtain exit %d\n%s", r.code, r.stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "pem")
+	r := runCLI(t, env, "export", "--format", "pem", "--out", dir, "alice@example.test")
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	if !strings.Contains(r.stderr, "hint: create it first (mkdir "+dir+"), or leave out --out") {
+		t.Errorf("no hint on making the directory:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s was created", dir)
 	}
 }
