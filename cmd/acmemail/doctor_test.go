@@ -74,6 +74,10 @@ func TestDoctorExternalSandbox(t *testing.T) {
 	if !strings.Contains(r.stderr, "level=DEBUG") {
 		t.Errorf("doctor -vv logged nothing at debug level:\n%s", r.stderr)
 	}
+	// A warning is not "all checks passed".
+	if strings.Contains(r.stderr, "all checks passed") || !strings.Contains(r.stderr, "no check failed for alice@example.test; 1 warned (ca-email): see their fix lines") {
+		t.Errorf("stderr does not end with the warning count:\n%s", r.stderr)
+	}
 }
 
 // TestDoctorNoDKIM: a submission server that does not sign makes only the
