@@ -59,8 +59,10 @@ acmemail creates the order, watches your IMAP mailbox for the CA's challenge mai
 checks that it is authentic (a DKIM signature by the From domain), answers it through
 your submission server (which must DKIM-sign your mail), finalizes the order with a
 fresh key, and writes the certificate, its key and a PKCS#12 file to the state
-directory ($ACMEMAIL_HOME, default $XDG_DATA_HOME/acmemail). The path of the PKCS#12
-file is printed on stdout (or JSON with --json); progress goes to stderr.
+directory ($ACMEMAIL_HOME, else $XDG_DATA_HOME/acmemail, else ~/.local/share/acmemail).
+The path of the PKCS#12 file is printed on stdout (or JSON with --json); progress goes
+to stderr, and ends with what to do next: import the file into your mail client (see
+"Importing the PKCS#12 file" in the README) and leave renewal to acmemail renew.
 
 --server takes a directory URL or a name: "sandbox" (an embedded test CA and mail
 world on loopback, nothing to configure), "castle" (CASTLE Platform ACME) or
