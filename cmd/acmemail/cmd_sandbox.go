@@ -115,7 +115,8 @@ type sandboxOptions struct {
 
 const sandboxLong = `Run the embedded RFC 8823 sandbox as a server until interrupted: an ACME CA
 (HTTPS), an IMAP server, a DKIM-signing submission server and a DNS server for the
-DKIM keys, all on loopback. It prints how to reach them.
+DKIM keys, all on loopback. It prints how to reach them (stdout), and an
+acmemail obtain command for the first --user, ready to paste (stderr).
 
 Each --user gets a mailbox; its password is written to DIR/<address>.password
 (0600), with --sandbox-oauth also or only an OAuth2 access token to
@@ -264,12 +265,22 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			w.DirectoryURL, ext.address, o.mail.imap, o.mail.smtp, roots)
 		go func() { mailErr <- ext.serve(ctx, w) }()
 	} else {
-		fmt.Fprintf(g.stdout, "directory   %s\nimap        %s\nimap-starttls %s\nsmtp        %s\nsmtp-starttls %s\ndns         %s\nroots       %s\npasswords   %s/<address>.password\n",
-			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, dir)
+		fmt.Fprintf(g.stdout, "directory      %s\nimap           %s\nimap-starttls  %s\nsmtp           %s\nsmtp-starttls  %s\ndns            %s\nroots          %s\nissuer-root    %s\npasswords      %s/<address>.password\n",
+			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, filepath.Join(dir, "issuer-root.pem"), dir)
 	}
 	fmt.Fprint(g.stdout, eabLines)
 	if opts.OAuth != sandbox.OAuthOff {
 		fmt.Fprintf(g.stdout, "tokens      %s/<address>.token (OAuth2 %s)\n", dir, opts.OAuth)
+	}
+	if ext == nil && len(o.users) > 0 {
+		// A command to paste, with this run's URLs and files.
+		user, _ := checkEmail(o.users[0])
+		login := "--password-file " + shellWord(filepath.Join(dir, user+".password"))
+		if opts.OAuth == sandbox.OAuthOnly {
+			login = "--oauth-token-command " + shellWord("cat "+shellWord(filepath.Join(dir, user+".token")))
+		}
+		fmt.Fprintf(g.stderr, "acmemail: try, in another terminal:\n  ACMEMAIL_CA_ROOTS=%s acmemail obtain --server %s --imap %s --smtp %s --dns-resolver %s --issuer-roots %s %s --agree-tos %s\n",
+			shellWord(roots), w.DirectoryURL, w.IMAPURL, w.SMTPURL, w.DNSAddr, shellWord(filepath.Join(dir, "issuer-root.pem")), login, user)
 	}
 	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
 	select {
@@ -281,4 +292,12 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 	}
 	fmt.Fprintln(g.stderr, "acmemail: sandbox stopped")
 	return nil
+}
+
+// shellWord quotes s for sh when it holds anything but safe characters.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
