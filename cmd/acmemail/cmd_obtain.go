@@ -286,6 +286,11 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 			s.client.MailWait = manualMailWait(o.timeout)
 		}
 	}
+	if _, _, cur, _, err := s.store.LoadCertificate(id.email); err == nil && time.Now().Before(cur.NotAfter) {
+		// obtain replaces a certificate that is still good: say so, once.
+		prog.printf("%s already has a certificate (serial %s, valid until %s): the new one replaces it, the current one goes to the archive (acmemail renew renews only when due)",
+			id.email, cur.Serial, cur.NotAfter.UTC().Format(time.DateOnly))
+	}
 	if o.split {
 		return s.obtainSplit(ctx, o, p12Password)
 	}
