@@ -16,7 +16,9 @@ line of another command still beats all of these.
 
 The file is read as every command reads it, so an error here (an unknown key, a
 value of the wrong type, a file others can write) is the error every command would
-stop with.
+stop with. Values that are a choice from a list (key-type, usage, p12-profile,
+auth-mech, join, server) are checked too: after the listing, each one a command
+would refuse is named with its source, and the exit status is 2.
 
 ` + configHelp + `
 
@@ -106,7 +108,10 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 	}
 	sort.Slice(res.Settings, func(i, j int) bool { return res.Settings[i].Key < res.Settings[j].Key })
 	if o.json {
-		return json.NewEncoder(g.stdout).Encode(res)
+		if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
+			return err
+		}
+		return checkSettingValues(res.Settings)
 	}
 	w := g.stdout
 	switch {
@@ -131,7 +136,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 		sort.Strings(ids)
 		fmt.Fprintf(w, "# identities: %s\n", strings.Join(ids, ", "))
 	}
-	return nil
+	return checkSettingValues(res.Settings)
 }
 
 // tomlValue formats a value as it would be written in the file.
