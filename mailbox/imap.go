@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,8 +367,15 @@ func (w *Watcher) connect(ctx context.Context) (*session, error) {
 		c, err = imapclient.NewStartTLS(conn, opts)
 		stop()
 		if err != nil {
+			port := ep.Port
+			if port == imapProto.startTLSPort {
+				port = imapProto.tlsPort
+			}
+			// imapclient sends STARTTLS without waiting for the greeting,
+			// so an implicit-TLS server fails its handshake and hangs up.
+			implicit := net.JoinHostPort(ep.Host, strconv.Itoa(port))
 			return nil, fmt.Errorf("imap STARTTLS with %s: %w (if the server uses implicit TLS, use imaps://%s)",
-				ep.Address(), ctxErr(ctx, err), net.JoinHostPort(ep.Host, "993"))
+				ep.Address(), ctxErr(ctx, err), implicit)
 		}
 	default: // Insecure, vetted by dialAddrs
 		conn, err := dial(ctx, addrs)

@@ -250,6 +250,21 @@ func TestWatchWrongSecurity(t *testing.T) {
 	}
 }
 
+// TestWatchStartTLSToImplicitTLSPort: imap:// for an implicit-TLS server
+// fails at once and names imaps:// with the port given, not 993.
+func TestWatchStartTLSToImplicitTLSPort(t *testing.T) {
+	srv := newIMAPServer(t, imapServerOptions{security: mailbox.TLS})
+	cfg := srv.Config(t)
+	cfg.Security = mailbox.StartTLS
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := mailbox.Watch(ctx, cfg)
+	want := "use imaps://" + cfg.Endpoint.Address() + ")"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Watch() = %v, want an error naming %s", err, want)
+	}
+}
+
 func TestWatchLocalhost(t *testing.T) {
 	srv := newIMAPServer(t, imapServerOptions{security: mailbox.Insecure})
 	cfg := srv.Config(t)
