@@ -65,6 +65,10 @@ same address at once (see --wait-lock). A revoked certificate is not renewed unl
 --deploy-hook (or the one given to obtain) runs after each renewal; see obtain. For
 an obtain --split pair it runs once per renewed certificate, as obtain --split runs it.
 
+A certificate that is not due is passed over in silence (cron mails nothing), except
+with -v, or when EMAIL is given and stderr is a terminal: then a line on stderr says
+when it is due.
+
 For scripts: stdout is empty exactly when nothing was renewed (--json: one array with
 the status of every address: renewed, not-due, skipped or failed). The exit status is
 0 when nothing failed, whether or not anything was due; 6 when at least one address
@@ -144,6 +148,8 @@ type renewer struct {
 	hooks *hookRunner
 	out   sync.Mutex // stdout and stderr lines
 
+	sayNotDue bool // print "not due" lines without -v
+
 	secretsMu sync.Mutex // one prompt at a time
 	p12PW     string
 }
@@ -176,6 +182,9 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		}
 	}
 	r := &renewer{g: g, o: o, store: store, hooks: &hookRunner{stderr: g.stderr}}
+	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
+	// answer; cron (no terminal) keeps its silence.
+	r.sayNotDue = explicit && newProgress(g.stderr).tty
 	outcomes := make([]renewOutcome, len(emails))
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
@@ -228,7 +237,8 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 }
 
 // report prints one outcome as it happens: a line on stdout per renewal,
-// errors and notes on stderr, nothing for a certificate not due (unless -v).
+// errors and notes on stderr, nothing for a certificate not due (unless -v,
+// or sayNotDue).
 func (r *renewer) report(oc *renewOutcome) {
 	r.out.Lock()
 	defer r.out.Unlock()
@@ -250,8 +260,8 @@ func (r *renewer) report(oc *renewOutcome) {
 			fmt.Fprintf(r.g.stderr, "acmemail: skipped %s: %s\n", oc.Email, oc.Reason)
 		}
 	case "not-due":
-		if r.g.verbose > 0 {
-			fmt.Fprintf(r.g.stderr, "acmemail: %s is not due until %s (%s)\n", oc.Email, oc.RenewAt.UTC().Format(time.RFC3339), oc.Reason)
+		if r.g.verbose > 0 || r.sayNotDue {
+			fmt.Fprintf(r.g.stderr, "acmemail: %s is not due until %s (%s); --force renews now\n", oc.Email, oc.RenewAt.UTC().Format(time.RFC3339), oc.Reason)
 		}
 	}
 }
