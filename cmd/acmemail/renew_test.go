@@ -626,6 +626,9 @@ func TestObtainInterrupted(t *testing.T) {
 			if code != exitInterrupted || !stopped.Load() {
 				t.Fatalf("first run: exit %d, stopped %v\n%s", code, stopped.Load(), errb.String())
 			}
+			if !strings.Contains(errb.String(), "acmemail: interrupted\nacmemail: hint: run the same command again to continue") {
+				t.Errorf("the interrupted run does not say how to go on:\n%s", errb.String())
+			}
 			testHookOrderState = nil
 			pending := publicKeyOf(t, filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/pending-key.pem"))
 			data, _ := openHome(t, env).ReadOrderState("alice@example.test")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -155,6 +156,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err != nil {
 		printError(stderr, err)
+		if errors.Is(err, context.Canceled) && cmd != nil && (cmd.Name() == "obtain" || cmd.Name() == "renew") {
+			io.WriteString(stderr, "acmemail: hint: run the same command again to continue: the order and key are kept, and no challenge is answered twice\n")
+		}
 		for _, h := range settingHints(err, g.settingSources) {
 			io.WriteString(stderr, "acmemail: hint: "+h+"\n")
 		}
