@@ -139,7 +139,8 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 				return withHint(fmt.Errorf("%s has no certificate of its own: %w", email, err),
 					"it is in the certificate of "+primary+" (obtained with --also); export "+primary)
 			}
-			return withHint(fmt.Errorf("no certificate for %s: %w", email, err), "acmemail obtain "+email+" gets one")
+			// As show, renew and revoke say it; the keystore's wording adds nothing.
+			return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
 		}
 		return err
 	}
