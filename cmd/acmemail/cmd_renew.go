@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/term"
 	"io"
 	"strings"
 	"sync"
@@ -66,8 +67,8 @@ same address at once (see --wait-lock). A revoked certificate is not renewed unl
 an obtain --split pair it runs once per renewed certificate, as obtain --split runs it.
 
 A certificate that is not due is passed over in silence (cron mails nothing), except
-with -v, or when EMAIL is given and stderr is a terminal: then a line on stderr says
-when it is due.
+with -v, or when EMAIL is given at a terminal: then a line on stderr says when it is
+due.
 
 For scripts: stdout is empty exactly when nothing was renewed (--json: one array with
 the status of every address: renewed, not-due, skipped or failed). The exit status is
@@ -184,7 +185,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 	r := &renewer{g: g, o: o, store: store, hooks: &hookRunner{stderr: g.stderr}}
 	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
 	// answer; cron (no terminal) keeps its silence.
-	r.sayNotDue = explicit && newProgress(g.stderr).tty
+	r.sayNotDue = explicit && (newProgress(g.stderr).tty || atTerminal())
 	outcomes := make([]renewOutcome, len(emails))
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
@@ -473,4 +474,15 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 		}
 	}
 	return oc
+}
+
+// atTerminal reports whether acmemail runs with a controlling terminal (a
+// person at it), as the prompts find one; cron has none.
+func atTerminal() bool {
+	tty, err := openTTY()
+	if err != nil {
+		return false
+	}
+	defer tty.Close()
+	return term.IsTerminal(int(tty.Fd()))
 }
