@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -253,6 +254,14 @@ func TestAccountScripts(t *testing.T) {
 		Dir:                 "testdata/account",
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
+		// [ctty]: the tests run with a controlling terminal (go test
+		// started from one), which every command without ttyin inherits.
+		Condition: func(cond string) (bool, error) {
+			if cond != "ctty" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return atTerminal(), nil
+		},
 		Setup: func(e *testscript.Env) error {
 			ctx, cancel := context.WithCancel(context.Background())
 			w, err := sandbox.Start(ctx, sandbox.Options{})
