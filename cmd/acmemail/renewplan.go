@@ -292,7 +292,7 @@ func (p *renewPlan) rows() [][2]string {
 	if p.Recorded {
 		v := p.P12Profile + " profile" + p.configFrom("p12-profile")
 		if p.PKCS12 != "" {
-			v += ", written to " + p.PKCS12 + " (not to obtain's --out)"
+			v += ", written to " + p.PKCS12 + " (an --out file of obtain is not rewritten)"
 		}
 		add("PKCS#12:", v)
 		if p.Server != "sandbox" {

@@ -42,7 +42,7 @@ func TestPlanRenewal(t *testing.T) {
 			"IMAP":       "imaps://imap.example.com, login alice, folder Junk",
 			"SMTP":       "smtps://smtp.example.com",
 			"mail login": "password file: /etc/acmemail/alice.pw", "SMTP login": "", "auth mech": "",
-			"PKCS#12": "legacy profile, written to /p/cert.p12 (not to obtain's --out)",
+			"PKCS#12": "legacy profile, written to /p/cert.p12 (an --out file of obtain is not rewritten)",
 		}, []string{"/etc/acmemail/alice.pw does not exist"}},
 		{"separate submission login, token", base(func(m *keystore.CertMeta) {
 			m.Settings.PasswordFile, m.Settings.OAuthTokenCommand, m.Settings.SMTPUser, m.Settings.AuthMech = "", "oama access alice", "alice-smtp", "xoauth2"
