@@ -41,8 +41,12 @@ type CertMeta struct {
 	NotAfter  time.Time `json:"not_after"`  // set by SaveCertificate from the leaf
 	OrderURL  string    `json:"order_url"`
 	CertURL   string    `json:"cert_url"`
-	// Settings say how the certificate was obtained, so that renew can do
-	// it again unattended; nil for certificates from older versions.
+	// Profile says how the certificate was obtained, so that renew can do
+	// it again unattended: the caller's record, stored as is (acmemail's
+	// issuer package defines it; keystore does not look inside).
+	Profile json.RawMessage `json:"profile,omitempty"`
+	// Settings are what acmemail recorded before Profile existed; read
+	// only, to migrate; nil for certificates from even older versions.
 	Settings *Settings `json:"settings,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -111,7 +112,7 @@ func TestSaveLoadCertificate(t *testing.T) {
 			want.KeyType = kt
 			want.Serial = chain[0].SerialNumber.Text(16)
 			want.NotBefore, want.NotAfter = chain[0].NotBefore, chain[0].NotAfter
-			if gotMeta != want {
+			if !reflect.DeepEqual(gotMeta, want) {
 				t.Errorf("meta = %+v, want %+v", gotMeta, want)
 			}
 			if gotPaths != paths || filepath.Base(paths.Dir) != "Carol@example.org" {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -58,7 +59,7 @@ func eabRequiredError(err error) error {
 	if !errors.Is(err, acmemail.ErrEABRequired) {
 		return err
 	}
-	return withHint(&usageError{err},
+	return withHint(&usageError{Err: err},
 		"get a key identifier and an HMAC key from the CA (its web site or your account manager)",
 		"then pass --eab-kid KID and the HMAC key in ACMEMAIL_EAB_HMAC or a file named by --eab-hmac-file")
 }
@@ -130,8 +131,8 @@ func (o *accountOptions) directory() (string, error) {
 	case o.server == "sandbox":
 		return "", withHint(usageErrorf("--server sandbox: the in-process sandbox ends with this command, so its accounts cannot be kept"),
 			"run 'acmemail sandbox' in another terminal and pass its directory URL to --server")
-	case namedServers[o.server].url != "":
-		return namedServers[o.server].url, nil
+	case issuer.NamedServers[o.server].URL != "":
+		return issuer.NamedServers[o.server].URL, nil
 	case strings.HasPrefix(o.server, "https://"):
 		return o.server, nil
 	case strings.HasPrefix(o.server, "http://"):
@@ -314,7 +315,7 @@ func runAccountRegister(ctx context.Context, g *globals, o *registerOptions, con
 	if err := pendingRolloverError(e.store, e.dirURL, o.server); err != nil {
 		return err
 	}
-	contact := mailtoContacts(o.contact)
+	contact := issuer.MailtoContacts(o.contact)
 	if a, err := e.store.LoadAccount(e.dirURL); err == nil {
 		// Already registered: check it with the CA, update the contact.
 		c, err := e.client(g, a.Key, a.URL)

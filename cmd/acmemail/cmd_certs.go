@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -59,8 +60,8 @@ func describeCert(store *keystore.Store, email string, now time.Time) (certInfo,
 		return certInfo{}, err
 	}
 	leaf := chain[0]
-	st := loadRenewalState(store, email, meta.Serial)
-	due, _ := st.renewAt(leaf)
+	st := issuer.LoadRenewalState(store, email, meta.Serial)
+	due, _ := st.RenewAt(leaf)
 	ci := certInfo{
 		Email: meta.Email, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
 		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: due.UTC(), RenewalBasis: "lifetime",
@@ -196,7 +197,7 @@ func newListCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stderr, "acmemail: warning: %v\n", err)
 					continue
 				}
-				ci.Renew.withConfig(g, e)
+				planWithConfig(ci.Renew, g, e)
 				infos = append(infos, ci)
 			}
 			if asJSON {
@@ -249,7 +250,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ci.Renew.withConfig(g, email)
+			planWithConfig(ci.Renew, g, email)
 			if asJSON {
 				return json.NewEncoder(g.stdout).Encode(ci)
 			}
@@ -294,7 +295,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			// its own, aligned on its own.
 			fmt.Fprintln(g.stdout, "renew repeats:")
 			tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			for _, kv := range ci.Renew.rows() {
+			for _, kv := range planRows(ci.Renew) {
 				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
 			}
 			return tw.Flush()
@@ -309,8 +310,8 @@ func directoryURL(server string) (string, error) {
 	switch {
 	case server == "sandbox":
 		return "", usageErrorf("--server sandbox: the in-process sandbox lives only inside one obtain; give the directory URL of a running acmemail sandbox")
-	case namedServers[server].url != "":
-		return namedServers[server].url, nil
+	case issuer.NamedServers[server].URL != "":
+		return issuer.NamedServers[server].URL, nil
 	case strings.HasPrefix(server, "https://"):
 		return server, nil
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -137,9 +140,10 @@ func (r *doctorReport) print(w io.Writer) error {
 }
 
 func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) error {
-	// doctor has no certificate flags; identity wants valid values.
+	// doctor has no certificate flags; the profile wants valid values.
 	o.keyType, o.usage, o.p12Profile, o.replySettle = "rsa2048", "both", "modern", -1
-	id, err := o.identity(email)
+	o.getenv = g.getenv
+	p, err := o.profile(email, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -152,17 +156,46 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
-	s := newSession(g, id, prog)
-	defer s.Close()
-	if err := s.resolveServer(ctx, &o.sandbox); err != nil {
+	secrets := &runSecrets{g: g}
+	d := &doctorRun{p: &p, prog: prog}
+	if p.Server == "sandbox" {
+		w, err := startSandbox(ctx, g, &o.obtainOptions, &p, secrets)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		d.world = w
+		prog.printf("started the sandbox CA at %s", w.DirectoryURL)
+	} else if err := discoverServers(ctx, g, prog, &p, o.cred.rediscover); err != nil {
 		return err
 	}
-	if err := s.loadCredentials(ctx); err != nil {
-		return err
+	switch {
+	case d.world != nil:
+		d.lookupTXT = d.world.LookupTXT
+	case p.DNSResolver != "":
+		res, err := issuer.Resolver(p.DNSResolver)
+		if err != nil {
+			return settingErr(err)
+		}
+		d.lookupTXT = res.LookupTXT
 	}
-	imapCfg, smtpCfg, err := s.mailConfigs()
+	if d.dirURL, _, err = p.Directory(d.world); err != nil {
+		return settingErr(err)
+	}
+	var extra []byte
+	if d.world != nil {
+		extra = d.world.TLSRootsPEM
+	}
+	if d.pool, err = issuer.RootPool(p.CARoots, extra); err != nil {
+		return settingErr(err)
+	}
+	imapCreds, smtpCreds, err := secrets.MailLogin(ctx, &p)
 	if err != nil {
 		return err
+	}
+	imapCfg, smtpCfg, err := issuer.MailConfigs(&p, d.pool, g.logger(), g.protocolTrace, p.IMAP, p.SMTP, imapCreds, smtpCreds, "")
+	if err != nil {
+		return settingErr(err)
 	}
 
 	var r doctorReport
@@ -177,7 +210,7 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		return withHint(fmt.Errorf("doctor did not finish within --timeout %s (%d checks done, shown above)", o.timeout, len(r.checks)),
 			"a server that does not answer is the likely cause; raise --timeout to wait longer")
 	}
-	watcher := doctorIMAP(ctx, &r, imapCfg, id.imapURL)
+	watcher := doctorIMAP(ctx, &r, imapCfg, p.IMAP)
 	if watcher != nil {
 		defer watcher.Close()
 	}
@@ -199,12 +232,12 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 	case sender == nil:
 		r.skip("dkim", "needs smtp-login")
 	default:
-		doctorDKIM(ctx, s, &r, watcher, sender, imapCfg, o)
+		doctorDKIM(ctx, d, &r, watcher, sender, imapCfg, o)
 	}
 	if ctx.Err() != nil {
 		return stopped()
 	}
-	doctorCA(ctx, s, &r)
+	doctorCA(ctx, d, &r)
 	if ctx.Err() != nil {
 		return stopped()
 	}
@@ -226,10 +259,10 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		}
 	}
 	if len(warned) > 0 {
-		prog.printf("no check failed for %s; %d warned (%s): see their fix lines", id.email, len(warned), strings.Join(warned, ", "))
+		prog.printf("no check failed for %s; %d warned (%s): see their fix lines", p.Email, len(warned), strings.Join(warned, ", "))
 		return nil
 	}
-	prog.printf("all checks passed for %s", id.email)
+	prog.printf("all checks passed for %s", p.Email)
 	return nil
 }
 
@@ -304,10 +337,22 @@ func doctorTestMessage(email, msgID string, now time.Time) []byte {
 
 // doctorDKIM sends the test message to EMAIL itself and checks the copy
 // that arrives.
-func doctorDKIM(ctx context.Context, s *session, r *doctorReport, w *mailbox.Watcher, sender *mailbox.Sender, imapCfg mailbox.IMAPConfig, o *doctorOptions) {
-	email := s.id.email
+// doctorRun is what the checks of one doctor run share.
+type doctorRun struct {
+	p      *issuer.Profile
+	prog   *progress
+	world  *sandbox.World // the in-process sandbox, or nil
+	dirURL string
+	pool   *x509.CertPool
+	// lookupTXT finds DKIM keys: the sandbox's DNS, --dns-resolver or
+	// the system's.
+	lookupTXT func(context.Context, string) ([]string, error)
+}
+
+func doctorDKIM(ctx context.Context, s *doctorRun, r *doctorReport, w *mailbox.Watcher, sender *mailbox.Sender, imapCfg mailbox.IMAPConfig, o *doctorOptions) {
+	email := s.p.Email
 	domain := email[strings.LastIndexByte(email, '@')+1:]
-	msgID := "<doctor." + randomToken() + "@" + domain + ">"
+	msgID := "<doctor." + issuer.RandomToken() + "@" + domain + ">"
 	raw := doctorTestMessage(email, msgID, time.Now())
 	if err := sender.Send(ctx, email, []string{email}, raw); err != nil {
 		r.add("dkim", "fail", "sending the test message to "+email+" failed: "+err.Error(),
@@ -405,9 +450,9 @@ type acmeDirectory struct {
 }
 
 // doctorCA reports ca-directory and ca-email.
-func doctorCA(ctx context.Context, s *session, r *doctorReport) {
+func doctorCA(ctx context.Context, s *doctorRun, r *doctorReport) {
 	hc := httpClient(s.pool)
-	fixReach := "check --server " + s.id.server + " and your network; for a private CA, put its root in a PEM file named by ACMEMAIL_CA_ROOTS"
+	fixReach := "check --server " + s.p.Server + " and your network; for a private CA, put its root in a PEM file named by ACMEMAIL_CA_ROOTS"
 	dir, err := fetchDirectory(ctx, hc, s.dirURL)
 	if err != nil {
 		r.add("ca-directory", "fail", err.Error(), fixReach)
@@ -432,8 +477,8 @@ func doctorCA(ctx context.Context, s *session, r *doctorReport) {
 	switch {
 	case s.world != nil:
 		r.pass("ca-email", "the sandbox CA issues S/MIME certificates for email identifiers (RFC 8823, email-reply-00)")
-	case namedServers[s.id.server].url != "":
-		r.pass("ca-email", "%s is known to issue for email identifiers (RFC 8823, email-reply-00)", s.id.server)
+	case issuer.NamedServers[s.p.Server].URL != "":
+		r.pass("ca-email", "%s is known to issue for email identifiers (RFC 8823, email-reply-00)", s.p.Server)
 	default:
 		r.add("ca-email", "warn",
 			"an ACME directory does not say which identifier types a CA accepts, so whether this CA supports email identifiers shows only when an order is placed (doctor places none)",

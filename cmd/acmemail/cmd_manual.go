@@ -61,33 +61,20 @@ type externalMail interface {
 	close()
 }
 
-// attachExternal makes the client use m: its mail goes through m, and m
-// sees every progress event before next does.
-func attachExternal(c *acmemail.Client, m externalMail) {
-	c.Mail = m
-	next := c.Progress
-	c.Progress = func(e acmemail.Event) {
-		if next != nil {
-			next(e)
-		}
-		m.observe(e)
-	}
-}
-
 // openExternal prepares --manual or --pipe for the session.
-func openExternal(ctx context.Context, s *session, e *externalFlags) (externalMail, error) {
+func openExternal(ctx context.Context, g *globals, prog *progress, stateDir, email string, e *externalFlags) (externalMail, error) {
 	if e.manual {
-		if e.challengeFile == "" && s.g.stdin == nil {
+		if e.challengeFile == "" && g.stdin == nil {
 			return nil, usageErrorf("--manual needs the challenge mail on stdin or --challenge-file")
 		}
 		m := &manualMail{
-			in: bufio.NewReader(s.g.stdin), out: s.g.stderr, prog: s.prog, email: s.id.email,
+			in: bufio.NewReader(g.stdin), out: g.stderr, prog: prog, email: email,
 			file: e.challengeFile, yes: e.yes,
 			waiting: make(chan struct{}), rejected: make(chan string, 1),
 		}
 		return m, nil
 	}
-	return listenPipe(s)
+	return listenPipe(stateDir, email, prog)
 }
 
 // manualMail reads the challenge mail from stdin or a file and prints the

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/acmemail/acmemail/acmemail"
-	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -51,6 +50,7 @@ type obtainOptions struct {
 	split           bool
 	ext             externalFlags // --manual, --pipe
 	life            lifecycleFlags
+	getenv          func(string) string // the run's environment
 }
 
 const obtainLong = `Obtain an S/MIME certificate for EMAIL from an ACME CA that supports RFC 8823.
@@ -148,7 +148,7 @@ func newObtainCmd(g *globals) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ext.mailWaitSet = cmd.Flags().Changed("mail-wait")
-			return runObtain(cmd.Context(), g, &o, args[0])
+			return runObtain(cmd.Context(), g, cmd, &o, args[0])
 		},
 	}
 	o.addFlags(cmd.Flags())
@@ -169,7 +169,7 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.mailWait, "mail-wait", acmemail.DefaultMailWait, "how long to wait for the challenge mail before asking the CA to send it")
 	f.DurationVar(&o.replySettle, "reply-settle", -1, "pause between sending the reply and asking the CA to validate (0 with the sandbox)")
 	// -1 means "per server"; the help shows what that is, not -1ns.
-	f.Lookup("reply-settle").DefValue = defaultReplySettle.String()
+	f.Lookup("reply-settle").DefValue = issuer.DefaultReplySettle.String()
 	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
 	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
@@ -204,19 +204,26 @@ func (o *obtainOptions) addSubmissionFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.insecure, "insecure", false, "allow unencrypted IMAP/SMTP, to loopback addresses only")
 }
 
-// namedServer is a CA acmemail knows by name, with its quirks.
-type namedServer struct {
-	url  string
-	join acmemail.JoinMode
-}
-
-var namedServers = map[string]namedServer{
-	"castle":         {"https://acme.castle.cloud/acme/directory", acmemail.JoinOctet},
-	"castle-staging": {"https://acme-staging.castle.cloud/acme/directory", acmemail.JoinOctet},
-}
-
-func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) error {
-	id, err := o.identity(email)
+func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOptions, email string) error {
+	o.getenv = g.getenv
+	if err := o.ext.check(o.server); err != nil {
+		return err
+	}
+	norm, err := checkEmail(email)
+	if err != nil {
+		return err
+	}
+	secrets := &runSecrets{g: g}
+	is, err := newIssuer(g, secrets)
+	if err != nil {
+		return err
+	}
+	// Obtain again for a managed address keeps what it is not told to change.
+	var base *issuer.Profile
+	if rec, _, err := is.LoadProfile(norm); err == nil && rec.Server != "sandbox" {
+		base = &rec
+	}
+	p, err := o.profile(norm, base, cmd.Flags().Changed)
 	if err != nil {
 		return err
 	}
@@ -224,6 +231,9 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 		if _, err := os.Stat(o.out); err == nil {
 			return withHint(usageErrorf("--out %s exists; acmemail never overwrites it", o.out), "remove it first, or choose another path")
 		}
+	}
+	if o.ext.active() && len(p.Also) > 0 {
+		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
@@ -233,112 +243,127 @@ func runObtain(ctx context.Context, g *globals, o *obtainOptions, email string) 
 	prog := newProgress(g.stderr)
 
 	// Secrets first: fail before anything is sent if one is missing.
-	p12Password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
-	if err != nil {
+	if _, err := secrets.P12Password(ctx, &p); err != nil {
 		return err
 	}
-
-	if err := o.ext.check(o.server); err != nil {
-		return err
-	}
-	if o.split && o.usage != "both" {
-		return withHint(usageErrorf("--split obtains a signing and an encryption certificate; it does not go with --usage %s", o.usage), "drop --usage, or drop --split")
-	}
-	if o.ext.active() && len(id.also) > 0 {
-		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
-	}
-	s := newSession(g, id, prog)
-	defer s.Close()
-	s.noMail = o.ext.active()
-	if err := s.resolveServer(ctx, &o.sandbox); err != nil {
-		return err
-	}
-	if !s.noMail {
-		if err := s.loadCredentials(ctx); err != nil {
+	opts := issuer.ObtainOptions{Progress: prog, WaitLock: o.life.waitLock, AgreeTOS: o.agreeTOS}
+	switch {
+	case p.Server == "sandbox":
+		w, err := startSandbox(ctx, g, o, &p, secrets)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		opts.World = w
+	case !o.ext.active():
+		if err := discoverServers(ctx, g, prog, &p, o.cred.rediscover); err != nil {
 			return err
 		}
 	}
-	if err := s.openStore(); err != nil {
-		return err
+	if base != nil {
+		if changes := describeChanges(*base, p); len(changes) > 0 {
+			prog.printf("%s was obtained before; this run changes what renew repeats: %s", norm, strings.Join(changes, "; "))
+		}
 	}
-	if err := s.lock(ctx, o.life.waitLock); err != nil {
-		return err
-	}
-	s.startCertKey()
-	var ext externalMail
-	if s.noMail {
-		if ext, err = openExternal(ctx, s, &o.ext); err != nil {
+	if o.ext.active() {
+		ext, err := openExternal(ctx, g, prog, is.Store.Dir, norm, &o.ext)
+		if err != nil {
 			return err
 		}
-		s.extMail = ext
-	} else if err := s.openMail(ctx); err != nil {
-		return err
-	}
-	if err := s.openAlso(ctx); err != nil {
-		return err
-	}
-	if err := s.newClient(ctx); err != nil {
-		return err
-	}
-	if ext != nil {
-		attachExternal(s.client, ext)
+		defer ext.close()
+		opts.Mail, opts.Observe = ext, ext.observe
 		if o.ext.manual && !o.ext.mailWaitSet {
-			s.client.MailWait = manualMailWait(o.timeout)
+			opts.MailWait = manualMailWait(o.timeout)
 		}
 	}
-	if _, _, cur, _, err := s.store.LoadCertificate(id.email); err == nil && time.Now().Before(cur.NotAfter) {
-		// obtain replaces a certificate that is still good: say so, once.
-		prog.printf("%s already has a certificate (serial %s, valid until %s): the new one replaces it, the current one goes to the archive (acmemail renew renews only when due)",
-			id.email, cur.Serial, cur.NotAfter.UTC().Format(time.DateOnly))
+	res, err := is.Obtain(ctx, p, opts)
+	if err != nil && (res == nil || len(res.Certs) == 0) {
+		return cliError(err)
 	}
-	if o.split {
-		return s.obtainSplit(ctx, o, p12Password)
+	if p.Split {
+		if len(res.Certs) < 2 {
+			return err
+		}
+		return errors.Join(printSplitResult(g, o, res), err)
 	}
-	res, err := s.issue(ctx, p12Password, issueRequest{})
-	if err != nil {
-		return err
-	}
-	p12Path := res.p12Out
+	hookErr := err
+	c := res.Certs[0]
+	p12Path := c.Paths.PKCS12
 	if o.out != "" {
-		if err := writeNewFile(o.out, res.p12); err != nil {
-			return fmt.Errorf("write --out: %w (the certificate is saved in %s)", err, res.paths.Dir)
+		if err := writeNewFile(o.out, c.P12); err != nil {
+			return fmt.Errorf("write --out: %w (the certificate is saved in %s)", err, c.Paths.Dir)
 		}
 		p12Path = o.out
 	}
-	if s.world != nil {
+	if opts.World != nil {
 		prog.printf("the sandbox issued it; it is trusted by no mail client (its root is a test root)")
 	}
-	meta := res.meta
-	prog.printf("saved the certificate for %s (valid until %s)", id.email, meta.NotAfter.UTC().Format(time.DateOnly))
-	if s.world == nil {
+	prog.printf("saved the certificate for %s (valid until %s)", norm, c.Meta.NotAfter.UTC().Format(time.DateOnly))
+	if opts.World == nil {
 		prog.printf("next: import %s into your mail client with the PKCS#12 password; 'acmemail renew', run from cron, renews it when due (see acmemail renew --help)", p12Path)
 	} else {
-		prog.printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", res.paths.Dir)
+		prog.printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", c.Paths.Dir)
 	}
-	hookErr := (&hookRunner{stderr: g.stderr}).run(ctx, id.deployHook, res, p12Path)
-	if err := printObtainResult(g, o, s, res, p12Path); err != nil {
+	if o.json {
+		if err := json.NewEncoder(g.stdout).Encode(newObtainResult(res, c, p12Path)); err != nil {
+			return err
+		}
+	} else if _, err := fmt.Fprintln(g.stdout, p12Path); err != nil {
 		return err
 	}
 	return hookErr
 }
 
-// defaultReplySettle is --reply-settle for a CA other than the in-process
-// sandbox: acme2certifier looks for the reply about 2 s after the POST.
-const defaultReplySettle = 3 * time.Second
-
-func printObtainResult(g *globals, o *obtainOptions, s *session, res *issued, p12Path string) error {
-	id, meta := s.id, res.meta
-	if o.json {
-		abs, _ := filepath.Abs(p12Path)
-		return json.NewEncoder(g.stdout).Encode(obtainResult{
-			Email: id.email, PKCS12: abs, Certificate: res.paths.Chain, Key: res.paths.Key,
-			Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
-			KeyType: string(meta.KeyType), Usage: id.usage.String(), CA: s.dirURL, OrderURL: res.cert.OrderURL,
-			ACMERequests: s.client.Requests(),
-		})
+// startSandbox starts the in-process sandbox for p, with a mailbox for its
+// address (and for --also addresses, an alias of it, or with --also-imap
+// ADDR=sandbox a mailbox of their own), and points p at its servers.
+func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.Profile, secrets *runSecrets) (*sandbox.World, error) {
+	opts, err := o.sandbox.options()
+	if err != nil {
+		return nil, err
 	}
-	_, err := fmt.Fprintln(g.stdout, p12Path)
-	return err
+	opts.Logger = g.logger().With("component", "sandbox")
+	w, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("start the sandbox: %w", err)
+	}
+	creds, err := (&mailLogin{g: g, p: p, log: g.logger()}).sandboxLogin(ctx, w, opts.OAuth)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	secrets.sandboxLogin = &creds
+	if p.IMAP == "" {
+		p.IMAP = w.IMAPURL
+	}
+	if p.SMTP == "" {
+		p.SMTP = w.SMTPURL
+	}
+	secrets.sandboxAlso = map[string]string{}
+	for i := range p.Also {
+		a := &p.Also[i]
+		if a.IMAP != "sandbox" {
+			continue
+		}
+		pw := issuer.RandomToken()
+		if err := w.AddUser(a.Email, pw); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sandbox: add a mailbox for %s: %w", a.Email, err)
+		}
+		a.IMAP, a.SMTP, a.User = w.IMAPURL, w.SMTPURL, a.Email
+		secrets.sandboxAlso[strings.ToLower(a.Email)] = pw
+	}
+	return w, nil
+}
+
+func newObtainResult(res *issuer.Obtained, c *issuer.Issued, p12Path string) obtainResult {
+	abs, _ := filepath.Abs(p12Path)
+	return obtainResult{
+		Email: c.Meta.Email, PKCS12: abs, Certificate: c.Paths.Chain, Key: c.Paths.Key,
+		Serial: c.Meta.Serial, NotBefore: c.Meta.NotBefore.UTC(), NotAfter: c.Meta.NotAfter.UTC(),
+		KeyType: string(c.Meta.KeyType), Usage: c.Meta.Usage, CA: res.Directory, OrderURL: c.OrderURL,
+		ACMERequests: res.Requests,
+	}
 }
 
 type obtainResult struct {
@@ -354,49 +379,6 @@ type obtainResult struct {
 	CA           string    `json:"ca"`
 	OrderURL     string    `json:"order_url"`
 	ACMERequests int64     `json:"acme_requests"`
-}
-
-// mailAdapter joins the IMAP watcher and the SMTP sender into the
-// acmemail.Mail the order flow needs.
-type mailAdapter struct {
-	w *mailbox.Watcher
-	s *mailbox.Sender
-}
-
-func (m mailAdapter) Next(ctx context.Context) ([]byte, error) { return m.w.Next(ctx) }
-func (m mailAdapter) Expect()                                  { m.w.Expect() }
-func (m mailAdapter) Send(ctx context.Context, from string, to []string, raw []byte) error {
-	return m.s.Send(ctx, from, to, raw)
-}
-
-// storeGuard records answered challenges in the state directory.
-type storeGuard struct{ s *keystore.Store }
-
-func (g storeGuard) Claim(key string) (bool, error) { return g.s.ClaimReply(key, nil) }
-func (g storeGuard) Claimed(key string) (bool, error) {
-	return g.s.ReplyClaimed(key)
-}
-
-func agreeToTerms(ctx context.Context, g *globals, c *acmemail.Client, agreed bool) error {
-	dir, err := c.Directory(ctx)
-	if err != nil {
-		return err
-	}
-	if dir.Meta == nil {
-		return nil
-	}
-	return askTerms(g, dir.Meta.TermsOfService, agreed)
-}
-
-func mailtoContacts(list []string) []string {
-	var out []string
-	for _, c := range list {
-		if !strings.HasPrefix(c, "mailto:") {
-			c = "mailto:" + c
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 // checkEmail validates the address given on the command line and returns
@@ -429,12 +411,6 @@ func writeNewFile(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func randomToken() string {
-	b := make([]byte, 18)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // plaintextHint explains a refused imap+insecure:// or smtp+insecure://

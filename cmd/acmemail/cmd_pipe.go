@@ -122,8 +122,8 @@ type pipeMail struct {
 }
 
 // listenPipe starts listening for acmemail respond.
-func listenPipe(s *session) (*pipeMail, error) {
-	path, err := pipeSocketPath(s.store.Dir, s.id.email)
+func listenPipe(stateDir, email string, prog *progress) (*pipeMail, error) {
+	path, err := pipeSocketPath(stateDir, email)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func listenPipe(s *session) (*pipeMail, error) {
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return nil, withHint(fmt.Errorf("another acmemail obtain --pipe is already waiting for %s", s.id.email), "stop it first, or let it finish")
+		return nil, withHint(fmt.Errorf("another acmemail obtain --pipe is already waiting for %s", email), "stop it first, or let it finish")
 	}
 	os.Remove(path) // a stale socket of a run that died
 	ln, err := net.Listen("unix", path)
@@ -143,7 +143,7 @@ func listenPipe(s *session) (*pipeMail, error) {
 		return nil, fmt.Errorf("listen for acmemail respond: %w", err)
 	}
 	os.Chmod(path, 0o600)
-	m := &pipeMail{ln: ln, path: path, prog: s.prog, email: s.id.email, conns: make(chan net.Conn), done: make(chan struct{}), free: make(chan struct{}, 1)}
+	m := &pipeMail{ln: ln, path: path, prog: prog, email: email, conns: make(chan net.Conn), done: make(chan struct{}), free: make(chan struct{}, 1)}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -158,8 +158,7 @@ func listenPipe(s *session) (*pipeMail, error) {
 			}
 		}
 	}()
-	s.closers = append(s.closers, m.close)
-	s.prog.printf("waiting for the challenge mail: have your mail filter pipe it to \"acmemail respond --smtp URL\" (or \"acmemail respond --print | sendmail -t -oi\")")
+	prog.printf("waiting for the challenge mail: have your mail filter pipe it to \"acmemail respond --smtp URL\" (or \"acmemail respond --print | sendmail -t -oi\")")
 	return m, nil
 }
 

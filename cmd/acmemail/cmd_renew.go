@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/term"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/spf13/cobra"
 
-	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
 )
 
 type renewOptions struct {
@@ -117,22 +118,7 @@ func newRenewCmd(g *globals) *cobra.Command {
 }
 
 // renewOutcome is what happened to one address.
-type renewOutcome struct {
-	Email    string     `json:"email"`
-	Status   string     `json:"status"` // renewed, not-due, skipped, failed
-	Reason   string     `json:"reason,omitempty"`
-	Error    string     `json:"error,omitempty"`
-	RenewAt  *time.Time `json:"renew_at,omitempty"` // when it will be due (not-due)
-	Serial   string     `json:"serial,omitempty"`   // of the new certificate (renewed)
-	NotAfter *time.Time `json:"not_after,omitempty"`
-	PKCS12   string     `json:"pkcs12,omitempty"`
-	Replaced string     `json:"replaced,omitempty"` // serial of the certificate it replaces
-	// The encryption certificate of an obtain --split pair, renewed along.
-	EncryptionSerial string `json:"encryption_serial,omitempty"`
-	EncryptionPKCS12 string `json:"encryption_pkcs12,omitempty"`
-
-	err error
-}
+type renewOutcome = issuer.Outcome
 
 // renewFailedError is returned when some addresses could not be renewed.
 type renewFailedError struct{ failed, total int }
@@ -143,16 +129,13 @@ func (e *renewFailedError) Error() string {
 
 // renewer runs the renewals of one renew command.
 type renewer struct {
-	g     *globals
-	o     *renewOptions
-	store *keystore.Store
-	hooks *hookRunner
-	out   sync.Mutex // stdout and stderr lines
+	g       *globals
+	o       *renewOptions
+	is      *issuer.Issuer
+	secrets *runSecrets // the PKCS#12 password is read once for all
+	out     sync.Mutex  // stdout and stderr lines
 
 	sayNotDue bool // print "not due" lines without -v
-
-	secretsMu sync.Mutex // one prompt at a time
-	p12PW     string
 }
 
 func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptions, args []string) error {
@@ -164,10 +147,12 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
 		}
 	}
-	store, err := openState(g.getenv)
+	secrets := &runSecrets{g: g}
+	is, err := newIssuer(g, secrets)
 	if err != nil {
 		return err
 	}
+	store := is.Store
 	var emails []string
 	explicit := len(args) > 0
 	for _, a := range args {
@@ -182,7 +167,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			return err
 		}
 	}
-	r := &renewer{g: g, o: o, store: store, hooks: &hookRunner{stderr: g.stderr}}
+	r := &renewer{g: g, o: o, is: is, secrets: secrets}
 	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
 	// answer; cron (no terminal) keeps its silence.
 	r.sayNotDue = explicit && (newProgress(g.stderr).tty || atTerminal())
@@ -194,7 +179,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		// source, deploy hook, ...) applies to its renewal only: the flags
 		// are set for it here, one address at a time, and copied.
 		if err := g.settingsForIdentity(cmd, email); err != nil {
-			outcomes[i] = renewOutcome{Email: email, Status: "failed", err: err, Error: err.Error()}
+			outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: err, Error: err.Error()}
 			r.report(&outcomes[i])
 			continue
 		}
@@ -205,7 +190,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				outcomes[i] = renewOutcome{Email: email, Status: "failed", err: ctx.Err()}
+				outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: ctx.Err()}
 				return
 			}
 			defer func() { <-sem }()
@@ -217,10 +202,13 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	failed := 0
+	failed, locked := 0, 0
 	for i := range outcomes {
-		if outcomes[i].Status == "failed" || outcomes[i].Status == "renewed" && outcomes[i].err != nil {
+		if outcomes[i].Status == issuer.Failed || outcomes[i].Status == issuer.Renewed && outcomes[i].Err != nil {
 			failed++
+		}
+		if outcomes[i].Status == issuer.Failed && errors.As(outcomes[i].Err, new(*issuer.LockedError)) {
+			locked++
 		}
 	}
 	if o.json {
@@ -230,6 +218,11 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		if err := json.NewEncoder(g.stdout).Encode(outcomes); err != nil {
 			return err
 		}
+	}
+	if failed > 0 && failed == locked {
+		// An address named while another run works on it: exit 8, as
+		// for obtain (printed above already).
+		return &issuer.LockedError{Err: fmt.Errorf("%d of %d certificates were not renewed: another acmemail run is working on them (see above)", failed, len(outcomes))}
 	}
 	if failed > 0 {
 		return &renewFailedError{failed: failed, total: len(outcomes)}
@@ -251,13 +244,13 @@ func (r *renewer) report(oc *renewOutcome) {
 				fmt.Fprintf(r.g.stdout, "renewed %s (encryption certificate): serial %s, %s\n", oc.Email, oc.EncryptionSerial, oc.EncryptionPKCS12)
 			}
 		}
-		if oc.err != nil { // the deploy hook failed
-			printError(r.g.stderr, oc.err)
+		if oc.Err != nil { // the deploy hook failed
+			printError(r.g.stderr, oc.Err)
 		}
 	case "failed":
-		printError(r.g.stderr, fmt.Errorf("renew %s: %w", oc.Email, oc.err))
+		printError(r.g.stderr, fmt.Errorf("renew %s: %w", oc.Email, settingErr(oc.Err)))
 	case "skipped":
-		if oc.err != nil || r.g.verbose > 0 {
+		if oc.Err != nil || r.g.verbose > 0 {
 			fmt.Fprintf(r.g.stderr, "acmemail: skipped %s: %s\n", oc.Email, oc.Reason)
 		}
 	case "not-due":
@@ -267,116 +260,17 @@ func (r *renewer) report(oc *renewOutcome) {
 	}
 }
 
-// secrets loads the session's mail login (per address: the sources may
-// name the address) and returns the PKCS#12 password, read once for all
-// addresses; both only when a renewal needs them, and one prompt at a time.
-func (r *renewer) secrets(ctx context.Context, s *session, p12File string) (string, error) {
-	r.secretsMu.Lock()
-	defer r.secretsMu.Unlock()
-	if err := s.loadCredentials(ctx); err != nil {
-		return "", err
-	}
-	if r.p12PW == "" {
-		pw, err := r.g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: p12File, flag: "p12-password-file", confirm: true})
-		if err != nil {
-			return "", err
-		}
-		r.p12PW = pw
-	}
-	return r.p12PW, nil
-}
-
-// identityFromMeta rebuilds the identity obtain used from what it
-// recorded with the certificate.
-func identityFromMeta(meta keystore.CertMeta) (*identity, error) {
-	set := meta.Settings
-	if set == nil {
-		return nil, withHint(fmt.Errorf("the certificate of %s was obtained by an acmemail that did not record how", meta.Email),
-			"run acmemail obtain for it once more; later renewals repeat what it does")
-	}
-	usage, err := acmemail.ParseUsage(meta.Usage)
-	if err != nil {
-		return nil, fmt.Errorf("the recorded usage of %s: %w", meta.Email, err)
-	}
-	id := &identity{
-		email: meta.Email, server: set.Server, join: set.Join, imapURL: set.IMAP, smtpURL: set.SMTP,
-		user: set.User, mailbox: set.Mailbox, keyType: meta.KeyType, usage: usage,
-		profile: keystore.P12Profile(set.P12Profile), insecure: set.Insecure, skipMailAuth: set.SkipMailAuth,
-		trustAuthserv: set.TrustAuthservID, smimeRoots: set.SMIMERoots, dnsResolver: set.DNSResolver,
-		mailWait: acmemail.DefaultMailWait, replySettle: -1, contact: set.Contact, deployHook: set.DeployHook,
-		cred: credFlags{smtpUser: set.SMTPUser, authMech: set.AuthMech},
-	}
-	if meta.Also != "" {
-		id.also = strings.Split(meta.Also, ",")
-	}
-	id.restoreLogin(set)
-	if err := id.restoreKeySettings(set); err != nil {
-		return nil, fmt.Errorf("the recorded settings of %s: %w", meta.Email, err)
-	}
-	if id.cred.authMech == "" {
-		id.cred.authMech = "auto"
-	}
-	if id.mailbox == "" {
-		id.mailbox = "INBOX"
-	}
-	if id.profile == "" {
-		id.profile = "modern"
-	}
-	if set.MailWait != "" {
-		if id.mailWait, err = time.ParseDuration(set.MailWait); err != nil {
-			return nil, fmt.Errorf("the recorded mail wait of %s: %w", meta.Email, err)
-		}
-	}
-	if set.ReplySettle != "" {
-		if id.replySettle, err = time.ParseDuration(set.ReplySettle); err != nil {
-			return nil, fmt.Errorf("the recorded reply settle of %s: %w", meta.Email, err)
-		}
-	}
-	return id, nil
-}
-
 // one renews email if it is due (or forced).
-func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explicit bool) (oc renewOutcome) {
-	oc = renewOutcome{Email: email}
-	fail := func(err error) renewOutcome {
-		oc.Status, oc.err, oc.Error = "failed", err, err.Error()
-		return oc
+func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explicit bool) renewOutcome {
+	given := issuer.Given{
+		Login: issuer.Login{
+			PasswordCommand: o.cred.passwordCommand, PasswordFile: o.cred.passwordFile, OAuthTokenCommand: o.cred.oauthTokenCommand,
+			SMTPPasswordCommand: o.cred.smtpPasswordCommand, SMTPPasswordFile: o.cred.smtpPasswordFile,
+		},
+		MailPassword: r.g.getenv("ACMEMAIL_PASSWORD") != "", SMTPPassword: r.g.getenv("ACMEMAIL_SMTP_PASSWORD") != "",
+		SMTPUser: o.cred.smtpUser, AuthMech: o.cred.authMech, DeployHook: o.life.deployHook,
+		P12Profile: o.p12Profile, P12PasswordFile: o.p12PasswordFile, CARoots: r.g.getenv("ACMEMAIL_CA_ROOTS"),
 	}
-	skip := func(reason string, notify bool) renewOutcome {
-		oc.Status, oc.Reason = "skipped", reason
-		if notify {
-			oc.err = errors.New(reason)
-		}
-		return oc
-	}
-	_, _, meta, _, err := r.store.LoadCertificate(email)
-	if errors.Is(err, keystore.ErrNotFound) {
-		return fail(withHint(fmt.Errorf("no certificate for %s is managed here", email), "get one with acmemail obtain "+email))
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if meta.Settings != nil && meta.Settings.Server == "sandbox" {
-		// Its CA lived only as long as the obtain process.
-		if explicit {
-			return fail(withHint(fmt.Errorf("the certificate of %s came from an in-process sandbox, which no longer runs", email),
-				"run a sandbox with acmemail sandbox and obtain from its directory URL to test renewals"))
-		}
-		return skip("its certificate came from an in-process sandbox, which no longer runs", false)
-	}
-	id, err := identityFromMeta(meta)
-	if err != nil {
-		return fail(err)
-	}
-	if o.life.deployHook != "" {
-		id.deployHook = o.life.deployHook
-	}
-	if o.p12Profile != "" {
-		id.profile, _ = keystore.ParseP12Profile(o.p12Profile)
-	}
-	// Where the login comes from is given to renew (flags, config,
-	// ACMEMAIL_* variables); what obtain recorded fills the gaps.
-	id.cred = id.renewCred(o.cred, r.g.getenv)
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
@@ -386,94 +280,33 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	if r.g.verbose > 0 {
 		progOut = &lockedWriter{mu: &r.out, w: r.g.stderr}
 	}
-	s := newSession(r.g, id, newProgress(progOut))
-	defer s.Close()
-	if err := s.resolveServer(ctx, &sandboxFlags{}); err != nil {
-		return fail(err)
-	}
-	s.store = r.store
-	if err := s.lock(ctx, o.life.waitLock); err != nil {
-		var le *lockedError
-		if errors.As(err, &le) {
-			return skip("another acmemail run is working on it", true)
-		}
-		return fail(err)
-	}
-	// Read again under the lock: another run may just have renewed it.
-	_, chain, meta, _, err := r.store.LoadCertificate(email)
-	if err != nil {
-		return fail(err)
-	}
-	leaf := chain[0]
-	st := loadRenewalState(r.store, email, meta.Serial)
-	if st.Revoked != nil && !o.force {
-		return skip(fmt.Sprintf("its certificate was revoked (%s); renew --force or obtain gets a new one", st.RevocationReason), explicit)
-	}
-	if err := s.newClient(ctx); err != nil {
-		return fail(err)
-	}
-	now := time.Now()
-	if !o.force {
-		refreshRenewalInfo(ctx, s.client, r.store, email, leaf, &st, now)
-		at, why := st.renewAt(leaf)
-		if now.Before(at) {
-			oc.Status, oc.RenewAt, oc.Reason = "not-due", &at, why
-			return oc
-		}
-	}
-	replaces := ""
-	if !st.NoRenewalInfo && st.Revoked == nil && now.Before(leaf.NotAfter) {
-		if ok, err := s.client.SupportsRenewalInfo(ctx); err == nil && ok {
-			replaces, _ = acmemail.CertID(leaf)
-		}
-	}
-	p12PW, err := r.secrets(ctx, s, o.p12PasswordFile)
-	if err != nil {
-		return fail(err)
-	}
-	if err := s.openMail(ctx); err != nil {
-		return fail(err)
-	}
-	if err := s.openAlso(ctx); err != nil {
-		return fail(err)
-	}
-	s.client.Mail = s.clientMail()
-	res, err := s.issue(ctx, p12PW, issueRequest{replaces: replaces, reuseKey: o.reuseKey})
-	var pe *acmemail.ProblemError
-	if replaces != "" && errors.As(err, &pe) && pe.ShortType() == "alreadyReplaced" {
-		// An earlier order (perhaps one that was given up) already
-		// claimed the replacement; order without the claim.
-		s.prog.printf("the CA says %s is already being replaced; ordering without replaces", meta.Serial)
-		replaces = ""
-		res, err = s.issue(ctx, p12PW, issueRequest{reuseKey: o.reuseKey})
-	}
-	if err != nil {
-		return fail(err)
-	}
-	na := res.meta.NotAfter
-	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced = "renewed", res.meta.Serial, &na, res.p12Out, meta.Serial
-	enc, err := s.renewEncryptSlot(ctx, r.store, id, p12PW, o.reuseKey)
-	if err != nil {
-		// The signing certificate is saved; the run still fails, so it is seen.
-		oc.err, oc.Error = err, err.Error()
-	} else if enc != nil {
-		oc.EncryptionSerial, oc.EncryptionPKCS12 = enc.meta.Serial, enc.p12Out
-	}
-	// The hook runs once per new certificate: for an obtain --split pair
-	// also for the encryption one (with ACMEMAIL_CERT_USAGE=encrypt), as
-	// obtain --split runs it.
-	if err := r.hooks.run(ctx, id.deployHook, res, res.p12Out); err != nil {
-		// The certificate is saved; the run still fails, so it is seen.
-		oc.err = errors.Join(oc.err, err)
-		oc.Error = oc.err.Error()
-	}
-	if enc != nil {
-		if err := r.hooks.run(ctx, id.deployHook, enc, enc.p12Out); err != nil {
-			oc.err = errors.Join(oc.err, err)
-			oc.Error = oc.err.Error()
-		}
+	// The secrets of this address: its own login sources, the PKCS#12
+	// password shared by all.
+	sec := &addrSecrets{runSecrets: r.secrets,
+		recordedMail: !given.Login.HasMail() && !given.MailPassword, recordedSMTP: !given.Login.HasSMTP() && !given.SMTPPassword}
+	oc := r.is.Renew(ctx, email, issuer.RenewOptions{
+		Force: o.force, ReuseKey: o.reuseKey, WaitLock: o.life.waitLock, Explicit: explicit,
+		Given: given, Progress: newProgress(progOut), Secrets: sec,
+	})
+	if oc.Status == issuer.Failed {
+		oc.Err = cliError(oc.Err)
+		oc.Error = oc.Err.Error()
 	}
 	return oc
+}
+
+// addrSecrets are runSecrets for one address of a renew run: the mail
+// login's errors say when its source was the recorded one.
+type addrSecrets struct {
+	*runSecrets
+	recordedMail, recordedSMTP bool
+}
+
+func (a *addrSecrets) MailLogin(ctx context.Context, p *issuer.Profile) (mailbox.Credentials, mailbox.Credentials, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := &mailLogin{g: a.g, p: p, log: a.g.logger(), recordedMail: a.recordedMail && p.Login.HasMail(), recordedSMTP: a.recordedSMTP && p.Login.HasSMTP()}
+	return m.credentials(ctx)
 }
 
 // atTerminal reports whether acmemail runs with a controlling terminal (a

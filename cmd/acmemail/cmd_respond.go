@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -239,19 +240,20 @@ func respondSender(ctx context.Context, g *globals, o *respondOptions, email str
 	if user == "" {
 		user = email
 	}
-	cred := o.cred
-	cred.passwordFile = o.passwordFile
-	s := newSession(g, &identity{email: email, user: user, smtpURL: o.smtp, insecure: o.insecure, cred: cred}, newProgress(g.stderr))
-	if s.pool, err = g.rootPool(); err != nil {
+	p := issuer.Profile{Email: email, User: user, SMTP: o.smtp, Insecure: o.insecure, SMTPUser: o.cred.smtpUser, AuthMech: o.cred.authMech,
+		Login: issuer.Login{PasswordCommand: o.cred.passwordCommand, PasswordFile: o.passwordFile, OAuthTokenCommand: o.cred.oauthTokenCommand,
+			SMTPPasswordCommand: o.cred.smtpPasswordCommand, SMTPPasswordFile: o.cred.smtpPasswordFile}}
+	pool, err := g.rootPool()
+	if err != nil {
 		return nil, err
 	}
-	if err := s.loadCredentials(ctx); err != nil {
+	_, creds, err := (&mailLogin{g: g, p: &p, log: g.logger()}).credentials(ctx)
+	if err != nil {
 		return nil, err
 	}
-	_, creds := s.credentials()
 	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: ep, Credentials: creds, TLSConfig: tlsConfig(s.pool), AllowInsecure: o.insecure,
-		Logger: s.log.With("component", "smtp"), DebugWriter: g.protocolTrace("smtp"),
+		Endpoint: ep, Credentials: creds, TLSConfig: tlsConfig(pool), AllowInsecure: o.insecure,
+		Logger: g.logger().With("component", "smtp"), DebugWriter: g.protocolTrace("smtp"),
 	})
 	if err := sender.Prepare(ctx); err != nil {
 		sender.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -464,7 +465,7 @@ func (t *revokeTarget) record(g *globals, reason int, already bool) {
 	if err != nil || !c[0].Equal(t.leaf) {
 		return
 	}
-	st := loadRenewalState(t.store, t.email, meta.Serial)
+	st := issuer.LoadRenewalState(t.store, t.email, meta.Serial)
 	if already && st.Revoked != nil {
 		return
 	}
@@ -473,7 +474,7 @@ func (t *revokeTarget) record(g *globals, reason int, already bool) {
 	if already {
 		st.RevocationReason = "" // the CA did not say why
 	}
-	if err := saveRenewalState(t.store, t.email, st); err != nil {
+	if err := issuer.SaveRenewalState(t.store, t.email, st); err != nil {
 		fmt.Fprintf(g.stderr, "acmemail: warning: %s is revoked, but recording it failed: %v\n", t.what(), err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -212,7 +213,7 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		if err != nil {
 			return err
 		}
-		pw := randomToken()
+		pw := issuer.RandomToken()
 		if err := w.AddUser(email, pw); err != nil {
 			return err
 		}
@@ -220,7 +221,7 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			return err
 		}
 		if opts.OAuth != sandbox.OAuthOff {
-			tok := randomToken()
+			tok := issuer.RandomToken()
 			if err := w.AddOAuthToken(email, tok); err != nil {
 				return err
 			}

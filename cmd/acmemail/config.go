@@ -385,7 +385,7 @@ func (g *globals) loadConfig(flagValue string, known func(string) bool) (*config
 	}
 	c, err := parseConfig(data, path, known)
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, &usageError{Err: err}
 	}
 	return c, nil
 }
@@ -486,7 +486,7 @@ func (g *globals) applySettings(cmd *cobra.Command, c *config, email string) ([]
 		sources = append(sources, configSource{f.Name, cv.where})
 	})
 	if len(errs) > 0 {
-		return nil, &usageError{errors.Join(errs...)}
+		return nil, &usageError{Err: errors.Join(errs...)}
 	}
 	return sources, nil
 }

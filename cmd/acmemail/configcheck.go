@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -30,7 +31,7 @@ var configValueChecks = map[string]func(string) error{
 	"auth-mech": func(v string) error { _, err := mailbox.ParseMechanism(v); return err },
 	"join":      func(v string) error { _, err := acmemail.ParseJoinMode(v); return err },
 	"server": func(v string) error {
-		if v == "sandbox" || namedServers[v].url != "" || strings.HasPrefix(v, "https://") {
+		if v == "sandbox" || issuer.NamedServers[v].URL != "" || strings.HasPrefix(v, "https://") {
 			return nil
 		}
 		return errors.New("want the https:// URL of an ACME directory, or sandbox, castle, castle-staging")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -66,77 +68,62 @@ its own working directory. A source given to renew wins; see acmemail renew --he
 // secretCommandTimeout bounds --password-command and friends.
 const secretCommandTimeout = time.Minute
 
-// mailCreds are the resolved logins of a session.
-type mailCreds struct {
-	set        bool
-	imap, smtp mailbox.Credentials
+// mailLogin resolves the mail logins of one run of a profile from their
+// sources: an OAuth token command, or the mail password (and a separate
+// SMTP password) from a command, a file, the environment, the OS keyring
+// or a prompt. It never keeps a secret beyond the run.
+type mailLogin struct {
+	g   *globals
+	p   *issuer.Profile
+	log *slog.Logger
+	// The mail-login and submission-password sources are the ones recorded
+	// with the certificate (renew), not given to this run.
+	recordedMail, recordedSMTP bool
 }
 
-// credentials returns the IMAP and SMTP logins, falling back to the user
-// and the mail password when loadCredentials did not run.
-func (s *session) credentials() (imap, smtp mailbox.Credentials) {
-	if s.cred.set {
-		return s.cred.imap, s.cred.smtp
-	}
-	c := mailbox.Credentials{Username: s.id.user, Password: s.mailPassword}
-	return c, c
-}
-
-// loadCredentials resolves the mail logins: an OAuth token command, or
-// the mail password (and a separate SMTP password) from their sources.
-func (s *session) loadCredentials(ctx context.Context) error {
-	id := s.id
-	mech, err := mailbox.ParseMechanism(id.cred.authMech)
+// credentials returns the IMAP and SMTP logins.
+func (m *mailLogin) credentials(ctx context.Context) (imapCreds, smtpCreds mailbox.Credentials, err error) {
+	p := m.p
+	mech, err := mailbox.ParseMechanism(p.AuthMech)
 	if err != nil {
-		return usageErrorf("--auth-mech: %w", err)
+		return imapCreds, smtpCreds, usageErrorf("--auth-mech: %w", err)
 	}
-	if s.cred.set { // the sandbox made them
-		s.cred.imap.Mechanism, s.cred.smtp.Mechanism = mech, mech
-		return nil
-	}
-	smtpUser := id.cred.smtpUser
+	user, smtpUser := p.LoginUser(), p.SMTPUser
 	if smtpUser == "" {
-		smtpUser = id.user
+		smtpUser = user
 	}
-	if id.cred.oauthTokenCommand != "" {
+	if cmd := p.Login.OAuthTokenCommand; cmd != "" {
 		if mech == mailbox.MechPlain || mech == mailbox.MechLogin {
-			return usageErrorf("--auth-mech %s needs a password, but --oauth-token-command gives a token", strings.ToLower(mech))
+			return imapCreds, smtpCreds, usageErrorf("--auth-mech %s needs a password, but --oauth-token-command gives a token", strings.ToLower(mech))
 		}
-		tok := s.tokenSource(id.cred.oauthTokenCommand)
+		tok := m.tokenSource(cmd)
 		// Run it once now: a broken helper is reported before any
 		// connection is made (the token is then used for the first login).
 		if _, err := tok.peek(ctx); err != nil {
-			return recordedHint(err, id.cred.recordedMail, "oauth-token-command", "--oauth-token-command, --password-command, --password-file or ACMEMAIL_PASSWORD")
+			return imapCreds, smtpCreds, recordedHint(err, m.recordedMail, "oauth-token-command", "--oauth-token-command, --password-command, --password-file or ACMEMAIL_PASSWORD")
 		}
-		s.cred = mailCreds{set: true,
-			imap: mailbox.Credentials{Username: id.user, OAuthToken: tok.token, Mechanism: mech},
-			smtp: mailbox.Credentials{Username: smtpUser, OAuthToken: tok.token, Mechanism: mech},
-		}
-		return nil
+		return mailbox.Credentials{Username: user, OAuthToken: tok.token, Mechanism: mech},
+			mailbox.Credentials{Username: smtpUser, OAuthToken: tok.token, Mechanism: mech}, nil
 	}
 	if mech == mailbox.MechOAuthBearer || mech == mailbox.MechXOAuth2 {
-		return withHint(usageErrorf("--auth-mech %s needs an OAuth2 access token", strings.ToLower(mech)),
+		return imapCreds, smtpCreds, withHint(usageErrorf("--auth-mech %s needs an OAuth2 access token", strings.ToLower(mech)),
 			"give --oauth-token-command CMD, a command that prints a current access token")
 	}
-	pw, fromKeyring, err := s.mailSecret(ctx, false, true)
+	pw, fromKeyring, err := m.mailSecret(ctx, false, true)
 	if err != nil {
-		return err
+		return imapCreds, smtpCreds, err
 	}
 	smtpPW := pw
 	// The keyring is asked for a separate SMTP password only when it is in
 	// use (the mail password came from it, or there is a separate SMTP
 	// user): a locked keyring must not delay every run by its timeout.
-	if other, _, err := s.mailSecret(ctx, true, fromKeyring || id.cred.smtpUser != ""); err == nil {
+	if other, _, err := m.mailSecret(ctx, true, fromKeyring || p.SMTPUser != ""); err == nil {
 		smtpPW = other
 	} else if !errors.Is(err, errNoSecret) {
-		return err
+		return imapCreds, smtpCreds, err
 	}
-	s.mailPassword = pw
-	s.cred = mailCreds{set: true,
-		imap: mailbox.Credentials{Username: id.user, Password: pw, Mechanism: mech},
-		smtp: mailbox.Credentials{Username: smtpUser, Password: smtpPW, Mechanism: mech},
-	}
-	return nil
+	return mailbox.Credentials{Username: user, Password: pw, Mechanism: mech},
+		mailbox.Credentials{Username: smtpUser, Password: smtpPW, Mechanism: mech}, nil
 }
 
 // errNoSecret: no source of a separate SMTP password was given.
@@ -146,17 +133,17 @@ var errNoSecret = errors.New("no secret given")
 // password (smtp true; errNoSecret when none is configured) from the first
 // source that has one, and whether that was the keyring (asked only with
 // useKeyring).
-func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret string, fromKeyring bool, err error) {
-	id, g := s.id, s.g
-	what, command, cmdFlag, file, fileFlag, env := "mail password for "+id.user, id.cred.passwordCommand, "password-command", id.cred.passwordFile, "password-file", "ACMEMAIL_PASSWORD"
-	recorded := id.cred.recordedMail
+func (m *mailLogin) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret string, fromKeyring bool, err error) {
+	p, g, s := m.p, m.g, m
+	what, command, cmdFlag, file, fileFlag, env := "mail password for "+p.LoginUser(), p.Login.PasswordCommand, "password-command", p.Login.PasswordFile, "password-file", "ACMEMAIL_PASSWORD"
+	recorded := m.recordedMail
 	if smtp {
-		user := id.cred.smtpUser
+		user := p.SMTPUser
 		if user == "" {
-			user = id.user
+			user = p.LoginUser()
 		}
-		what, command, cmdFlag, file, fileFlag, env = "submission (SMTP) password for "+user, id.cred.smtpPasswordCommand, "smtp-password-command", id.cred.smtpPasswordFile, "smtp-password-file", "ACMEMAIL_SMTP_PASSWORD"
-		recorded = id.cred.recordedSMTP
+		what, command, cmdFlag, file, fileFlag, env = "submission (SMTP) password for "+user, p.Login.SMTPPasswordCommand, "smtp-password-command", p.Login.SMTPPasswordFile, "smtp-password-file", "ACMEMAIL_SMTP_PASSWORD"
+		recorded = m.recordedSMTP
 	}
 	// A source recorded at obtain (renew) says so in logs and errors.
 	others, from := "--"+cmdFlag+", --"+fileFlag+" or "+env, ""
@@ -187,7 +174,7 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 	kerr := errKeyringNotFound
 	if useKeyring {
 		var v string
-		if v, kerr = openKeyring().Get(keyringService, keyringUser(id.email, smtp)); kerr == nil {
+		if v, kerr = openKeyring().Get(keyringService, keyringUser(p.Email, smtp)); kerr == nil {
 			s.log.Info("secret loaded", "what", what, "from", "the OS keyring")
 			return v, true, nil
 		}
@@ -203,7 +190,7 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 			keyNote = kerr.Error()
 		}
 		return "", false, withHint(usageErrorf("the %s is needed, and there is no terminal to ask on (%s)", what, keyNote),
-			"give --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD, or store it with 'acmemail login "+id.email+"'")
+			"give --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD, or store it with 'acmemail login "+p.Email+"'")
 	}
 	return v, false, err
 }
@@ -211,14 +198,14 @@ func (s *session) mailSecret(ctx context.Context, smtp, useKeyring bool) (secret
 // runSecretCommand runs command with the shell (shellCommand) and returns the first line it
 // prints. Its stderr goes to ours (a password manager may ask there); its
 // output is never shown, not even in errors.
-func (s *session) runSecretCommand(ctx context.Context, command, flag, what string) (string, error) {
-	return runSecretCommand(ctx, s.g, command, flag, what, s.id.email, s.id.user)
+func (m *mailLogin) runSecretCommand(ctx context.Context, command, flag, what string) (string, error) {
+	return runSecretCommand(ctx, m.g, command, flag, what, m.p.Email, m.p.LoginUser())
 }
 
 func runSecretCommand(ctx context.Context, g *globals, command, flag, what, email, user string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, secretCommandTimeout)
 	defer cancel()
-	cmd := shellCommand(ctx, command)
+	cmd := issuer.ShellCommand(ctx, command)
 	var out limitedBuffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, g.stderr, nil
 	// The command may serve several accounts: tell it which one.
@@ -259,19 +246,19 @@ func (l *limitedBuffer) Bytes() []byte { return l.b.Bytes() }
 // tokenSource runs the OAuth token command before each login. The first
 // token, fetched when the credentials are loaded, is used once.
 type tokenSource struct {
-	s       *session
+	s       *mailLogin
 	command string
 
 	mu     sync.Mutex
 	cached string
 }
 
-func (s *session) tokenSource(command string) *tokenSource {
+func (s *mailLogin) tokenSource(command string) *tokenSource {
 	return &tokenSource{s: s, command: command}
 }
 
 func (t *tokenSource) peek(ctx context.Context) (string, error) {
-	tok, err := t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.id.user)
+	tok, err := t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.p.LoginUser())
 	if err != nil {
 		return "", err
 	}
@@ -289,53 +276,62 @@ func (t *tokenSource) token(ctx context.Context) (string, error) {
 	if tok != "" {
 		return tok, nil
 	}
-	return t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.id.user)
+	return t.s.runSecretCommand(ctx, t.command, "oauth-token-command", "OAuth2 access token for "+t.s.p.LoginUser())
 }
 
-// sandboxLogin creates the identity's mailbox in the in-process sandbox.
-// A password or token the user gave explicitly (command, file,
-// environment) becomes the sandbox user's, so a test can know it;
-// otherwise they are random. With --sandbox-oauth the session logs in with
-// a token.
-func (s *session) sandboxLogin(ctx context.Context, w *sandbox.World, mode sandbox.OAuthMode) error {
-	id := s.id
-	pw := randomToken()
-	if id.cred.passwordCommand != "" || id.cred.passwordFile != "" || s.g.getenv("ACMEMAIL_PASSWORD") != "" {
-		v, _, err := s.mailSecret(ctx, false, false)
+// sandboxLogin creates the address's mailbox in the in-process sandbox
+// and returns its login. A password or token the user gave explicitly
+// (command, file, environment) becomes the sandbox user's, so a test can
+// know it; otherwise they are random. With --sandbox-oauth the run logs
+// in with a token.
+func (m *mailLogin) sandboxLogin(ctx context.Context, w *sandbox.World, mode sandbox.OAuthMode) (mailbox.Credentials, error) {
+	p := m.p
+	pw := issuer.RandomToken()
+	if p.Login.PasswordCommand != "" || p.Login.PasswordFile != "" || m.g.getenv("ACMEMAIL_PASSWORD") != "" {
+		v, _, err := m.mailSecret(ctx, false, false)
 		if err != nil {
-			return err
+			return mailbox.Credentials{}, err
 		}
 		pw = v
 	}
-	if err := w.AddUser(id.email, pw); err != nil {
-		return fmt.Errorf("sandbox: add a mailbox for %s: %w", id.email, err)
+	if err := w.AddUser(p.Email, pw); err != nil {
+		return mailbox.Credentials{}, fmt.Errorf("sandbox: add a mailbox for %s: %w", p.Email, err)
 	}
-	s.mailPassword = pw
-	creds := mailbox.Credentials{Username: id.email, Password: pw}
-	if id.cred.oauthTokenCommand != "" && mode == sandbox.OAuthOff {
-		return usageErrorf("--oauth-token-command with the sandbox needs --sandbox-oauth also or only")
+	creds := mailbox.Credentials{Username: p.Email, Password: pw}
+	cmd := p.Login.OAuthTokenCommand
+	if cmd != "" && mode == sandbox.OAuthOff {
+		return creds, usageErrorf("--oauth-token-command with the sandbox needs --sandbox-oauth also or only")
 	}
 	if mode != sandbox.OAuthOff {
 		var tok string
 		var source func(context.Context) (string, error)
-		if id.cred.oauthTokenCommand != "" {
-			ts := s.tokenSource(id.cred.oauthTokenCommand)
+		if cmd != "" {
+			ts := m.tokenSource(cmd)
 			var err error
 			if tok, err = ts.peek(ctx); err != nil {
-				return err
+				return creds, err
 			}
 			source = ts.token
 		} else {
-			tok = randomToken()
+			tok = issuer.RandomToken()
 			source = func(context.Context) (string, error) { return tok, nil }
 		}
-		if err := w.AddOAuthToken(id.email, tok); err != nil {
-			return fmt.Errorf("sandbox: %w", err)
+		if err := w.AddOAuthToken(p.Email, tok); err != nil {
+			return creds, fmt.Errorf("sandbox: %w", err)
 		}
-		if mode == sandbox.OAuthOnly || id.cred.oauthTokenCommand != "" {
-			creds = mailbox.Credentials{Username: id.email, OAuthToken: source}
+		if mode == sandbox.OAuthOnly || cmd != "" {
+			creds = mailbox.Credentials{Username: p.Email, OAuthToken: source}
 		}
 	}
-	s.cred = mailCreds{set: true, imap: creds, smtp: creds}
-	return nil
+	return creds, nil
+}
+
+// recordedHint adds to an error about a login source that was recorded
+// with the certificate (not given to this run) where it came from and what
+// to do.
+func recordedHint(err error, recorded bool, flag, others string) error {
+	if err == nil || !recorded {
+		return err
+	}
+	return withHint(err, "renew used the --"+flag+" recorded with the certificate (given to obtain, or to an earlier renew; see acmemail renew --help); give renew "+others+" to use another source, which is then recorded instead")
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -79,12 +80,33 @@ func useKeyring(t *testing.T, k secretStore) {
 	t.Cleanup(func() { openKeyring = old })
 }
 
-// testSession is a session for alice with the given flags and environment.
-func testSession(t *testing.T, cred credFlags, env map[string]string) (*session, *bytes.Buffer) {
+// credSession resolves the mail logins of a profile as a run does.
+type credSession struct {
+	m          *mailLogin
+	imap, smtp mailbox.Credentials
+}
+
+func (s *credSession) loadCredentials(ctx context.Context) (err error) {
+	s.imap, s.smtp, err = s.m.credentials(ctx)
+	return err
+}
+
+func (s *credSession) credentials() (mailbox.Credentials, mailbox.Credentials) { return s.imap, s.smtp }
+
+// testSession resolves the logins of alice with the given flags and
+// environment.
+func testSession(t *testing.T, cred credFlags, env map[string]string) (*credSession, *bytes.Buffer) {
 	var stderr bytes.Buffer
 	g := &globals{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(k string) string { return env[k] }}
-	id := &identity{email: "alice@example.test", user: "alice@example.test", cred: cred}
-	return newSession(g, id, newProgress(&stderr)), &stderr
+	authMech := cred.authMech
+	if authMech == "" {
+		authMech = "auto"
+	}
+	p := &issuer.Profile{Email: "alice@example.test", SMTPUser: cred.smtpUser, AuthMech: authMech, Login: issuer.Login{
+		PasswordCommand: cred.passwordCommand, PasswordFile: cred.passwordFile, OAuthTokenCommand: cred.oauthTokenCommand,
+		SMTPPasswordCommand: cred.smtpPasswordCommand, SMTPPasswordFile: cred.smtpPasswordFile,
+	}}
+	return &credSession{m: &mailLogin{g: g, p: p, log: g.logger()}}, &stderr
 }
 
 func writeTestSecret(t *testing.T, content string) string {

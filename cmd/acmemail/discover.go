@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -80,46 +81,43 @@ func saveRemembered(path string, r *rememberedServers) error {
 // discoverServers fills in --imap and --smtp when they were not given:
 // from what was remembered for the identity, else by mailbox.Discover
 // (whose result is then remembered).
-func (s *session) discoverServers(ctx context.Context) error {
-	id := s.id
-	if id.imapURL != "" && id.smtpURL != "" {
+func discoverServers(ctx context.Context, g *globals, prog *progress, p *issuer.Profile, rediscover bool) error {
+	if p.IMAP != "" && p.SMTP != "" {
 		return nil
 	}
-	path, err := rememberedPath(s.g.getenv, id.email)
+	path, err := rememberedPath(g.getenv, p.Email)
 	if err != nil {
 		return err
 	}
-	if !id.cred.rediscover {
+	if !rediscover {
 		r, err := loadRemembered(path)
 		switch {
 		case err == nil:
-			s.useServers(r)
-			s.prog.printf("using the mail servers found for %s on %s: IMAP %s, SMTP %s (--rediscover looks again)",
-				id.email, r.Found.UTC().Format(time.DateOnly), r.IMAP, r.SMTP)
+			useServers(p, r)
+			prog.printf("using the mail servers found for %s on %s: IMAP %s, SMTP %s (--rediscover looks again)",
+				p.Email, r.Found.UTC().Format(time.DateOnly), r.IMAP, r.SMTP)
 			return nil
 		case !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
 	}
 
-	pool, err := s.g.rootPool(s.extraRoots)
+	pool, err := issuer.RootPool(p.CARoots)
 	if err != nil {
-		return err
+		return settingErr(err)
 	}
 	// The client is shared with the ACME client: Discover bounds each
 	// fetch itself, and never changes the client.
-	cfg := mailbox.DiscoverConfig{HTTPClient: httpClient(pool), Logger: s.log.With("component", "discover")}
+	cfg := mailbox.DiscoverConfig{HTTPClient: httpClient(pool), Logger: g.logger().With("component", "discover")}
 	resolver := net.DefaultResolver
-	if id.dnsResolver != "" {
-		addr := id.dnsResolver
-		resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}}
+	if p.DNSResolver != "" {
+		if resolver, err = issuer.Resolver(p.DNSResolver); err != nil {
+			return settingErr(err)
+		}
 		cfg.Resolver = resolver
 	}
-	s.prog.printf("looking up the mail servers of %s (--imap and --smtp were not given)", id.email)
-	d, err := mailbox.Discover(ctx, id.email, cfg)
+	prog.printf("looking up the mail servers of %s (--imap and --smtp were not given)", p.Email)
+	d, err := mailbox.Discover(ctx, p.Email, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -128,41 +126,40 @@ func (s *session) discoverServers(ctx context.Context) error {
 			"give the servers: --imap imaps://HOST:993 (or imap://HOST:143 for STARTTLS) and --smtp smtps://HOST:465 (or smtp://HOST:587)",
 			"your provider's help pages name them, usually under \"IMAP settings\"",
 		}
-		if domain := id.email[strings.LastIndex(id.email, "@")+1:]; domainUnknown(ctx, resolver, domain) {
+		if domain := p.Email[strings.LastIndex(p.Email, "@")+1:]; domainUnknown(ctx, resolver, domain) {
 			hints = append([]string{"the DNS knows no MX, address or NS record for " + domain + ": is the address spelled right?"}, hints...)
 		}
 		return withHint(usageErrorf("--imap and --smtp are needed: %w", err), hints...)
 	}
 	r := &rememberedServers{
-		Email: id.email, IMAP: d.IMAP.URL(true), IMAPSource: d.IMAPSource, SMTP: d.SMTP.URL(false), SMTPSource: d.SMTPSource,
+		Email: p.Email, IMAP: d.IMAP.URL(true), IMAPSource: d.IMAPSource, SMTP: d.SMTP.URL(false), SMTPSource: d.SMTPSource,
 		User: d.Username, OAuth2Only: d.OAuth2, Found: time.Now().UTC(),
 	}
-	s.prog.printf("found IMAP %s from %s", d.IMAP, d.IMAPSource)
-	s.prog.printf("found SMTP %s from %s", d.SMTP, d.SMTPSource)
-	if d.Username != "" && d.Username != id.email {
-		s.prog.printf("the autoconfig document names the login %q (--user overrides it)", d.Username)
+	prog.printf("found IMAP %s from %s", d.IMAP, d.IMAPSource)
+	prog.printf("found SMTP %s from %s", d.SMTP, d.SMTPSource)
+	if d.Username != "" && d.Username != p.Email {
+		prog.printf("the autoconfig document names the login %q (--user overrides it)", d.Username)
 	}
-	if d.OAuth2 && id.cred.oauthTokenCommand == "" {
-		s.prog.printf("warning: the provider's autoconfig document offers only OAuth2 logins; a password will likely be refused (use --oauth-token-command)")
+	if d.OAuth2 && p.Login.OAuthTokenCommand == "" {
+		prog.printf("warning: the provider's autoconfig document offers only OAuth2 logins; a password will likely be refused (use --oauth-token-command)")
 	}
 	if err := saveRemembered(path, r); err != nil {
-		s.prog.printf("warning: could not remember the servers: %v", err)
+		prog.printf("warning: could not remember the servers: %v", err)
 	}
-	s.useServers(r)
+	useServers(p, r)
 	return nil
 }
 
-// useServers fills the identity's missing servers and login from r.
-func (s *session) useServers(r *rememberedServers) {
-	id := s.id
-	if id.imapURL == "" {
-		id.imapURL = r.IMAP
+// useServers fills the profile's missing servers and login from r.
+func useServers(p *issuer.Profile, r *rememberedServers) {
+	if p.IMAP == "" {
+		p.IMAP = r.IMAP
 	}
-	if id.smtpURL == "" {
-		id.smtpURL = r.SMTP
+	if p.SMTP == "" {
+		p.SMTP = r.SMTP
 	}
-	if id.user == "" && r.User != "" {
-		id.user = r.User
+	if p.User == "" && r.User != "" && r.User != p.Email {
+		p.User = r.User
 	}
 }
 

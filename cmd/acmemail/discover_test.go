@@ -63,8 +63,12 @@ func TestObtainRememberedServers(t *testing.T) {
 		t.Errorf("certificates = %d, want 2", st.CertificatesIssued)
 	}
 
-	// A damaged file is reported, not silently replaced.
+	// A damaged file is reported, not silently replaced (for an address
+	// whose certificate, and so its recorded servers, is gone).
 	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test")); err != nil {
 		t.Fatal(err)
 	}
 	res = runCLI(t, env, args...)

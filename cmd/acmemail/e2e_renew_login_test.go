@@ -69,7 +69,7 @@ func TestRenewAlsoOwnMailbox(t *testing.T) {
 				t.Fatal("meta.json holds a password")
 			}
 			meta, leaf1 := installed(t, env)
-			if m := meta.Settings.AlsoMailboxes; len(m) != 1 || m[0].IMAP != w.IMAPStartTLSURL || m[0].SMTP != w.SMTPStartTLSURL ||
+			if m := profileOf(t, meta).Also; len(m) != 1 || m[0].IMAP != w.IMAPStartTLSURL || m[0].SMTP != w.SMTPStartTLSURL ||
 				m[0].User != bob || m[0].PasswordFile != wantFile || m[0].PasswordCommand != wantCommand {
 				t.Fatalf("recorded mailboxes = %+v", m)
 			}
@@ -117,8 +117,8 @@ func TestRenewRecordedLogin(t *testing.T) {
 	if strings.Contains(text, "alice-secret-pw") {
 		t.Fatal("meta.json holds the password")
 	}
-	if meta, _ := installed(t, env); meta.Settings.PasswordCommand != command {
-		t.Fatalf("recorded password command = %q, want %q", meta.Settings.PasswordCommand, command)
+	if meta, _ := installed(t, env); profileOf(t, meta).Login.PasswordCommand != command {
+		t.Fatalf("recorded password command = %q, want %q", profileOf(t, meta).Login.PasswordCommand, command)
 	}
 	renew := func(extra ...string) cliResult {
 		t.Helper()
@@ -145,8 +145,8 @@ func TestRenewRecordedLogin(t *testing.T) {
 	if r := renew("--password-command", "echo not-the-password"); r.code != exitSomeFailed || !strings.Contains(r.stderr, "authentication failed") {
 		t.Errorf("renew --password-command (wrong): exit %d, want %d and a failed login\n%s", r.code, exitSomeFailed, r.stderr)
 	}
-	if meta, _ := installed(t, env); meta.Settings.PasswordCommand != command {
-		t.Errorf("after failed renewals the recorded command is %q, want %q", meta.Settings.PasswordCommand, command)
+	if meta, _ := installed(t, env); profileOf(t, meta).Login.PasswordCommand != command {
+		t.Errorf("after failed renewals the recorded command is %q, want %q", profileOf(t, meta).Login.PasswordCommand, command)
 	}
 
 	// 4. A working source given to renew is used and recorded instead.
@@ -154,8 +154,8 @@ func TestRenewRecordedLogin(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("renew --password-file: exit %d\n%s", r.code, r.stderr)
 	}
-	if meta, _ := installed(t, env); meta.Settings.PasswordFile != pwFile || meta.Settings.PasswordCommand != "" {
-		t.Errorf("after renew --password-file: recorded file %q, command %q; want the file only", meta.Settings.PasswordFile, meta.Settings.PasswordCommand)
+	if meta, _ := installed(t, env); profileOf(t, meta).Login.PasswordFile != pwFile || profileOf(t, meta).Login.PasswordCommand != "" {
+		t.Errorf("after renew --password-file: recorded file %q, command %q; want the file only", profileOf(t, meta).Login.PasswordFile, profileOf(t, meta).Login.PasswordCommand)
 	}
 
 	// 5. A recorded source that fails says it was recorded, and what to do.
@@ -216,13 +216,16 @@ func TestRenewStateBeforeLoginRecording(t *testing.T) {
 	// mailboxes of --also addresses.
 	p := filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test", "meta.json")
 	_, m := metaJSON(t, env)
-	set := m["settings"].(map[string]any)
-	if set["password_command"] != "echo alice-secret-pw" {
+	set := m["profile"].(map[string]any)
+	if login, _ := set["login"].(map[string]any); login["password_command"] != "echo alice-secret-pw" {
 		t.Fatalf("obtain did not record the command: %v", set)
 	}
-	for _, k := range []string{"password_command", "password_file", "oauth_token_command", "smtp_password_command", "smtp_password_file", "also_mailboxes"} {
+	// The settings of that time: the profile's, less what it adds.
+	for _, k := range []string{"version", "email", "also", "login", "key_type", "usage", "split", "ca_roots", "p12_password_file"} {
 		delete(set, k)
 	}
+	m["settings"] = set
+	delete(m, "profile")
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +248,7 @@ func TestRenewStateBeforeLoginRecording(t *testing.T) {
 	if len(leaf.EmailAddresses) != 2 || meta.Also != "alice@example.org" {
 		t.Errorf("renewed certificate names %q (also %q)", leaf.EmailAddresses, meta.Also)
 	}
-	if s := meta.Settings; s.PasswordCommand != "" || len(s.AlsoMailboxes) != 0 {
+	if s := profileOf(t, meta); s.Login.HasMail() || len(s.Also) != 1 || s.Also[0].Own() {
 		t.Errorf("renew recorded a login source or mailbox it was not given: %+v", s)
 	}
 	if n := challengesIn(w, "alice@example.test"); n != 4 {

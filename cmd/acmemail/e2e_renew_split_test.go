@@ -114,8 +114,8 @@ func TestRenewTwoMailboxes(t *testing.T) {
 	if len(leaf2.EmailAddresses) != 2 || meta.Also != "bob@example.org" {
 		t.Errorf("renewed certificate names %q (also %q), want both addresses", leaf2.EmailAddresses, meta.Also)
 	}
-	if meta.Settings == nil || len(meta.Settings.AlsoMailboxes) != 1 || meta.Settings.IssuerRoots != roots {
-		t.Errorf("recorded settings = %+v, want bob's mailbox and the issuer roots", meta.Settings)
+	if p := profileOf(t, meta); len(p.Also) != 1 || !p.Also[0].Own() || p.IssuerRoots != roots {
+		t.Errorf("recorded profile = %+v, want bob's mailbox and the issuer roots", p)
 	}
 	if st := w.Stats(); st.RepliesReceived != 4 || st.CertificatesIssued != 2 {
 		t.Errorf("sandbox: %d replies, %d certificates; want 4 and 2", st.RepliesReceived, st.CertificatesIssued)

@@ -162,9 +162,12 @@ func TestShowRenewSettings(t *testing.T) {
 		}
 	}
 	rewrite(func(m map[string]any) {
-		set := m["settings"].(map[string]any)
-		for _, k := range []string{"password_command", "password_file", "oauth_token_command", "smtp_password_command", "smtp_password_file", "also_mailboxes", "deploy_hook"} {
-			delete(set, k)
+		set := m["profile"].(map[string]any)
+		delete(set, "login")
+		delete(set, "deploy_hook")
+		also := set["also"].([]any)
+		for i, a := range also {
+			also[i] = map[string]any{"email": a.(map[string]any)["email"]}
 		}
 	})
 	text, rows = showBlock(t, env)
@@ -212,7 +215,7 @@ func TestShowRenewSettings(t *testing.T) {
 	delete(env, "ACMEMAIL_CONFIG")
 
 	// Older still: no settings at all.
-	rewrite(func(m map[string]any) { delete(m, "settings") })
+	rewrite(func(m map[string]any) { delete(m, "profile"); delete(m, "settings") })
 	text, rows = showBlock(t, env)
 	if got := rows["recorded"]; len(got) != 1 || got[0] != "nothing" || len(rows["warning"]) != 1 || !strings.Contains(rows["warning"][0], "renew fails for it") {
 		t.Errorf("show of state without settings:\n%s", text)

@@ -52,8 +52,14 @@ type cliResult struct {
 
 func runCLI(t *testing.T, env map[string]string, args ...string) cliResult {
 	t.Helper()
+	return runCLICtx(t, context.Background(), env, args...)
+}
+
+// runCLICtx is runCLI with a context of the caller's (a test hook in it).
+func runCLICtx(t *testing.T, parent context.Context, env map[string]string, args ...string) cliResult {
+	t.Helper()
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(parent, 60*time.Second)
 	defer cancel()
 	code := run(ctx, args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
 	return cliResult{code, out.String(), errb.String()}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -40,31 +41,16 @@ const exitStatusHelp = `EXIT STATUS
   8    another acmemail run is working on the same address (see --wait-lock)
   130  interrupted`
 
-// usageError marks a mistake in the command line.
-type usageError struct{ err error }
+// usageError marks a mistake in the command line (issuer.UsageError: the
+// lifecycle reports mistakes in what it was asked the same way).
+type usageError = issuer.UsageError
 
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
+func usageErrorf(format string, args ...any) error { return issuer.Usagef(format, args...) }
 
 // hintError carries hints printed after the error, age style.
-type hintError struct {
-	err   error
-	hints []string
-}
+type hintError = issuer.HintError
 
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-
-func withHint(err error, hints ...string) error {
-	if err == nil {
-		return nil
-	}
-	return &hintError{err: err, hints: hints}
-}
+func withHint(err error, hints ...string) error { return issuer.WithHint(err, hints...) }
 
 // exitCode maps an error to the documented exit status.
 func exitCode(err error) int {
@@ -75,13 +61,13 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, new(*issuer.SettingError)):
 		return exitUsage
 	case errors.As(err, new(*renewFailedError)):
 		return exitSomeFailed
-	case errors.As(err, new(*hookError)):
+	case errors.As(err, new(*issuer.HookError)):
 		return exitHookFailed
-	case errors.As(err, new(*lockedError)):
+	case errors.As(err, new(*issuer.LockedError)):
 		return exitLocked
 	case errors.Is(err, mailbox.ErrAuthFailed):
 		return exitMailAuth
@@ -101,8 +87,8 @@ func printError(w io.Writer, err error) {
 	}
 	fmt.Fprintf(w, "acmemail: error: %s\n", strings.TrimSpace(err.Error()))
 	var he *hintError
-	for e := err; errors.As(e, &he); e = he.err {
-		for _, h := range he.hints {
+	for e := err; errors.As(e, &he); e = he.Err {
+		for _, h := range he.Hints {
 			fmt.Fprintf(w, "acmemail: hint: %s\n", h)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/cobra"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -67,15 +68,15 @@ func TestExampleConfig(t *testing.T) {
 		id, err := settingsIdentity(t, env, addr)
 		if err != nil {
 			t.Errorf("%s: the example's values are refused: %v", addr, err)
-		} else if id.email != addr {
-			t.Errorf("identity %q, want %q", id.email, addr)
+		} else if id.Email != addr {
+			t.Errorf("profile for %q, want %q", id.Email, addr)
 		}
 	}
 }
 
 // settingsIdentity applies the settings for obtain ADDR and validates them
 // as obtain does.
-func settingsIdentity(t *testing.T, env map[string]string, addr string) (*identity, error) {
+func settingsIdentity(t *testing.T, env map[string]string, addr string) (*issuer.Profile, error) {
 	t.Helper()
 	g := &globals{getenv: func(k string) string { return env[k] }}
 	var o obtainOptions
@@ -87,7 +88,8 @@ func settingsIdentity(t *testing.T, env map[string]string, addr string) (*identi
 	if err := g.settingsPreRun(cmd, []string{addr}); err != nil {
 		return nil, err
 	}
-	return o.identity(addr)
+	p, err := o.profile(addr, nil, cmd.Flags().Changed)
+	return &p, err
 }
 
 // TestExampleScripts runs the shell examples against the sandbox.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -45,6 +46,16 @@ func installed(t *testing.T, env map[string]string) (keystore.CertMeta, *x509.Ce
 	return meta, chain[0]
 }
 
+// profileOf is the profile recorded with a certificate.
+func profileOf(t *testing.T, meta keystore.CertMeta) issuer.Profile {
+	t.Helper()
+	p, err := issuer.ProfileOf(meta)
+	if err != nil {
+		t.Fatalf("the recorded profile: %v", err)
+	}
+	return p
+}
+
 func mustObtain(t *testing.T, env map[string]string, w *sandbox.World, extra ...string) keystore.CertMeta {
 	t.Helper()
 	r := runCLI(t, env, obtainArgs(w, extra...)...)
@@ -64,12 +75,12 @@ func expireRenewalCheck(t *testing.T, env map[string]string) {
 	if err != nil {
 		t.Fatalf("no renewal state after obtain: %v", err)
 	}
-	var st renewalState
+	var st issuer.RenewalState
 	if err := json.Unmarshal(data, &st); err != nil {
 		t.Fatal(err)
 	}
 	st.NextCheck = time.Now().Add(-time.Second)
-	if err := saveRenewalState(s, "alice@example.test", st); err != nil {
+	if err := issuer.SaveRenewalState(s, "alice@example.test", st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -473,16 +484,15 @@ func TestConcurrentRuns(t *testing.T) {
 		stopped.Store(false)
 	}
 	hold()
-	testHookOrderState = func(acmemail.OrderState) {
+	hook := context.WithValue(context.Background(), orderStateHookKey{}, func(acmemail.OrderState) {
 		if stopped.CompareAndSwap(false, true) {
 			close(inOrder)
 			<-release
 		}
-	}
-	t.Cleanup(func() { testHookOrderState = nil })
+	})
 
 	first := make(chan cliResult, 1)
-	go func() { first <- runCLI(t, env, obtainArgs(w)...) }()
+	go func() { first <- runCLICtx(t, hook, env, obtainArgs(w)...) }()
 	<-inOrder // the first run holds the lock and has created its order
 	r := runCLI(t, env, obtainArgs(w)...)
 	if r.code != exitLocked || !strings.Contains(r.stderr, "another acmemail run is working on alice@example.test") || !strings.Contains(r.stderr, "--wait-lock") {
@@ -615,12 +625,11 @@ func TestObtainInterrupted(t *testing.T) {
 			w, env := world(t, sandbox.Options{RenewalWindow: far})
 			ctx, cancel := context.WithCancel(context.Background())
 			var stopped atomic.Bool
-			testHookOrderState = func(st acmemail.OrderState) {
+			ctx = context.WithValue(ctx, orderStateHookKey{}, func(st acmemail.OrderState) {
 				if tc.stop(st) && stopped.CompareAndSwap(false, true) {
 					cancel() // as Ctrl-C would, right after the state was recorded
 				}
-			}
-			t.Cleanup(func() { testHookOrderState = nil })
+			})
 			var errb bytes.Buffer
 			code := run(ctx, obtainArgs(w), strings.NewReader(""), io.Discard, &errb, func(k string) string { return env[k] })
 			if code != exitInterrupted || !stopped.Load() {
@@ -629,7 +638,6 @@ func TestObtainInterrupted(t *testing.T) {
 			if !strings.Contains(errb.String(), "acmemail: interrupted\nacmemail: hint: run the same command again to continue") {
 				t.Errorf("the interrupted run does not say how to go on:\n%s", errb.String())
 			}
-			testHookOrderState = nil
 			pending := publicKeyOf(t, filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/pending-key.pem"))
 			data, _ := openHome(t, env).ReadOrderState("alice@example.test")
 			var st acmemail.OrderState

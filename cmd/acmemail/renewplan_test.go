@@ -11,7 +11,7 @@ import (
 // rowsOf returns the "renew repeats:" rows as label -> values.
 func rowsOf(p *renewPlan) map[string][]string {
 	m := map[string][]string{}
-	for _, kv := range p.rows() {
+	for _, kv := range planRows(p) {
 		k := strings.TrimSuffix(kv[0], ":")
 		m[k] = append(m[k], kv[1])
 	}

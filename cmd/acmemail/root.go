@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/spf13/cobra"
 )
 
@@ -42,6 +43,10 @@ type globals struct {
 	configFile     string         // --config
 	config         *config        // the parsed configuration file, or nil
 	settingSources []configSource // flags set from the environment or the file
+
+	// onOrderState, if set (by tests), sees every order state once the
+	// issuer recorded it.
+	onOrderState func(acmemail.OrderState)
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -94,7 +99,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetErr(g.stderr)
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (-v: steps, -vv: protocol details)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageError{err}
+		return &usageError{Err: err}
 	})
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "configuration file (default $XDG_CONFIG_HOME/acmemail/config.toml); flags also come from it and from ACMEMAIL_<FLAG> variables, see CONFIGURATION in acmemail --help")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
@@ -136,6 +141,10 @@ func newVersionCmd(g *globals) *cobra.Command {
 }
 
 // run is main without the process: testable, returns the exit status.
+// orderStateHookKey is the context key of a function that sees every
+// order state once it is recorded (tests only; see globals.onOrderState).
+type orderStateHookKey struct{}
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -146,12 +155,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		stderr = &lockedWriter{mu: new(sync.Mutex), w: stderr}
 	}
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	g.onOrderState, _ = ctx.Value(orderStateHookKey{}).(func(acmemail.OrderState))
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil && !g.started {
 		if _, ok := err.(*usageError); !ok {
-			err = &usageError{err}
+			err = &usageError{Err: err}
 		}
 	}
 	if err != nil {

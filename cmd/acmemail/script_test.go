@@ -12,8 +12,8 @@ func TestMain(m *testing.M) {
 	// Re-executed by TestObtainKilledAfterReply as acmemail that stops
 	// dead once its reply is sent, to be SIGKILLed there.
 	if os.Getenv(hangAfterReply) != "" {
-		testHookOrderState = hangHook
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+		ctx := context.WithValue(context.Background(), orderStateHookKey{}, hangHook)
+		os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 	}
 	testscript.Main(m, map[string]func(){
 		"acmemail": func() {

@@ -1,6 +1,7 @@
 // Command obtain shows how to use the acmemail, mailbox and keystore
 // packages without the CLI: it obtains a certificate for one address and
-// writes a PKCS#12 file, in about a hundred lines. Usage:
+// writes a PKCS#12 file through the issuer package, the lifecycle the CLI
+// uses too. Usage:
 //
 //	ACMEMAIL_PASSWORD=... ACMEMAIL_P12_PASSWORD=... go run ./examples/obtain \
 //	    -directory https://ca.example/acme/directory \
@@ -12,17 +13,16 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net/http"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -35,8 +35,9 @@ type config struct {
 	MailPassword          string
 	P12Password           string
 	StateDir              string
-	Roots                 *x509.CertPool                                      // nil: the system roots
-	LookupTXT             func(context.Context, string) ([]string, error)     // nil: the system resolver
+	CARoots               string                                              // PEM file of extra roots for HTTPS, IMAP, SMTP, or ""
+	DNSResolver           string                                              // HOST:PORT for DKIM key lookups, or "" for the system's
+	ReplySettle           time.Duration                                       // pause after the reply; < 0 for the default
 	Progress              func(string)                                        // nil: quiet
 	Stdout                func(format string, args ...any) (n int, err error) // where the .p12 path goes
 }
@@ -57,24 +58,12 @@ func main() {
 	cfg := config{
 		Directory: *directory, IMAP: *imapURL, SMTP: *smtpURL, Email: flag.Arg(0),
 		MailPassword: os.Getenv("ACMEMAIL_PASSWORD"), P12Password: os.Getenv("ACMEMAIL_P12_PASSWORD"),
-		StateDir: dir,
+		StateDir: dir, CARoots: os.Getenv("ACMEMAIL_CA_ROOTS"), ReplySettle: -1,
 		Progress: func(s string) { fmt.Fprintln(os.Stderr, s) },
 		Stdout:   fmt.Printf,
 	}
 	if cfg.MailPassword == "" || cfg.P12Password == "" {
 		log.Fatal("set ACMEMAIL_PASSWORD (mail login) and ACMEMAIL_P12_PASSWORD (PKCS#12 file)")
-	}
-	if path := os.Getenv("ACMEMAIL_CA_ROOTS"); path != "" {
-		pem, err := os.ReadFile(path)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if cfg.Roots, err = x509.SystemCertPool(); err != nil {
-			cfg.Roots = x509.NewCertPool()
-		}
-		if !cfg.Roots.AppendCertsFromPEM(pem) {
-			log.Fatalf("ACMEMAIL_CA_ROOTS (%s) holds no certificate", path)
-		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -83,92 +72,52 @@ func main() {
 	}
 }
 
-// mail joins the IMAP watcher and the SMTP sender into an acmemail.Mail.
-type mail struct {
-	*mailbox.Watcher
-	*mailbox.Sender
+// secrets gives the issuer the passwords this example was given.
+type secrets struct{ mail, p12 string }
+
+func (s secrets) MailLogin(_ context.Context, p *issuer.Profile) (mailbox.Credentials, mailbox.Credentials, error) {
+	c := mailbox.Credentials{Username: p.LoginUser(), Password: s.mail}
+	return c, c, nil
 }
+
+func (s secrets) AlsoPassword(context.Context, *issuer.Profile, issuer.Also) (string, error) {
+	return "", errors.New("this example has no --also mailboxes")
+}
+
+func (s secrets) P12Password(context.Context, *issuer.Profile) (string, error) { return s.p12, nil }
+
+// progress prints each step.
+type progress func(string)
+
+func (f progress) Printf(format string, args ...any) { f(fmt.Sprintf(format, args...)) }
+func (f progress) Event(e acmemail.Event)            { f(e.Message) }
+func (f progress) EndLive()                          {}
 
 func obtain(ctx context.Context, cfg config) error {
 	store, err := keystore.Open(cfg.StateDir)
 	if err != nil {
 		return err
 	}
-	imapEP, err := mailbox.ParseIMAPURL(cfg.IMAP)
-	if err != nil {
-		return err
+	is := &issuer.Issuer{Store: store, Secrets: secrets{cfg.MailPassword, cfg.P12Password}}
+	// One profile says everything about the issuance; the issuer records
+	// it with the certificate, so acmemail renew can repeat it.
+	p := issuer.NewProfile(cfg.Email)
+	p.Server, p.IMAP, p.SMTP, p.KeyType = cfg.Directory, cfg.IMAP, cfg.SMTP, keystore.KeyP256
+	p.CARoots, p.DNSResolver, p.ReplySettle = cfg.CARoots, cfg.DNSResolver, issuer.Duration(cfg.ReplySettle)
+	opts := issuer.ObtainOptions{AgreeTOS: true}
+	if cfg.Progress != nil {
+		opts.Progress = progress(cfg.Progress)
 	}
-	smtpEP, err := mailbox.ParseSMTPURL(cfg.SMTP)
-	if err != nil {
-		return err
-	}
-	tlsConf := &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
-	creds := mailbox.Credentials{Username: cfg.Email, Password: cfg.MailPassword}
-
-	// Watch the mailbox before the order exists: the CA may mail at once.
-	w, err := mailbox.Watch(ctx, mailbox.IMAPConfig{Endpoint: imapEP, Credentials: creds, TLSConfig: tlsConf})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	s := mailbox.NewSender(mailbox.SMTPConfig{Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConf})
-	defer s.Close()
-
-	accountKey, err := store.AccountKey(cfg.Directory)
-	if err != nil {
-		return err
-	}
-	var accountURL string
-	if acct, err := store.LoadAccount(cfg.Directory); err == nil {
-		accountURL = acct.URL
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
-	// The certificate key is on disk before the CA sees its CSR.
-	certKey, err := store.CertKey(cfg.Email, keystore.KeyP256)
-	if err != nil {
-		return err
-	}
-	csr, err := acmemail.NewCSR(certKey, []string{cfg.Email}, acmemail.UsageBoth)
-	if err != nil {
-		return err
-	}
-	client := &acmemail.Client{
-		DirectoryURL: cfg.Directory,
-		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}},
-		AccountKey:   accountKey,
-		AccountURL:   accountURL,
-		Mail:         mail{w, s},
-		Verifier:     &acmemail.MailVerifier{LookupTXT: cfg.LookupTXT}, // DKIM, fail closed
-		Guard:        store,                                            // never answer a challenge twice
-		Progress: func(e acmemail.Event) {
-			if cfg.Progress != nil {
-				cfg.Progress(e.Message)
-			}
-		},
-		OnAccount: func(url string) error {
-			return store.SaveAccount(&keystore.Account{Directory: cfg.Directory, URL: url, Key: accountKey})
-		},
-	}
-	cert, err := client.Obtain(ctx, acmemail.ObtainRequest{Emails: []string{cfg.Email}, CSR: csr})
-	if err != nil {
-		return err
-	}
-	if _, err := acmemail.CheckCertificate(cert.Chain, certKey.Public(), []string{cfg.Email}, acmemail.UsageBoth); err != nil {
-		return err
-	}
-	leaf := cert.Chain[0]
-	meta := keystore.CertMeta{Email: cfg.Email, Directory: cfg.Directory, KeyType: keystore.KeyP256, Usage: acmemail.UsageBoth.String(),
-		Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
-	if _, err := store.SaveCertificate(cfg.Email, cert.ChainPEM, meta); err != nil {
-		return err
-	}
-	p12, err := store.WritePKCS12(cfg.Email, cfg.P12Password, keystore.P12Modern)
+	// Obtain watches the mailbox before the order exists (the CA may mail
+	// at once), checks the challenge mail's DKIM signature (fail closed),
+	// never answers a challenge twice, checks the issued certificate, and
+	// saves it with its key and a PKCS#12 file.
+	res, err := is.Obtain(ctx, p, opts)
 	if err != nil {
 		return err
 	}
 	if cfg.Stdout != nil {
-		cfg.Stdout("%s\n", p12)
+		cfg.Stdout("%s\n", res.Certs[0].Paths.PKCS12)
 	}
 	return nil
 }

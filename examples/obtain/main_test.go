@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,13 +28,15 @@ func TestObtainAgainstSandbox(t *testing.T) {
 	if err := w.AddUser(email, "mail-secret"); err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(w.TLSRootsPEM)
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	if err := os.WriteFile(roots, w.TLSRootsPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out strings.Builder
 	cfg := config{
 		Directory: w.DirectoryURL, IMAP: w.IMAPURL, SMTP: w.SMTPURL, Email: email,
 		MailPassword: "mail-secret", P12Password: "p12-secret", StateDir: t.TempDir(),
-		Roots: roots, LookupTXT: w.LookupTXT,
+		CARoots: roots, DNSResolver: w.DNSAddr,
 		Stdout: func(format string, args ...any) (int, error) { return fmt.Fprintf(&out, format, args...) },
 	}
 	if err := obtain(ctx, cfg); err != nil {

@@ -1,6 +1,6 @@
 //go:build windows
 
-package main
+package issuer
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"syscall"
 )
 
-// shellCommand runs line through cmd.exe, as a Windows user writes it:
+// ShellCommand runs line through cmd.exe, as a Windows user writes it:
 // the command line is handed over as is (/s strips only the outer quotes),
 // not quoted again by Go's argument escaping, which cmd.exe does not undo.
-func shellCommand(ctx context.Context, line string) *exec.Cmd {
+func ShellCommand(ctx context.Context, line string) *exec.Cmd {
 	comspec := os.Getenv("ComSpec")
 	if comspec == "" {
 		comspec = `C:\Windows\System32\cmd.exe`

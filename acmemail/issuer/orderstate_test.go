@@ -1,4 +1,4 @@
-package main
+package issuer
 
 import (
 	"crypto/x509"
@@ -10,17 +10,17 @@ import (
 	"github.com/acmemail/acmemail/keystore"
 )
 
-// TestSaveOrderStateWrites: the order is recorded when it is created and
+// TestOrderSaverWrites: the order is recorded when it is created and
 // a reply sent is recorded; changes resuming does not need (authorizations
 // fetched, challenge POSTed, order finalized) are not written again, and a
 // new order is.
-func TestSaveOrderStateWrites(t *testing.T) {
+func TestOrderSaverWrites(t *testing.T) {
 	store, err := keystore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	const email = "alice@example.test"
-	s := &session{store: store, id: &identity{email: email}}
+	s := &orderSaver{store: store, email: email}
 	onDisk := func() acmemail.OrderState {
 		t.Helper()
 		data, err := store.ReadOrderState(email)
@@ -37,7 +37,7 @@ func TestSaveOrderStateWrites(t *testing.T) {
 	st := acmemail.OrderState{Directory: "https://ca.test/dir", OrderURL: "https://ca.test/order/1", Emails: []string{email}, Created: created}
 	save := func() {
 		t.Helper()
-		if err := s.saveOrderState(st); err != nil {
+		if err := s.save(st); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,12 +67,12 @@ func TestSaveOrderStateWrites(t *testing.T) {
 	}
 
 	// A later run that reads the state back writes only what changed.
-	s2 := &session{store: store, id: &identity{email: email}, prog: s.prog}
-	if s2.orderState() == nil {
+	s2 := &orderSaver{store: store, email: email}
+	if s2.load(quiet{}) == nil {
 		t.Fatal("the recorded order was not read back")
 	}
 	st.Finalized = true
-	if err := s2.saveOrderState(st); err != nil {
+	if err := s2.save(st); err != nil {
 		t.Fatal(err)
 	}
 	if got := onDisk(); got.Finalized {
@@ -84,16 +84,16 @@ func TestSaveOrderStateWrites(t *testing.T) {
 // only with sessions of the same protocol that trust the same roots.
 func TestMailTLSSessionCaches(t *testing.T) {
 	a, b := x509.NewCertPool(), x509.NewCertPool()
-	if imapTLSConfig(a).ClientSessionCache != imapTLSConfig(a).ClientSessionCache {
+	if MailTLSConfig(a, "imap").ClientSessionCache != MailTLSConfig(a, "imap").ClientSessionCache {
 		t.Error("two IMAP sessions with the same roots do not share a cache")
 	}
-	if imapTLSConfig(a).ClientSessionCache == smtpTLSConfig(a).ClientSessionCache {
+	if MailTLSConfig(a, "imap").ClientSessionCache == MailTLSConfig(a, "smtp").ClientSessionCache {
 		t.Error("IMAP and SMTP share a cache")
 	}
-	if imapTLSConfig(a).ClientSessionCache == imapTLSConfig(b).ClientSessionCache {
+	if MailTLSConfig(a, "imap").ClientSessionCache == MailTLSConfig(b, "imap").ClientSessionCache {
 		t.Error("sessions with different roots share a cache")
 	}
-	if tlsConfig(a).ClientSessionCache != nil {
-		t.Error("tlsConfig has a session cache")
+	if TLSConfig(a).ClientSessionCache != nil {
+		t.Error("TLSConfig has a session cache")
 	}
 }

@@ -1,0 +1,482 @@
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
+)
+
+// NamedServer is a CA known by name, with its quirks.
+type NamedServer struct {
+	URL  string
+	Join acmemail.JoinMode
+}
+
+// NamedServers are the CAs a Profile's Server may name.
+var NamedServers = map[string]NamedServer{
+	"castle":         {"https://acme.castle.cloud/acme/directory", acmemail.JoinOctet},
+	"castle-staging": {"https://acme-staging.castle.cloud/acme/directory", acmemail.JoinOctet},
+}
+
+// Issuer obtains and renews the certificates of one state directory. Its
+// fields are set once; Obtain, Renew and Plan may run concurrently (for
+// different addresses; one address's runs exclude each other by its lock).
+type Issuer struct {
+	Store   *keystore.Store
+	Secrets Secrets
+	Logger  *slog.Logger // nil: no logs
+	// Trace, if set, returns where the raw IMAP or SMTP protocol of a run
+	// goes ("imap", "smtp"), or nil.
+	Trace func(proto string) io.Writer
+	// Terms is asked before an account is created at a CA with terms of
+	// service (url), unless the run agreed already. nil: agreed.
+	Terms func(ctx context.Context, url string) error
+	// EAB gives the external account binding for a new account, or nil.
+	EAB func() (*acmemail.EAB, error)
+	// HookOutput receives each line the deploy hooks print. nil: discarded.
+	HookOutput io.Writer
+	// Environ is the environment hooks and secret commands start from
+	// (nil: os.Environ).
+	Environ   func() []string
+	UserAgent string
+	// OnOrderState, if set, sees every order state once it is recorded.
+	OnOrderState func(acmemail.OrderState)
+
+	hookMu sync.Mutex // hooks run one at a time
+}
+
+// Secrets gives a run the secrets it needs, when it needs them.
+type Secrets interface {
+	// MailLogin returns the IMAP and submission logins of p's account.
+	MailLogin(ctx context.Context, p *Profile) (imap, smtp mailbox.Credentials, err error)
+	// AlsoPassword returns the mail password of an address with a mailbox
+	// of its own.
+	AlsoPassword(ctx context.Context, p *Profile, a Also) (string, error)
+	// P12Password returns the password of the PKCS#12 files.
+	P12Password(ctx context.Context, p *Profile) (string, error)
+}
+
+// Reporter shows a run's progress.
+type Reporter interface {
+	Printf(format string, args ...any)
+	Event(acmemail.Event) // the order flow's events
+	EndLive()             // a live line (waiting for mail) ends
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+func (quiet) Event(acmemail.Event)  {}
+func (quiet) EndLive()              {}
+func reporter(r Reporter) Reporter {
+	if r == nil {
+		return quiet{}
+	}
+	return r
+}
+
+func (is *Issuer) logger() *slog.Logger {
+	if is.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return is.Logger
+}
+
+func (is *Issuer) environ() []string {
+	if is.Environ != nil {
+		return is.Environ()
+	}
+	return os.Environ()
+}
+
+// Issued is a saved certificate.
+type Issued struct {
+	Meta     keystore.CertMeta
+	Paths    keystore.CertPaths
+	Chain    []*x509.Certificate
+	Key      crypto.Signer // the certificate's key, as saved
+	P12      []byte        // the PKCS#12 file's content, written to Paths.PKCS12
+	OrderURL string
+}
+
+// run is what one Obtain or Renew of one address uses: the CA, the mail
+// connections, the client. It is assembled once by open and not changed
+// after; close releases it.
+type run struct {
+	is        *Issuer
+	p         Profile // what the run uses
+	rec       Profile // what it records with the certificates
+	secrets   Secrets
+	prog      Reporter
+	log       *slog.Logger
+	dirURL    string
+	join      acmemail.JoinMode
+	world     *sandbox.World
+	pool      *x509.CertPool // trusted for HTTPS, IMAP and SMTP
+	issuers   *x509.CertPool // the CA's roots the chain must verify to, or nil
+	smime     *x509.CertPool // roots for S/MIME-signed challenges, or nil
+	lookupTXT func(context.Context, string) ([]string, error)
+	closers   []func()
+}
+
+func (r *run) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+}
+
+// open resolves the profile's CA and the roots it trusts.
+func (is *Issuer) open(p Profile, world *sandbox.World, prog Reporter) (*run, error) {
+	r := &run{is: is, p: p, rec: p, secrets: is.Secrets, prog: reporter(prog), log: is.logger(), world: world}
+	dirURL, join, err := p.Directory(world)
+	if err != nil {
+		return nil, err
+	}
+	r.dirURL, r.join = dirURL, join
+	var extraRoots []byte
+	if world != nil {
+		extraRoots, r.lookupTXT = world.TLSRootsPEM, world.LookupTXT
+	}
+	if p.DNSResolver != "" && r.lookupTXT == nil {
+		res, err := Resolver(p.DNSResolver)
+		if err != nil {
+			return nil, err
+		}
+		r.lookupTXT = res.LookupTXT
+	}
+	pool, err := RootPool(p.CARoots, extraRoots)
+	if err != nil {
+		return nil, err
+	}
+	r.pool = pool
+	// The files the run reads are read now, before anything is sent.
+	if r.issuers, err = pemPool("issuer_roots", p.IssuerRoots); err != nil {
+		return nil, err
+	}
+	if r.issuers == nil && world != nil {
+		r.issuers = x509.NewCertPool()
+		r.issuers.AppendCertsFromPEM(world.IssuerRootPEM)
+	}
+	if r.smime, err = pemPool("smime_roots", p.SMIMERoots); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// pemPool is the pool of the PEM file at path (the profile's setting), or
+// nil for "".
+func pemPool(setting, path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := ReadPEMFile(path)
+	if err != nil {
+		return nil, &SettingError{Setting: setting, Err: err}
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(data)
+	return pool, nil
+}
+
+// Directory is the directory URL of the profile's CA and how it joins
+// tokens; world is the in-process sandbox for Server "sandbox".
+func (p *Profile) Directory(world *sandbox.World) (string, acmemail.JoinMode, error) {
+	url, join := p.Server, acmemail.JoinString
+	switch {
+	case p.Server == "sandbox":
+		if world == nil {
+			return "", join, WithHint(fmt.Errorf("the in-process sandbox runs only as long as the command that started it"),
+				"run a sandbox with acmemail sandbox and use its directory URL")
+		}
+		url = world.DirectoryURL
+	case NamedServers[p.Server].URL != "":
+		url, join = NamedServers[p.Server].URL, NamedServers[p.Server].Join
+	case strings.HasPrefix(p.Server, "https://"):
+	case strings.HasPrefix(p.Server, "http://"):
+		return "", join, WithHint(&SettingError{Setting: "server", Err: fmt.Errorf("%s: ACME needs HTTPS", p.Server)}, "use the https:// URL of the directory")
+	default:
+		return "", join, &SettingError{Setting: "server", Err: fmt.Errorf("%q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", p.Server)}
+	}
+	if p.Join != "" {
+		j, err := acmemail.ParseJoinMode(p.Join)
+		if err != nil {
+			return "", join, &SettingError{Setting: "join", Err: err}
+		}
+		join = j
+	}
+	return url, join, nil
+}
+
+// Resolver is the DNS resolver at addr (HOST:PORT).
+func Resolver(addr string) (*net.Resolver, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, &SettingError{Setting: "dns_resolver", Err: fmt.Errorf("%q: want HOST:PORT", addr)}
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}, nil
+}
+
+// lock takes the address's run lock for the rest of the run: two runs for
+// one address never interleave (orders, replies, key and install).
+func (r *run) lock(ctx context.Context, wait bool) error {
+	store, email := r.is.Store, r.p.Email
+	unlock, err := store.LockIdentity(ctx, email, false)
+	if errors.Is(err, keystore.ErrLocked) && wait {
+		r.prog.Printf("another acmemail run is working on %s; waiting for it to finish", email)
+		unlock, err = store.LockIdentity(ctx, email, true)
+	}
+	if errors.Is(err, keystore.ErrLocked) {
+		return &LockedError{WithHint(fmt.Errorf("another acmemail run is working on %s", email),
+			"wait for it to finish, or run again with --wait-lock to wait for it")}
+	}
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, unlock)
+	return nil
+}
+
+// startKey makes (or loads) the pending key of a certificate in the
+// background, so that key generation (slow for RSA) and its durable write
+// overlap the mailbox logins and the account setup instead of following
+// them. close waits for it, so a run that fails early does not exit in the
+// middle of the write. A key made for a run that then fails stays pending
+// and is reused by the next run (see keystore.Store.CertKey).
+func (r *run) startKey(store *keystore.Store) func() (crypto.Signer, error) {
+	email, kt := r.p.Email, r.p.KeyType
+	var key crypto.Signer
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		key, err = store.CertKey(email, kt)
+	}()
+	r.closers = append(r.closers, func() { <-done })
+	return func() (crypto.Signer, error) {
+		<-done
+		return key, err
+	}
+}
+
+// newClient builds the ACME client with the stored account (registering
+// one, after the terms-of-service check, when there is none).
+func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool) (*acmemail.Client, error) {
+	verifier := &acmemail.MailVerifier{LookupTXT: r.lookupTXT, TrustAuthservID: r.p.TrustAuthservID, SMIMERoots: r.smime}
+	store, dirURL := r.is.Store, r.dirURL
+	if err := PendingRollover(store, dirURL, r.p.Server); err != nil {
+		return nil, err
+	}
+	accountKey, err := store.AccountKey(dirURL)
+	if err != nil {
+		return nil, err
+	}
+	var accountURL string
+	if acct, err := store.LoadAccount(dirURL); err == nil {
+		accountURL = acct.URL
+	} else if !errors.Is(err, keystore.ErrNotFound) {
+		return nil, err
+	}
+	contact := r.p.Contact
+	ua := r.is.UserAgent
+	if ua == "" {
+		ua = "acmemail"
+	}
+	client := &acmemail.Client{
+		DirectoryURL:         dirURL,
+		HTTPClient:           HTTPClient(r.pool),
+		UserAgent:            ua,
+		AccountKey:           accountKey,
+		AccountURL:           accountURL,
+		Contact:              MailtoContacts(contact),
+		Join:                 r.join,
+		Verifier:             verifier,
+		InsecureSkipMailAuth: r.p.SkipMailAuth,
+		Guard:                store,
+		Mail:                 mail,
+		MailWait:             r.p.MailWait.D(),
+		ReplySettle:          r.p.ReplySettle.D(),
+		Logger:               r.log.With("component", "acme"),
+		Progress:             r.prog.Event,
+		OnAccount: func(u string) error {
+			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: contact, Key: accountKey, Created: time.Now()})
+		},
+	}
+	if accountURL != "" {
+		return client, nil
+	}
+	if !agreeTOS && r.world == nil && r.is.Terms != nil {
+		dir, err := client.Directory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if dir.Meta != nil && dir.Meta.TermsOfService != "" {
+			if err := r.is.Terms(ctx, dir.Meta.TermsOfService); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if r.is.EAB != nil {
+		if client.EAB, err = r.is.EAB(); err != nil {
+			return nil, err
+		}
+	}
+	if w := r.world; w != nil && client.EAB == nil && w.EABKeyID != "" {
+		key, err := acmemail.ParseEABKey(w.EABHMACKey)
+		if err != nil {
+			return nil, err
+		}
+		client.EAB = &acmemail.EAB{KeyID: w.EABKeyID, HMACKey: key}
+	}
+	if _, err := client.EnsureAccount(ctx); err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
+// PendingRollover reports an interrupted account key rollover at dirURL,
+// which must be finished before the account is used.
+func PendingRollover(store *keystore.Store, dirURL, server string) error {
+	if _, err := store.PendingAccountKey(dirURL); err == nil {
+		return WithHint(fmt.Errorf("an account key rollover for %s was interrupted; the CA may know only the new key", dirURL),
+			"finish it with: acmemail account rollover --server "+server)
+	} else if !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// MailtoContacts makes each contact a mailto: URL.
+func MailtoContacts(list []string) []string {
+	var out []string
+	for _, c := range list {
+		if !strings.HasPrefix(c, "mailto:") {
+			c = "mailto:" + c
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// target is where one certificate of a run goes: the address's main slot,
+// or the encryption slot of a split pair.
+type target struct {
+	store *keystore.Store
+	usage acmemail.Usage
+	key   func() (crypto.Signer, error) // nil: the store's pending key
+}
+
+// issue orders a certificate, checks it, saves it with its key, and
+// writes the PKCS#12 file into the state directory.
+func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12Password, replaces string, reuseKey bool) (*Issued, error) {
+	p, store := &r.p, t.store
+	var certKey crypto.Signer
+	switch {
+	case reuseKey:
+		key, _, _, _, err := store.LoadCertificate(p.Email)
+		if err != nil {
+			return nil, err
+		}
+		certKey = key
+	default:
+		getKey := t.key
+		if getKey == nil {
+			getKey = func() (crypto.Signer, error) { return store.CertKey(p.Email, p.KeyType) }
+		}
+		key, err := getKey()
+		if err != nil {
+			return nil, err
+		}
+		certKey = key
+	}
+	emails := p.Emails()
+	csr, err := acmemail.NewCSR(certKey, emails, t.usage)
+	if err != nil {
+		return nil, err
+	}
+	r.prog.Printf("ordering a certificate for %s from %s", strings.Join(emails, ", "), r.dirURL)
+	saver := &orderSaver{store: store, email: p.Email, hook: r.is.OnOrderState}
+	cert, err := client.Obtain(ctx, acmemail.ObtainRequest{
+		Emails: emails, CSR: csr, Replaces: replaces,
+		Resume: saver.load(r.prog), OnState: saver.save,
+	})
+	r.prog.EndLive()
+	if err != nil {
+		return nil, err
+	}
+	// The order is done at the CA. If its certificate cannot be used,
+	// continuing the order again would only fetch the same one: forget it.
+	forget := func() {
+		if err := store.RemoveOrderState(p.Email); err != nil {
+			r.prog.Printf("warning: %v", err)
+		}
+	}
+	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: emails, Usage: t.usage, Roots: r.issuers}.Check(cert.Chain)
+	if err != nil {
+		forget()
+		return nil, WithHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
+	}
+	for _, w := range warnings {
+		r.prog.Printf("warning: %s", w)
+	}
+	var also []string
+	for _, a := range p.Also {
+		also = append(also, a.Email)
+	}
+	meta := keystore.CertMeta{
+		Email: p.Email, Also: strings.Join(also, ","), Directory: r.dirURL, KeyType: p.KeyType, Usage: t.usage.String(),
+		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
+		OrderURL: cert.OrderURL, CertURL: cert.CertURL, Profile: r.rec.encode(),
+	}
+	paths, err := store.SaveCertificate(p.Email, cert.ChainPEM, meta)
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	// RFC 9773: the window is fetched right after issuance.
+	if ri := cert.RenewalInfo; ri != nil {
+		st := RenewalState{Serial: meta.Serial}
+		st.adopt(ri)
+		if err := saveFetchedWindow(store, p.Email, st); err != nil {
+			r.prog.Printf("warning: %v", err)
+		}
+	}
+	key, chain, meta, _, err := store.LoadCertificate(p.Email)
+	if err != nil {
+		return nil, err
+	}
+	prof, _ := keystore.ParseP12Profile(p.P12Profile)
+	p12, err := keystore.EncodePKCS12(key, chain, p12Password, prof)
+	if err != nil {
+		return nil, err
+	}
+	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
+		return nil, err
+	}
+	return &Issued{Meta: meta, Paths: paths, Chain: chain, Key: key, P12: p12, OrderURL: cert.OrderURL}, nil
+}
+
+// RandomToken is a random hex string (sandbox passwords).
+func RandomToken() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

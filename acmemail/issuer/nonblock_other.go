@@ -1,0 +1,5 @@
+//go:build !unix
+
+package issuer
+
+const nonBlock = 0

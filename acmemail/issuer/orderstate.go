@@ -1,0 +1,64 @@
+package issuer
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/keystore"
+)
+
+// orderSaver keeps the state of one certificate's order in its slot of
+// the state directory, as durably as acmemail.SaveModeFor says.
+type orderSaver struct {
+	store  *keystore.Store
+	email  string
+	hook   func(acmemail.OrderState)
+	onDisk *acmemail.OrderState // the state last read or written
+}
+
+// load returns the state of the interrupted order, if one was recorded,
+// for acmemail to continue it.
+func (o *orderSaver) load(prog Reporter) *acmemail.OrderState {
+	data, err := o.store.ReadOrderState(o.email)
+	if err != nil {
+		if !errors.Is(err, keystore.ErrNotFound) {
+			prog.Printf("warning: %v; starting a new order", err)
+		}
+		return nil
+	}
+	var st acmemail.OrderState
+	if err := json.Unmarshal(data, &st); err != nil {
+		prog.Printf("warning: the recorded state of the interrupted order is unreadable (%v); starting a new order", err)
+		return nil
+	}
+	onDisk := st
+	o.onDisk = &onDisk
+	return &st
+}
+
+func (o *orderSaver) save(st acmemail.OrderState) error {
+	var write func(string, []byte) error
+	switch acmemail.SaveModeFor(o.onDisk, st) {
+	case acmemail.SaveDurable:
+		write = o.store.WriteOrderState
+	case acmemail.SaveAtomic:
+		write = o.store.UpdateOrderState
+	}
+	if write != nil {
+		data, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := write(o.email, append(data, '\n')); err != nil {
+			return err
+		}
+		onDisk := st
+		onDisk.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
+		o.onDisk = &onDisk
+	}
+	if o.hook != nil {
+		o.hook(st)
+	}
+	return nil
+}
