@@ -29,7 +29,8 @@ const doctorExitStatus = `EXIT STATUS
   0    every check passed (warnings allowed)
   1    at least one check failed (see its "fix:" line), or another error
   2    usage error: bad flags, arguments or configuration
-  130  interrupted`
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)`
 
 const doctorLong = `Check, before any CA is contacted for a certificate, that everything acmemail obtain
 needs for EMAIL works, and say how to fix what does not. The checks, in order:

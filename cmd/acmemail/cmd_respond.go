@@ -32,7 +32,8 @@ const respondExitStatus = `EXIT STATUS
   3    the submission server refused the login
   4    the mail was not answered: it is not an acceptable challenge (the reason is on
        stderr), or no "acmemail obtain --pipe" is waiting for its address
-  130  interrupted`
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)`
 
 const respondLong = `Answer one RFC 8823 challenge mail read from stdin, for mail filters: procmail,
 Sieve's "pipe", an MTA alias or a .forward pipe.

@@ -24,7 +24,8 @@ const (
 	exitSomeFailed  = 6   // renew: at least one identity failed (the others are done)
 	exitHookFailed  = 7   // the certificate is saved, but the deploy hook failed
 	exitLocked      = 8   // another acmemail run is working on the identity
-	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
+	exitInterrupted = 130 // interrupted: SIGINT (Ctrl-C); 128 + the signal's number
+	exitTerminated  = 143 // terminated: SIGTERM (128 + 15)
 )
 
 const exitStatusHelp = `EXIT STATUS
@@ -38,7 +39,8 @@ const exitStatusHelp = `EXIT STATUS
        not due; stderr says which and why)
   7    the certificate was saved, but the --deploy-hook command failed
   8    another acmemail run is working on the same address (see --wait-lock)
-  130  interrupted`
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)`
 
 // usageError marks a mistake in the command line.
 type usageError struct{ err error }

@@ -170,5 +170,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			io.WriteString(stderr, "acmemail: hint: run '"+path+" --help' for usage\n")
 		}
 	}
-	return exitCode(err)
+	return interruptedCode(ctx, exitCode(err))
+}
+
+// interruptedCode is code, except for a run interrupted by a signal
+// (signalContext): then the status says which one, 130 for SIGINT, 143
+// for SIGTERM. The error alone does not say: most code returns
+// ctx.Err(), which is context.Canceled whatever the cause.
+func interruptedCode(ctx context.Context, code int) int {
+	var se *signalError
+	if code == exitInterrupted && errors.As(context.Cause(ctx), &se) {
+		return se.exitCode()
+	}
+	return code
 }
