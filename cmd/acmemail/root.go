@@ -78,7 +78,7 @@ Try it without a real CA:  acmemail obtain --server sandbox alice@example.test
 
 Progress goes to stderr; stdout carries only the result, so scripts can capture it.
 
-` + configHelp + "\n\n" + exitStatusHelp
+` + configHelp
 
 func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -92,6 +92,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
+	root.SetHelpTemplate(helpTemplate)
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (-v: steps, -vv: protocol details)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err}
@@ -118,7 +119,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the version of acmemail",
 		Long: "Print the version, commit and build date stamped into this binary at release\n" +
 			"(goreleaser sets them with -ldflags); a binary built with go install shows its\n" +
-			"module version and \"unknown\" for what was not stamped.\n\n" + exitStatusHelp,
+			"module version and \"unknown\" for what was not stamped.",
 		Example: "  acmemail version\n  acmemail --version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
