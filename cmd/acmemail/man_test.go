@@ -91,6 +91,9 @@ func insertManSection(page, section string) (string, error) {
 func exitStatusRoff(c *cobra.Command) string {
 	var b strings.Builder
 	b.WriteString(".SH \"EXIT STATUS\"\n")
+	if intro := exitIntro(c); intro != "" {
+		b.WriteString(roffText(intro) + "\n")
+	}
 	for _, l := range exitLines(c) {
 		fmt.Fprintf(&b, ".TP\n\\fB%d\\fP\n%s\n", l.code, roffText(l.meaning))
 	}
