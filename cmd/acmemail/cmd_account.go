@@ -248,9 +248,7 @@ func printAccount(g *globals, r accountResult, asJSON bool) error {
 const accountLong = `Manage the ACME account acmemail uses at a CA: one per directory URL, kept in
 the state directory as accounts/<CA>/account.key and account.json. obtain creates
 one when needed; these commands create it explicitly (with an external account
-binding for CAs that require one), show it, replace its key, or deactivate it.
-
-` + exitStatusHelp
+binding for CAs that require one), show it, replace its key, or deactivate it.`
 
 func newAccountCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -277,9 +275,7 @@ question on the terminal. CAs whose directory says externalAccountRequired (EAB)
 need the key identifier and HMAC key they handed out: --eab-kid KID, and the HMAC
 key from ACMEMAIL_EAB_HMAC or the file named by --eab-hmac-file (never a flag
 value, which would show in ps). For an existing account, --contact replaces its
-contact addresses.
-
-` + exitStatusHelp
+contact addresses.`
 
 const registerExample = `  acmemail account register --server castle --contact alice@example.com --agree-tos
 
@@ -398,9 +394,7 @@ func newAccountShowCmd(g *globals) *cobra.Command {
 		Short: "Show the saved account and what the CA says about it",
 		Long: `Show the saved ACME account for --server: its URL, contact, key and, unless
 --offline, its status at the CA (looked up with the saved key, without creating
-an account).
-
-` + exitStatusHelp,
+an account).`,
 		Example: `  acmemail account show --server castle --json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -456,9 +450,7 @@ const rolloverLong = `Replace the account key (RFC 8555 key change). The new key
 accounts/<CA>/account.key.next before the CA is asked; once the CA accepted it,
 the old key is moved to accounts/<CA>/archive/<time>/account.key (never deleted)
 and the new one becomes account.key. An interrupted rollover is finished by the
-next run: it asks the CA which key is current.
-
-` + exitStatusHelp
+next run: it asks the CA which key is current.`
 
 func newAccountRolloverCmd(g *globals) *cobra.Command {
 	var o rolloverOptions
@@ -561,9 +553,7 @@ request signed by its key; this cannot be undone. Certificates already issued st
 valid. The saved account is moved to accounts/<CA>/archive/<time>/, so the next
 obtain or register creates a new account.
 
-Asks for confirmation on the terminal unless --yes is given.
-
-` + exitStatusHelp
+Asks for confirmation on the terminal unless --yes is given.`
 
 func newAccountDeactivateCmd(g *globals) *cobra.Command {
 	var o deactivateOptions

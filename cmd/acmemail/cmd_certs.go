@@ -120,9 +120,7 @@ CA. The two certificates of an obtain --split pair are two lines (usage sign and
 encrypt), each with its own state (valid, expired or revoked). It reads only the
 state directory (no network). --json prints an array, one entry per address, with
 the same fields as acmemail show --json, file paths included (a --split pair's
-encryption certificate under "encryption").
-
-` + exitStatusHelp
+encryption certificate under "encryption").`
 
 const showLong = `Show one managed certificate: address, serial number, validity, key type, usage,
 CA, when renew will renew it (and whether that comes from the CA's renewal window,
@@ -163,9 +161,7 @@ key_type, usage, split, p12_profile, pkcs12, issuer_roots, smime_roots,
 trust_authserv_id, dns_resolver, join, mail_wait, reply_settle, contact, insecure,
 insecure_skip_mail_auth, p12_password_file, config ([{flag, value, from}], from
 the configuration file; a login from it has "from": FILE:LINE) and warnings;
-fields not set are left out.
-
-` + exitStatusHelp
+fields not set are left out.`
 
 const showExample = `  acmemail show alice@example.com
   acmemail show --json alice@example.com | jq -r .renewal_due

@@ -17,9 +17,7 @@ The script completes commands, flags, the values of flags such as --server and
 acmemail already manages (the certificates in the state directory).
 
 Load it for the current shell session, or install it where your shell looks for
-completions (see the examples).
-
-` + exitStatusHelp
+completions (see the examples).`
 
 const completionExample = `  # bash, this session / for every session (bash-completion installed):
   source <(acmemail completion bash)

@@ -20,9 +20,7 @@ stop with. Values that are a choice from a list (key-type, usage, p12-profile,
 auth-mech, join, server) are checked too: after the listing, each one a command
 would refuse is named with its source, and the exit status is 2.
 
-` + configHelp + `
-
-` + exitStatusHelp
+` + configHelp
 
 type configShowOptions struct {
 	json bool

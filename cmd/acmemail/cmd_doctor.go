@@ -28,12 +28,6 @@ type doctorOptions struct {
 	keepTest    bool
 }
 
-const doctorExitStatus = `EXIT STATUS
-  0    every check passed (warnings allowed)
-  1    at least one check failed (see its "fix:" line), or another error
-  2    usage error: bad flags, arguments or configuration
-  130  interrupted`
-
 const doctorLong = `Check, before any CA is contacted for a certificate, that everything acmemail obtain
 needs for EMAIL works, and say how to fix what does not. The checks, in order:
 
@@ -62,9 +56,7 @@ Progress goes to stderr.
 The flags that choose the CA and the mail account are obtain's; the password comes
 from the same sources as obtain's (--password-command, --password-file, ACMEMAIL_PASSWORD,
 the OS keyring, a prompt; or --oauth-token-command). With --server sandbox, doctor
-starts the embedded sandbox, as obtain does.
-
-` + doctorExitStatus
+starts the embedded sandbox, as obtain does.`
 
 const doctorExample = `  # Everything against the embedded sandbox (passes):
   acmemail doctor --server sandbox alice@example.test

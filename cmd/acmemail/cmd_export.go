@@ -58,9 +58,7 @@ certificates, issuer first).
 --all-history, in the current directory; "-" writes it to stdout, if that is not a
 terminal), or with --format pem the directory of the three files (default: the
 current directory). Existing files are never overwritten. The paths written are
-printed on stdout (or JSON with --json).
-
-` + exitStatusHelp
+printed on stdout (or JSON with --json).`
 
 const exportExample = `  # A PKCS#12 file for a mail client (the password is asked twice):
   acmemail export alice@example.com

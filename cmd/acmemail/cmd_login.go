@@ -29,9 +29,7 @@ password logs in.
 acmemail stores nothing itself: without a working keyring (none running, locked, or
 not answering within 10 s) login fails and says so; use --password-command with your
 password manager instead. Every keyring call has that timeout, so a run from cron
-never hangs on one.
-
-` + exitStatusHelp
+never hangs on one.`
 
 const loginExample = `  acmemail login alice@example.com
   acmemail login --smtp alice@example.com

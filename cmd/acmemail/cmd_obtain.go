@@ -115,9 +115,7 @@ stay saved.
 An interrupted obtain (Ctrl-C, a crash, even SIGKILL) is continued by the next run
 for the same address: the same order and key, and an answered challenge is never
 answered again. Two runs for one address never overlap: the second exits with
-status 8, or waits with --wait-lock.
-
-` + exitStatusHelp
+status 8, or waits with --wait-lock.`
 
 const obtainExample = `  # Try it against the embedded sandbox CA:
   ACMEMAIL_P12_PASSWORD=test acmemail obtain --server sandbox alice@example.test

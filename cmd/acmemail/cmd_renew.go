@@ -75,9 +75,7 @@ For scripts: stdout is empty exactly when nothing was renewed (--json: one array
 the status of every address: renewed, not-due, skipped or failed). The exit status is
 0 when nothing failed, whether or not anything was due; 6 when at least one address
 could not be renewed (or its deploy hook failed), the others being done; 2 for usage
-errors before anything was tried.
-
-` + exitStatusHelp
+errors before anything was tried.`
 
 const renewExample = `  # From cron, every hour; mail only when something happened. The mail login is the
   # --password-command (or file, or token command) obtain recorded:

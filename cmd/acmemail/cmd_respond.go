@@ -26,15 +26,6 @@ type respondOptions struct {
 	print bool
 }
 
-const respondExitStatus = `EXIT STATUS
-  0    the reply was sent (--smtp) or printed (--print)
-  1    an error not covered below
-  2    usage error: bad flags, arguments or configuration
-  3    the submission server refused the login
-  4    the mail was not answered: it is not an acceptable challenge (the reason is on
-       stderr), or no "acmemail obtain --pipe" is waiting for its address
-  130  interrupted`
-
 const respondLong = `Answer one RFC 8823 challenge mail read from stdin, for mail filters: procmail,
 Sieve's "pipe", an MTA alias or a .forward pipe.
 
@@ -56,9 +47,7 @@ obtain's (--password-command, --password-file, ACMEMAIL_PASSWORD, the OS keyring
 terminal to prompt on). respond logs in before it hands the mail over, so a wrong
 password never costs a challenge.
 With --print, the reply is sent after respond exits; obtain waits --reply-settle
-(3 s) before asking the CA.
-
-` + respondExitStatus
+(3 s) before asking the CA.`
 
 const respondExample = `  # In one terminal (or in the background):
   acmemail obtain --pipe --server castle alice@example.com

@@ -52,9 +52,7 @@ certificate, renew leaves the address alone until you obtain a new one (or renew
 Progress and the result go to stderr; --json prints on stdout an object with the
 address, reason, CA, the serial of the (signing) certificate, "revoked" (true when
 every certificate asked for is revoked) and "certificates": one entry per
-certificate with its usage, serial, "revoked", "already_revoked" and "error".
-
-` + exitStatusHelp
+certificate with its usage, serial, "revoked", "already_revoked" and "error".`
 
 const revokeExample = `  acmemail revoke --reason keyCompromise alice@example.com
   # Only the encryption certificate of an obtain --split pair:

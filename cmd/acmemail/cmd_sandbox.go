@@ -138,9 +138,7 @@ its challenges through --mail-smtp (whose server must DKIM-sign them for the CA'
 domain), reads the replies from --mail-imap and checks their DKIM signatures with
 keys from DNS (--dns-resolver). No sandbox mailboxes are created then, and the CA
 accepts orders for any address. The password comes from --mail-password-file or
-ACMEMAIL_PASSWORD; roots for the mail servers from ACMEMAIL_CA_ROOTS.
-
-` + exitStatusHelp
+ACMEMAIL_PASSWORD; roots for the mail servers from ACMEMAIL_CA_ROOTS.`
 
 const sandboxExample = `  acmemail sandbox --user alice@example.test --dir /tmp/sandbox
 

@@ -14,7 +14,8 @@ import (
 	"github.com/acmemail/acmemail/mailbox"
 )
 
-// Exit statuses. Documented in every command's help (exitStatusHelp).
+// Exit statuses. Documented in each command's help and man page, from the
+// tables in exitstatus.go.
 const (
 	exitOK          = 0
 	exitError       = 1   // any other error
@@ -25,21 +26,9 @@ const (
 	exitSomeFailed  = 6   // renew: at least one identity failed (the others are done)
 	exitHookFailed  = 7   // the certificate is saved, but the deploy hook failed
 	exitLocked      = 8   // another acmemail run is working on the identity
-	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
+	exitInterrupted = 130 // interrupted: SIGINT (Ctrl-C); 128 + the signal's number
+	exitTerminated  = 143 // terminated: SIGTERM (128 + 15)
 )
-
-const exitStatusHelp = `EXIT STATUS
-  0    success
-  1    an error not covered below
-  2    usage error: bad flags, arguments or configuration
-  3    the mail server refused the login (IMAP or SMTP)
-  4    no acceptable challenge mail arrived in time
-  5    the CA refused the request, the validation failed, or its certificate was refused
-  6    renew: at least one certificate could not be renewed (the others were renewed or
-       not due; stderr says which and why)
-  7    the certificate was saved, but the --deploy-hook command failed
-  8    another acmemail run is working on the same address (see --wait-lock)
-  130  interrupted`
 
 // usageError marks a mistake in the command line (issuer.UsageError: the
 // lifecycle reports mistakes in what it was asked the same way).

@@ -22,8 +22,14 @@ func TestEveryCommandDocumented(t *testing.T) {
 		if c.Short == "" || len(c.Long) < 80 {
 			t.Errorf("%s: needs a Short and a real Long description", name)
 		}
-		if !strings.Contains(c.Long, "EXIT STATUS") {
-			t.Errorf("%s: its Long help must end with an EXIT STATUS section (exitStatusHelp)", name)
+		// EXIT STATUS comes from the tables in exitstatus.go: the help
+		// template and the man page generator put it in a section of its
+		// own; in Long it would be a paragraph of DESCRIPTION.
+		if len(exitLines(c)) == 0 {
+			t.Errorf("%s: documents no exit status (exitstatus.go)", name)
+		}
+		if strings.Contains(c.Long, "EXIT STATUS") {
+			t.Errorf("%s: its Long help has an EXIT STATUS; it comes from exitstatus.go", name)
 		}
 		if c.Runnable() && c != root && strings.TrimSpace(c.Example) == "" {
 			t.Errorf("%s: needs Example lines", name)

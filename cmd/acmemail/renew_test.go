@@ -514,8 +514,16 @@ func TestConcurrentRuns(t *testing.T) {
 
 	// renew --force and a waiting plain renew: one renewal.
 	hold()
-	go func() { first <- runCLI(t, env, "renew", "--force") }()
+	go func() { first <- runCLICtx(t, hook, env, "renew", "--force") }()
 	<-inOrder
+	// An address named while another run works on it: exit 8, as obtain
+	// (a plain renew, as from cron, skips it).
+	if r := runCLI(t, env, "renew", "--force", "alice@example.test"); r.code != exitLocked || !strings.Contains(r.stderr, "another acmemail run is working on alice@example.test") {
+		t.Errorf("renew --force EMAIL while locked: exit %d, want %d\n%s", r.code, exitLocked, r.stderr)
+	}
+	if r := runCLI(t, env, "renew", "--force"); r.code != 0 || r.stdout != "" {
+		t.Errorf("renew --force while locked: exit %d, stdout %q; want 0 and nothing renewed\n%s", r.code, r.stdout, r.stderr)
+	}
 	waiting := newWatchWriter("waiting for it to finish")
 	second := make(chan int, 1)
 	go func() {

@@ -83,7 +83,7 @@ Try it without a real CA:  acmemail obtain --server sandbox alice@example.test
 
 Progress goes to stderr; stdout carries only the result, so scripts can capture it.
 
-` + configHelp + "\n\n" + exitStatusHelp
+` + configHelp
 
 func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -97,6 +97,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
+	root.SetHelpTemplate(helpTemplate)
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "log more (-v: steps, -vv: protocol details)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{Err: err}
@@ -123,7 +124,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the version of acmemail",
 		Long: "Print the version, commit and build date stamped into this binary at release\n" +
 			"(goreleaser sets them with -ldflags); a binary built with go install shows its\n" +
-			"module version and \"unknown\" for what was not stamped.\n\n" + exitStatusHelp,
+			"module version and \"unknown\" for what was not stamped.",
 		Example: "  acmemail version\n  acmemail --version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -180,5 +181,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			io.WriteString(stderr, "acmemail: hint: run '"+path+" --help' for usage\n")
 		}
 	}
-	return exitCode(err)
+	return interruptedCode(ctx, exitCode(err))
+}
+
+// interruptedCode is code, except for a run interrupted by a signal
+// (signalContext): then the status says which one, 130 for SIGINT, 143
+// for SIGTERM. The error alone does not say: most code returns
+// ctx.Err(), which is context.Canceled whatever the cause.
+func interruptedCode(ctx context.Context, code int) int {
+	var se *signalError
+	if code == exitInterrupted && errors.As(context.Cause(ctx), &se) {
+		return se.exitCode()
+	}
+	return code
 }

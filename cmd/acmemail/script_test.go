@@ -8,7 +8,16 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// actAsMain is the environment variable that makes the test binary run
+// main (see TestMain): acmemail as installed, signal handling included.
+const actAsMain = "ACMEMAIL_TEST_MAIN"
+
 func TestMain(m *testing.M) {
+	// Re-executed by TestSignalExitStatus as acmemail itself: main, with
+	// its signal handling.
+	if os.Getenv(actAsMain) != "" {
+		main()
+	}
 	// Re-executed by TestObtainKilledAfterReply as acmemail that stops
 	// dead once its reply is sent, to be SIGKILLed there.
 	if os.Getenv(hangAfterReply) != "" {
