@@ -204,6 +204,11 @@ func (p *Profile) Check() error {
 	bad := func(setting, format string, args ...any) error {
 		return &SettingError{Setting: setting, Err: fmt.Errorf(format, args...)}
 	}
+	if p.Server != "sandbox" {
+		if _, _, err := p.Directory(nil); err != nil {
+			return err
+		}
+	}
 	if kt, err := keystore.ParseKeyType(string(p.KeyType)); err != nil || kt == "ed25519" {
 		return bad("key_type", "%q: choose rsa2048, rsa3072, rsa4096, p256 or p384", p.KeyType)
 	}
@@ -214,7 +219,7 @@ func (p *Profile) Check() error {
 		return bad("p12_profile", "%q: choose modern or legacy", p.P12Profile)
 	}
 	if p.Split && p.Usage != "both" {
-		return bad("split", "--split obtains a signing and an encryption certificate; it does not go with usage %s", p.Usage)
+		return bad("split", "a signing and an encryption certificate do not go with usage %s", p.Usage)
 	}
 	if p.Join != "" {
 		if _, err := acmemail.ParseJoinMode(p.Join); err != nil {

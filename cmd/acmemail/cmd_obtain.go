@@ -216,6 +216,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	if err != nil {
 		return err
 	}
+	is.EAB = func() (*acmemail.EAB, error) { return o.eab.load(g) }
 	// Obtain again for a managed address keeps what it is not told to change.
 	var base *issuer.Profile
 	if rec, _, err := is.LoadProfile(norm); err == nil && rec.Server != "sandbox" {

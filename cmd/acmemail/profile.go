@@ -69,11 +69,15 @@ func settingErr(err error) error {
 	if name == "" {
 		name = "--" + strings.ReplaceAll(se.Setting, "_", "-")
 	}
+	sep := ": "
+	if strings.HasPrefix(se.Err.Error(), `"`) {
+		sep = " " // --key-type "dsa": ...
+	}
 	var he *hintError
 	if errors.As(err, &he) {
-		return withHint(usageErrorf("%s: %w", name, se.Err), he.Hints...)
+		return withHint(usageErrorf("%s%s%w", name, sep, se.Err), he.Hints...)
 	}
-	return usageErrorf("%s: %w", name, se.Err)
+	return usageErrorf("%s%s%w", name, sep, se.Err)
 }
 
 // cliError puts the CLI's words on an error of the issuer: the flag of a
