@@ -36,7 +36,8 @@ type mailSystem struct {
 	caLocal   string // "acme-challenge"
 	caDomain  string // "ca.sandbox.test"
 	toCA      func(rcpt string, raw []byte)
-	noSign    bool // the submission server does not DKIM-sign
+	noSign    bool   // the submission server does not DKIM-sign
+	folder    string // where mail is delivered (Options.Folder)
 	oauth     OAuthMode
 	observe   func(Observation) // nil: nobody watches
 
@@ -241,13 +242,14 @@ func (m *mailSystem) authResults(raw []byte) string {
 	return strings.Join(parts, ";\r\n\t")
 }
 
-// appendInbox stores raw in the INBOX of addr exactly as given.
+// appendInbox stores raw in the delivery folder (INBOX unless
+// Options.Folder says otherwise) of addr exactly as given.
 func (m *mailSystem) appendInbox(addr string, raw []byte) error {
 	u := m.user(addr)
 	if u == nil {
 		return fmt.Errorf("deliver to %s: %w", addr, errUnknownRecipient)
 	}
-	if _, err := u.imap.Append("INBOX", bytes.NewReader(raw), &imap.AppendOptions{}); err != nil {
+	if _, err := u.imap.Append(m.folder, bytes.NewReader(raw), &imap.AppendOptions{}); err != nil {
 		return fmt.Errorf("deliver to %s: %w", addr, err)
 	}
 	m.mu.Lock()

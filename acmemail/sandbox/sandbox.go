@@ -46,6 +46,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -172,6 +173,9 @@ type Options struct {
 	LookupTXT func(ctx context.Context, name string) ([]string, error)
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
+	// Folder is the IMAP mailbox mail is delivered to: "INBOX" (default),
+	// or "Junk" to imitate a spam filter that files the CA's mail there.
+	Folder string
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -427,6 +431,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		caLocal:   caLocal,
 		caDomain:  caDom,
 		noSign:    opt.NoDKIMSign,
+		folder:    cmp.Or(opt.Folder, "INBOX"),
 		mem:       mem,
 		users:     map[string]*mailUser{},
 		changed:   make(chan struct{}),

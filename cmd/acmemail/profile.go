@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,7 +56,15 @@ var profileFlags = []struct {
 // errors about a setting.
 var settingFlags = map[string]string{
 	"ca_roots": "ACMEMAIL_CA_ROOTS", "insecure_skip_mail_auth": "--insecure-skip-mail-auth",
-	"also": "--also-password-file or --also-password-command",
+	"also": "--also",
+}
+
+// settingFlag is the flag (or variable) of a profile setting.
+func settingFlag(setting string) string {
+	if name := settingFlags[setting]; name != "" {
+		return name
+	}
+	return "--" + strings.ReplaceAll(setting, "_", "-")
 }
 
 // settingErr turns an *issuer.SettingError into a usage error that names
@@ -65,10 +74,7 @@ func settingErr(err error) error {
 	if !errors.As(err, &se) {
 		return err
 	}
-	name := settingFlags[se.Setting]
-	if name == "" {
-		name = "--" + strings.ReplaceAll(se.Setting, "_", "-")
-	}
+	name := settingFlag(se.Setting)
 	sep := ": "
 	if strings.HasPrefix(se.Err.Error(), `"`) {
 		sep = " " // --key-type "dsa": ...
@@ -178,11 +184,26 @@ func (o *obtainOptions) profile(email string, base *issuer.Profile, set func(fla
 	return p, settingErr(p.Check())
 }
 
-// describeChanges says which recorded settings a new obtain changes.
+// describeChanges says which recorded settings a new obtain changes, by
+// their flags.
 func describeChanges(old, p issuer.Profile) []string {
 	var out []string
+	value := func(v string) string {
+		var s string
+		switch {
+		case v == "" || v == `""`:
+			return "none"
+		case json.Unmarshal([]byte(v), &s) == nil:
+			return s
+		}
+		return v
+	}
 	for _, c := range issuer.Diff(old, p) {
-		out = append(out, fmt.Sprintf("%s: %s (was %s)", c.Setting, c.New, c.Old))
+		name := settingFlag(c.Setting)
+		if c.Setting == "login" {
+			name = "the mail login's source"
+		}
+		out = append(out, fmt.Sprintf("%s %s (was %s)", name, value(c.New), value(c.Old)))
 	}
 	return out
 }
