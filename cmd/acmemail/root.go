@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/acmemail/acmemail/acmemail"
@@ -115,6 +116,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newExportCmd(g))
 	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g))
 	wireCompletions(g, root)
+	emailArgs(root)
 	return root
 }
 
@@ -194,4 +196,24 @@ func interruptedCode(ctx context.Context, code int) int {
 		return se.exitCode()
 	}
 	return code
+}
+
+// emailArgs makes every command used as "... EMAIL" say what it misses
+// in its own words, not cobra's "accepts 1 arg(s), received 0".
+func emailArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		emailArgs(sub)
+	}
+	if !strings.HasSuffix(c.Use, " EMAIL") {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usageErrorf("%s needs the mail address: %s", cmd.Name(), cmd.UseLine())
+		case len(args) > 1:
+			return usageErrorf("%s takes one mail address, got %d (%s): %s", cmd.Name(), len(args), strings.Join(args, " "), cmd.UseLine())
+		}
+		return nil
+	}
 }
