@@ -24,11 +24,10 @@ const IdentifierType = "email"
 
 // Defaults for the optional durations of [Client].
 const (
-	DefaultMailWait      = 20 * time.Second
-	DefaultPollInterval  = time.Second
-	DefaultMaxPollDelay  = 30 * time.Second
-	DefaultPollTimeout   = 10 * time.Minute
-	maxChallengeMailSize = 10 << 20
+	DefaultMailWait     = 20 * time.Second
+	DefaultPollInterval = time.Second
+	DefaultMaxPollDelay = 30 * time.Second
+	DefaultPollTimeout  = 10 * time.Minute
 )
 
 // ErrMailTimeout is returned (wrapped) when no acceptable challenge mail
@@ -811,7 +810,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 // answers it if it is the genuine challenge for one of them. Mail that is
 // not is reported and ignored; only failures to act are returned.
 func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte, save func() error) error {
-	if len(raw) > maxChallengeMailSize {
+	if len(raw) > maxMailSize {
 		c.logger().Debug("ignored an oversized mail", slog.Int("size", len(raw)))
 		return nil
 	}
@@ -1113,16 +1112,6 @@ func parseChain(chainPEM []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("the CA's response holds no PEM certificate")
 	}
 	return certs, nil
-}
-
-// sameAddress compares two addr-specs: local parts exactly, domains
-// case-insensitively.
-func sameAddress(a, b string) bool {
-	ai, bi := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
-	if ai < 0 || bi < 0 {
-		return false
-	}
-	return a[:ai] == b[:bi] && strings.EqualFold(a[ai+1:], b[bi+1:])
 }
 
 func containsFold(list []string, addr string) bool {

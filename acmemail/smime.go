@@ -20,7 +20,7 @@ const smimeMaxParts = 10
 // smimeIs reports whether the top-level Content-Type of a mail says it is
 // S/MIME signed: multipart/signed with the PKCS#7 signature protocol, or
 // application/pkcs7-mime (whose smime-type is checked later).
-func smimeIs(hdr authHeader) bool {
+func smimeIs(hdr header) bool {
 	mt, params, _ := mime.ParseMediaType(hdr.get("Content-Type"))
 	switch mt {
 	case "multipart/signed":
@@ -42,7 +42,7 @@ func (v *MailVerifier) verifySMIME(raw []byte, from string) (*Verified, error) {
 		return nil, errors.New("the mail is S/MIME signed, but no S/MIME trust anchors are configured, so its signature cannot be checked (pass --smime-roots)")
 	}
 	msg := smimeCRLF(raw)
-	hdr, body, err := authReadHeader(msg)
+	hdr, body, err := readHeader(msg)
 	if err != nil {
 		return nil, fmt.Errorf("S/MIME: %w", err)
 	}
@@ -64,7 +64,7 @@ func (v *MailVerifier) verifySMIME(raw []byte, from string) (*Verified, error) {
 			return nil, fmt.Errorf("S/MIME multipart/signed has %d body part(s), want 2 (the content and the signature)", len(parts))
 		}
 		content = parts[0]
-		sh, sbody, err := authReadHeader(parts[1])
+		sh, sbody, err := readHeader(parts[1])
 		if err != nil {
 			return nil, fmt.Errorf("S/MIME signature part: %w", err)
 		}
@@ -184,7 +184,7 @@ func (v *MailVerifier) smimeCheckSigner(p7 *pkcs7.PKCS7, from string) (err error
 		return errors.New("the S/MIME signer's certificate does not allow signing (key usage)")
 	}
 	for _, e := range ee.EmailAddresses {
-		if authSameAddress(e, from) {
+		if sameAddress(e, from) {
 			return nil
 		}
 	}
@@ -200,7 +200,7 @@ func (v *MailVerifier) smimeCheckSigner(p7 *pkcs7.PKCS7, from string) (err error
 // (RFC 7508-style injected headers). Without them it refuses the mail.
 func smimeProtected(content []byte, from string) ([]byte, error) {
 	inner := smimeCRLF(content)
-	h, body, err := authReadHeader(inner)
+	h, body, err := readHeader(inner)
 	if err != nil {
 		return nil, fmt.Errorf("S/MIME signed part: %w", err)
 	}
@@ -211,7 +211,7 @@ func smimeProtected(content []byte, from string) ([]byte, error) {
 			return nil, fmt.Errorf("S/MIME signed message/rfc822 part has Content-Transfer-Encoding %q (RFC 2046 allows 7bit, 8bit or binary)", authQuote(cte))
 		}
 		inner = body
-		if h, _, err = authReadHeader(inner); err != nil {
+		if h, _, err = readHeader(inner); err != nil {
 			return nil, fmt.Errorf("S/MIME signed message: %w", err)
 		}
 	}
