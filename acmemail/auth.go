@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"golang.org/x/net/idna"
@@ -448,12 +447,8 @@ func authQuote(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	if t := truncate(s, max); len(t) < len(s) {
+		s = t + "…"
 	}
 	return s
 }

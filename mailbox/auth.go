@@ -31,7 +31,7 @@ func ParseMechanism(s string) (string, error) {
 	case MechPlain, MechLogin, MechOAuthBearer, MechXOAuth2:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown authentication mechanism %q (want auto, plain, login, oauthbearer or xoauth2)", truncate(s, 40))
+	return "", fmt.Errorf("unknown authentication mechanism %s (want auto, plain, login, oauthbearer or xoauth2)", quoteShort(s, 40))
 }
 
 func isOAuthMech(m string) bool { return m == MechOAuthBearer || m == MechXOAuth2 }
