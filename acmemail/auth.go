@@ -152,7 +152,7 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 	dkimWhy := strings.Join(dkimReasons, "; ")
 
 	// 2. S/MIME.
-	var reasons []string
+	var reasons refusal
 	if smimeIs(hdr) {
 		res, err := v.verifySMIME(raw, from)
 		if err == nil {
@@ -161,9 +161,9 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 			}
 			return res, nil
 		}
-		reasons = append(reasons, err.Error())
+		reasons = append(reasons, err)
 	}
-	reasons = append(reasons, dkimWhy)
+	reasons = append(reasons, errors.New(dkimWhy))
 
 	// 3. The provider's Authentication-Results.
 	if v.TrustAuthservID != "" {
@@ -172,10 +172,26 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 			res.Warnings = append(res.Warnings, fmt.Sprintf("local DKIM verification failed (%s); accepted on the word of the Authentication-Results of %s", dkimWhy, v.TrustAuthservID))
 			return res, nil
 		}
-		reasons = append(reasons, err.Error())
+		reasons = append(reasons, err)
 	}
-	return nil, errors.New(strings.Join(reasons, "; "))
+	return nil, reasons
 }
+
+// refusal is the error of [MailVerifier.Verify] for a mail that no method
+// accepted: why each method tried refused it, joined by "; ". Each reason
+// stays reachable with [errors.Is] and [errors.As] (for example
+// [ErrNoSMIMERoots]), so a caller can tell the user what to change.
+type refusal []error
+
+func (r refusal) Error() string {
+	msgs := make([]string, len(r))
+	for i, err := range r {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (r refusal) Unwrap() []error { return r }
 
 func (v *MailVerifier) now() time.Time {
 	if v.Now != nil {

@@ -81,11 +81,7 @@ func chooseOAuthMech(proto string, offered []string, forced string) (string, err
 			return m, nil
 		}
 	}
-	have := "no SASL mechanism"
-	if len(offered) > 0 {
-		have = strings.Join(offered, ", ")
-	}
-	return "", fmt.Errorf("%s login: the server offers no OAuth2 mechanism (OAUTHBEARER or XOAUTH2), only %s; use a password (an app password) instead of --oauth-token-command", proto, have)
+	return "", &OAuthMechanismError{Protocol: proto, Offered: slices.Clone(offered)}
 }
 
 // oauthClient is the client side of OAUTHBEARER (RFC 7628) and XOAUTH2.
