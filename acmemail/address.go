@@ -3,6 +3,9 @@ package acmemail
 import (
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -107,4 +110,72 @@ func addrKey(addr string) string {
 		return addr
 	}
 	return n
+}
+
+// addrParser parses the address fields of mail. Display names are not
+// used, so encoded-words in any charset are passed through instead of
+// failing.
+var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+}}
+
+// parseAddressList parses an RFC 5322 address-list (a header field value)
+// into addr-specs: "local@domain" without display names, the domain
+// lowercased, the local part kept as sent (it may be case-sensitive, RFC
+// 5321 §2.4). Groups are flattened. An empty or blank value gives no
+// addresses; a value longer than maxFieldSize is an error. It is the only
+// parser of mail addresses in this package.
+func parseAddressList(v string) ([]string, error) {
+	if len(v) > maxFieldSize {
+		return nil, fmt.Errorf("the address list is longer than %d bytes", maxFieldSize)
+	}
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	list, err := addrParser.ParseList(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		out = append(out, addrLowerDomain(a.Address))
+	}
+	return out, nil
+}
+
+// parseOneAddress is parseAddressList for a value that must hold exactly
+// one mailbox (a From or Sender field).
+func parseOneAddress(v string) (string, error) {
+	list, err := parseAddressList(v)
+	if err != nil {
+		return "", err
+	}
+	switch len(list) {
+	case 0:
+		return "", errors.New("no address")
+	case 1:
+		return list[0], nil
+	}
+	return "", fmt.Errorf("%d addresses, want exactly one", len(list))
+}
+
+// addrLowerDomain lowercases the domain of an addr-spec.
+func addrLowerDomain(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr
+	}
+	return addr[:i+1] + strings.ToLower(addr[i+1:])
+}
+
+// sameAddress reports whether two addr-specs name the same mailbox as the
+// challenge checks compare them: local parts exactly, domains
+// case-insensitively. An argument without an @ is never the same as
+// anything.
+func sameAddress(a, b string) bool {
+	ai, bi := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
+	if ai < 0 || bi < 0 {
+		return false
+	}
+	return a[:ai] == b[:bi] && strings.EqualFold(a[ai+1:], b[bi+1:])
 }

@@ -6,13 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"golang.org/x/net/idna"
@@ -104,12 +100,6 @@ type MailVerifier struct {
 const (
 	// maxDKIMSignatures is how many DKIM signatures are checked at most.
 	maxDKIMSignatures = 5
-	// authMaxMailSize is the largest mail Verify looks at.
-	authMaxMailSize = 10 << 20
-	// authMaxHeaderSize bounds the header section.
-	authMaxHeaderSize = 256 << 10
-	// authMaxHeaderFields bounds the number of header fields.
-	authMaxHeaderFields = 1000
 )
 
 // dkimRequired are the fields a challenge's DKIM signature must sign. The
@@ -134,10 +124,10 @@ var dkimListed = []string{
 // Verify implements [Verifier]. from is the address of the mail's From
 // field (an addr-spec); the mail must agree.
 func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Verified, error) {
-	if len(raw) > authMaxMailSize {
-		return nil, fmt.Errorf("the mail is %d bytes, more than the %d checked", len(raw), authMaxMailSize)
+	if len(raw) > maxMailSize {
+		return nil, fmt.Errorf("the mail is %d bytes, more than the %d checked", len(raw), maxMailSize)
 	}
-	hdr, _, err := authReadHeader(raw)
+	hdr, _, err := readHeader(raw)
 	if err != nil {
 		return nil, fmt.Errorf("its header section cannot be read: %w", err)
 	}
@@ -162,7 +152,7 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 	dkimWhy := strings.Join(dkimReasons, "; ")
 
 	// 2. S/MIME.
-	var reasons []string
+	var reasons refusal
 	if smimeIs(hdr) {
 		res, err := v.verifySMIME(raw, from)
 		if err == nil {
@@ -171,9 +161,9 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 			}
 			return res, nil
 		}
-		reasons = append(reasons, err.Error())
+		reasons = append(reasons, err)
 	}
-	reasons = append(reasons, dkimWhy)
+	reasons = append(reasons, errors.New(dkimWhy))
 
 	// 3. The provider's Authentication-Results.
 	if v.TrustAuthservID != "" {
@@ -182,10 +172,26 @@ func (v *MailVerifier) Verify(ctx context.Context, raw []byte, from string) (*Ve
 			res.Warnings = append(res.Warnings, fmt.Sprintf("local DKIM verification failed (%s); accepted on the word of the Authentication-Results of %s", dkimWhy, v.TrustAuthservID))
 			return res, nil
 		}
-		reasons = append(reasons, err.Error())
+		reasons = append(reasons, err)
 	}
-	return nil, errors.New(strings.Join(reasons, "; "))
+	return nil, reasons
 }
+
+// refusal is the error of [MailVerifier.Verify] for a mail that no method
+// accepted: why each method tried refused it, joined by "; ". Each reason
+// stays reachable with [errors.Is] and [errors.As] (for example
+// [ErrNoSMIMERoots]), so a caller can tell the user what to change.
+type refusal []error
+
+func (r refusal) Error() string {
+	msgs := make([]string, len(r))
+	for i, err := range r {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (r refusal) Unwrap() []error { return r }
 
 func (v *MailVerifier) now() time.Time {
 	if v.Now != nil {
@@ -196,7 +202,7 @@ func (v *MailVerifier) now() time.Time {
 
 // verifyDKIM verifies the DKIM signatures of raw locally. It returns the
 // result for the first acceptable signature, or why none is.
-func (v *MailVerifier) verifyDKIM(ctx context.Context, raw []byte, hdr authHeader, fromDomain string) (*Verified, []string) {
+func (v *MailVerifier) verifyDKIM(ctx context.Context, raw []byte, hdr header, fromDomain string) (*Verified, []string) {
 	sigs := hdr.values("DKIM-Signature")
 	if len(sigs) == 0 {
 		return nil, []string{"no DKIM signature"}
@@ -235,7 +241,7 @@ func (v *MailVerifier) verifyDKIM(ctx context.Context, raw []byte, hdr authHeade
 
 // dkimAccept decides on one verified (or failed) DKIM signature. tags are
 // the signature's own tags (nil if unparseable).
-func dkimAccept(vf *dkim.Verification, tags map[string]string, hdr authHeader, fromDomain string) (*Verified, error) {
+func dkimAccept(vf *dkim.Verification, tags map[string]string, hdr header, fromDomain string) (*Verified, error) {
 	d := strings.ToLower(vf.Domain)
 	if d == "" && tags != nil {
 		d = strings.ToLower(authStripSpace(tags["d"]))
@@ -282,7 +288,7 @@ func dkimCheckDomain(d, fromDomain string) error {
 // mail's header: the required fields must be signed, and no signed field
 // may appear more often than h= signs it. Other fields of RFC 8823's list
 // that h= misses give a warning.
-func dkimCheckHeaders(d string, keys []string, hdr authHeader) ([]string, error) {
+func dkimCheckHeaders(d string, keys []string, hdr header) ([]string, error) {
 	signed := make(map[string]int)
 	for _, k := range keys {
 		if k = strings.ToLower(authStripSpace(k)); k != "" {
@@ -377,127 +383,16 @@ func dkimParseTags(v string) (map[string]string, error) {
 	return tags, nil
 }
 
-// authField is one header field: its name as written (trimmed) and its
-// unfolded, trimmed value.
-type authField struct {
-	name, value string
-}
-
-// authHeader is a header section, top field first.
-type authHeader []authField
-
-func (h authHeader) count(name string) int {
-	n := 0
-	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
-			n++
-		}
-	}
-	return n
-}
-
-func (h authHeader) values(name string) []string {
-	var vs []string
-	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
-			vs = append(vs, f.value)
-		}
-	}
-	return vs
-}
-
-func (h authHeader) get(name string) string {
-	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
-			return f.value
-		}
-	}
-	return ""
-}
-
-// authReadHeader splits raw into its header fields and body. Lines may end
-// in CRLF or LF, as go-msgauth accepts both. A header section without an
-// empty line ends at the end of raw (no body).
-func authReadHeader(raw []byte) (authHeader, []byte, error) {
-	var h authHeader
-	var cur []byte
-	flush := func() error {
-		if cur == nil {
-			return nil
-		}
-		name, value, ok := bytes.Cut(cur, []byte(":"))
-		if !ok {
-			return fmt.Errorf("header line %q has no colon", authQuote(string(cur)))
-		}
-		if len(h) == authMaxHeaderFields {
-			return fmt.Errorf("more than %d header fields", authMaxHeaderFields)
-		}
-		h = append(h, authField{name: strings.TrimSpace(string(name)), value: strings.TrimSpace(string(value))})
-		cur = nil
-		return nil
-	}
-	rest := raw
-	for {
-		if len(raw)-len(rest) > authMaxHeaderSize {
-			return nil, nil, fmt.Errorf("header section is longer than %d bytes", authMaxHeaderSize)
-		}
-		if len(rest) == 0 {
-			return h, nil, flush()
-		}
-		line, after, found := bytes.Cut(rest, []byte("\n"))
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if !found {
-			after = nil
-		}
-		if len(line) == 0 {
-			if err := flush(); err != nil {
-				return nil, nil, err
-			}
-			return h, after, nil
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if cur == nil {
-				return nil, nil, errors.New("the first header line is a continuation line")
-			}
-			cur = append(cur, line...)
-		} else {
-			if err := flush(); err != nil {
-				return nil, nil, err
-			}
-			cur = append([]byte{}, line...)
-		}
-		rest = after
-	}
-}
-
-// authAddrParser parses address fields; display names are not used, so
-// encoded-words in any charset pass.
-var authAddrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-}}
-
-// authOneAddress parses a field that must hold exactly one mailbox.
-func authOneAddress(v string) (string, error) {
-	list, err := authAddrParser.ParseList(v)
-	if err != nil {
-		return "", err
-	}
-	if len(list) != 1 {
-		return "", fmt.Errorf("%d addresses, want exactly one", len(list))
-	}
-	return list[0].Address, nil
-}
-
 // authCheckFrom requires the mail's single From field to hold exactly from.
-func authCheckFrom(hdr authHeader, from string) error {
+func authCheckFrom(hdr header, from string) error {
 	if hdr.count("From") == 0 {
 		return errors.New("the mail has no From header field")
 	}
-	got, err := authOneAddress(hdr.get("From"))
+	got, err := hdr.address("From")
 	if err != nil {
 		return fmt.Errorf("its From header field cannot be read: %s", authQuote(err.Error()))
 	}
-	if !authSameAddress(got, from) {
+	if !sameAddress(got, from) {
 		return fmt.Errorf("its From address %s is not %s", authQuote(got), authQuote(from))
 	}
 	return nil
@@ -521,16 +416,6 @@ func authASCIIDomain(domain string) string {
 		return domain
 	}
 	return strings.ToLower(a)
-}
-
-// authSameAddress compares two addr-specs: local parts exactly, domains
-// case-insensitively.
-func authSameAddress(a, b string) bool {
-	ai, bi := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
-	if ai < 0 || bi < 0 {
-		return false
-	}
-	return a[:ai] == b[:bi] && strings.EqualFold(a[ai+1:], b[bi+1:])
 }
 
 // authStripSpace removes all whitespace (DKIM tag values may be folded).
@@ -578,12 +463,8 @@ func authQuote(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	if t := truncate(s, max); len(t) < len(s) {
+		s = t + "…"
 	}
 	return s
 }

@@ -1,7 +1,6 @@
 package acmemail
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -411,49 +409,9 @@ func TestDKIMDescribe(t *testing.T) {
 	}
 }
 
-func TestAuthReadHeader(t *testing.T) {
-	tests := []struct {
-		name     string
-		raw      string
-		want     []authField
-		wantBody string
-		wantErr  string
-	}{
-		{
-			name:     "folded",
-			raw:      "From: a@b\r\nSubject: ACME:\r\n\tabc\r\n def\r\nX : y\r\n\r\nbody\r\n",
-			want:     []authField{{"From", "a@b"}, {"Subject", "ACME:\tabc def"}, {"X", "y"}},
-			wantBody: "body\r\n",
-		},
-		{name: "LF", raw: "A: 1\nB: 2\n\nbody", want: []authField{{"A", "1"}, {"B", "2"}}, wantBody: "body"},
-		{name: "no body", raw: "A: 1\r\n", want: []authField{{"A", "1"}}},
-		{name: "no colon", raw: "A: 1\r\nbogus\r\n\r\n", wantErr: "has no colon"},
-		{name: "leading continuation", raw: " A: 1\r\n\r\n", wantErr: "continuation"},
-		{name: "too many fields", raw: strings.Repeat("A: 1\r\n", authMaxHeaderFields+1), wantErr: "more than"},
-		{name: "too long", raw: "A: " + strings.Repeat("x", authMaxHeaderSize+10) + "\r\n", wantErr: "longer than"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h, body, err := authReadHeader([]byte(tt.raw))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("authReadHeader error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(h) != fmt.Sprint(authHeader(tt.want)) || string(body) != tt.wantBody {
-				t.Errorf("authReadHeader = %q, %q, want %q, %q", h, body, tt.want, tt.wantBody)
-			}
-		})
-	}
-}
-
 func TestVerifyLimits(t *testing.T) {
 	k := newAuthTestKeys(t, "ca.test")
-	big := make([]byte, authMaxMailSize+1)
+	big := make([]byte, maxMailSize+1)
 	_, err := k.verifier().Verify(t.Context(), big, authTestFrom)
 	if err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Errorf("Verify(%d bytes) error = %v, want a size error", len(big), err)
@@ -828,7 +786,7 @@ func FuzzVerify(f *testing.F) {
 				t.Fatalf("Verify %s returned Headers", res.Method)
 			}
 		case "smime":
-			if h, _, err := authReadHeader(res.Headers); err != nil || h.count("From") != 1 || h.count("To") == 0 || h.count("Subject") != 1 {
+			if h, _, err := readHeader(res.Headers); err != nil || h.count("From") != 1 || h.count("To") == 0 || h.count("Subject") != 1 {
 				t.Fatalf("Verify smime Headers %q lack From, To or Subject", res.Headers)
 			}
 		default:
@@ -836,36 +794,6 @@ func FuzzVerify(f *testing.F) {
 		}
 		if res.Domain != "ca.test" {
 			t.Fatalf("Verify Domain = %q, want ca.test", res.Domain)
-		}
-	})
-}
-
-// FuzzAuthReadHeader checks that the Verifier's header parser and the one
-// ParseChallengeMail uses (go-message) agree on how many of each
-// security-relevant field a header holds: a field that one sees and the
-// other does not would be a way around the duplicate and h= checks.
-func FuzzAuthReadHeader(f *testing.F) {
-	f.Add([]byte("From: a@b\r\nTo: c@d\r\nSubject: ACME: x\r\n\r\nbody"))
-	f.Add([]byte("From : a@b\nFrom:\tc@d\n \n\nTo: e@f\n"))
-	f.Add([]byte("Subject: x\r\n\tTo: y\r\nTo\t: z\r\n\r\n"))
-	f.Add([]byte("From: a@b\rTo: c@d\r\n\r\n"))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		mine, _, err := authReadHeader(raw)
-		if err != nil {
-			return
-		}
-		theirs, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
-		if err != nil {
-			return
-		}
-		for _, name := range dkimListed {
-			n := 0
-			for fi := theirs.FieldsByKey(name); fi.Next(); {
-				n++
-			}
-			if got := mine.count(name); got != n {
-				t.Fatalf("authReadHeader sees %d %s fields, go-message %d, in %q", got, name, n, raw)
-			}
 		}
 	})
 }

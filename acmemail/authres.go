@@ -16,7 +16,7 @@ import (
 // header.i, equal to fromDomain, and the mail must carry a DKIM-Signature
 // by fromDomain whose tags pass the checks of a local verification (no l=,
 // From, To and Subject signed, no unsigned copies).
-func authresVouch(hdr authHeader, id, fromDomain string) (*Verified, error) {
+func authresVouch(hdr header, id, fromDomain string) (*Verified, error) {
 	for _, f := range hdr {
 		if !strings.EqualFold(f.name, "Authentication-Results") {
 			continue
@@ -44,7 +44,7 @@ func authresVouch(hdr authHeader, id, fromDomain string) (*Verified, error) {
 }
 
 // authresJudge checks the results of the trusted field.
-func authresJudge(hdr authHeader, id string, results []authres.Result, fromDomain string) (*Verified, error) {
+func authresJudge(hdr header, id string, results []authres.Result, fromDomain string) (*Verified, error) {
 	var seen []string
 	pass := false
 	for _, r := range results {

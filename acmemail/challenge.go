@@ -1,8 +1,6 @@
 package acmemail
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +8,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message/textproto"
 )
 
 // Errors returned (wrapped) by [ParseSubjectToken] and [ParseChallengeMail]
@@ -26,15 +22,9 @@ var (
 	ErrReplySubject = errors.New("subject has text before \"ACME:\" (a reply prefix)")
 )
 
-// Limits that bound the work done on hostile mail.
+// Limits of the challenge Subject (the limits of the mail and its header
+// are in header.go).
 const (
-	// challengeMaxMailSize is the largest raw message ParseChallengeMail
-	// accepts. Challenge mails are a few kilobytes.
-	challengeMaxMailSize = 10 << 20
-	// challengeMaxHeaderSize bounds the header section.
-	challengeMaxHeaderSize = 256 << 10
-	// challengeMaxFieldSize bounds one (unfolded) header field that is parsed.
-	challengeMaxFieldSize = 32 << 10
 	// challengeMaxTokenLen bounds token-part1 (base64url characters).
 	challengeMaxTokenLen = 512
 	// challengeMinTokenOctets is RFC 8823's 128-bit minimum for token-part1.
@@ -65,12 +55,6 @@ var challengeSingletons = []string{
 	"Message-Id", "Date", "Auto-Submitted",
 }
 
-// challengeAddrParser parses address lists. Display names are not used, so
-// encoded-words in any charset are passed through instead of failing.
-var challengeAddrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-}}
-
 // challengeSubjectDecoder decodes RFC 2047 encoded-words in the Subject.
 // RFC 8823 allows only UTF-8 and US-ASCII. (mime.WordDecoder also decodes
 // ISO-8859-1 by itself; that is harmless, the token is ASCII.)
@@ -96,32 +80,21 @@ var challengeSubjectDecoder = &mime.WordDecoder{
 // other single-instance) header fields and a From with more than one
 // address are errors.
 func ParseChallengeMail(raw []byte) (*ChallengeMail, error) {
-	h, err := challengeReadHeader(raw)
+	h, _, err := readHeader(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parse challenge mail: %w", err)
 	}
-	counts := make(map[string]int)
-	for f := h.Fields(); f.Next(); {
-		counts[f.Key()]++
-	}
 	for _, k := range challengeSingletons {
-		if counts[k] > 1 {
-			return nil, fmt.Errorf("parse challenge mail: more than one %s header field (%d)", k, counts[k])
+		if n := h.count(k); n > 1 {
+			return nil, fmt.Errorf("parse challenge mail: more than one %s header field (%d)", k, n)
 		}
-	}
-	get := func(k string) (string, error) {
-		v := h.Get(k)
-		if len(v) > challengeMaxFieldSize {
-			return "", fmt.Errorf("%s header field is longer than %d bytes", k, challengeMaxFieldSize)
-		}
-		return strings.TrimSpace(v), nil
 	}
 
 	// The Subject first, so that ordinary mail is told apart quickly.
-	if counts["Subject"] == 0 {
+	if h.count("Subject") == 0 {
 		return nil, fmt.Errorf("parse challenge mail: %w: no Subject header field", ErrNotChallenge)
 	}
-	rawSubject, err := get("Subject")
+	rawSubject, err := h.value("Subject")
 	if err != nil {
 		return nil, fmt.Errorf("parse challenge mail: %w", err)
 	}
@@ -135,135 +108,41 @@ func ParseChallengeMail(raw []byte) (*ChallengeMail, error) {
 	}
 	ch := &ChallengeMail{Subject: subject, TokenPart1: tp1}
 
-	if counts["From"] == 0 {
+	if h.count("From") == 0 {
 		return nil, errors.New("parse challenge mail: no From header field")
 	}
-	v, err := get("From")
-	if err == nil {
-		ch.From, err = challengeOneAddress(v)
-	}
-	if err != nil {
+	if ch.From, err = h.address("From"); err != nil {
 		return nil, fmt.Errorf("parse challenge mail: From: %w", err)
 	}
 	// Sender and Cc are informational: one that does not parse is left
 	// empty rather than making the whole challenge unusable.
-	if v, err := get("Sender"); err == nil {
-		ch.Sender, _ = challengeOneAddress(v)
+	ch.Sender, _ = h.address("Sender")
+	ch.Cc, _ = h.addresses("Cc")
+	if ch.To, err = h.addresses("To"); err != nil {
+		return nil, fmt.Errorf("parse challenge mail: To: %w", err)
 	}
-	if v, err := get("Cc"); err == nil {
-		ch.Cc, _ = challengeAddressList(v)
-	}
-	for _, f := range []struct {
-		key string
-		dst *[]string
-	}{{"To", &ch.To}, {"Reply-To", &ch.ReplyTo}} {
-		v, err := get(f.key)
-		if err == nil {
-			*f.dst, err = challengeAddressList(v)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parse challenge mail: %s: %w", f.key, err)
-		}
+	if ch.ReplyTo, err = h.addresses("Reply-To"); err != nil {
+		return nil, fmt.Errorf("parse challenge mail: Reply-To: %w", err)
 	}
 
-	v, err = get("Message-Id")
+	v, err := h.value("Message-Id")
 	if err != nil {
 		return nil, fmt.Errorf("parse challenge mail: %w", err)
 	}
 	ch.MessageID = challengeMessageID(v)
 
-	if counts["Auto-Submitted"] > 0 {
+	if h.count("Auto-Submitted") > 0 {
 		ch.HasAutoSubmitted = true
-		if ch.AutoSubmitted, err = get("Auto-Submitted"); err != nil {
+		if ch.AutoSubmitted, err = h.value("Auto-Submitted"); err != nil {
 			return nil, fmt.Errorf("parse challenge mail: %w", err)
 		}
 	}
-	if v, err := get("Date"); err == nil && v != "" {
+	if v, err := h.value("Date"); err == nil && v != "" {
 		if d, err := mail.ParseDate(v); err == nil {
 			ch.Date = d
 		}
 	}
 	return ch, nil
-}
-
-// challengeReadHeader reads the header section of raw, bounding its size.
-func challengeReadHeader(raw []byte) (textproto.Header, error) {
-	if len(raw) > challengeMaxMailSize {
-		return textproto.Header{}, fmt.Errorf("message is %d bytes, more than the %d accepted", len(raw), challengeMaxMailSize)
-	}
-	head := raw
-	if len(head) > challengeMaxHeaderSize {
-		head = head[:challengeMaxHeaderSize]
-	}
-	// ReadHeader stops at the empty line that ends the header section; it
-	// must come within the bound unless the whole message is shorter.
-	if challengeHeaderEnd(head) < 0 && len(raw) > len(head) {
-		return textproto.Header{}, fmt.Errorf("header section is longer than %d bytes", challengeMaxHeaderSize)
-	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
-	if err != nil {
-		// go-message quotes the offending line; keep the error short.
-		return textproto.Header{}, fmt.Errorf("malformed header section: %s", tokenQuoteShort(strings.ToValidUTF8(err.Error(), "?")))
-	}
-	return h, nil
-}
-
-// challengeHeaderEnd returns the offset of the empty line that ends the
-// header section in b, or -1 if b holds none.
-func challengeHeaderEnd(b []byte) int {
-	for i := 0; i < len(b); {
-		if b[i] == '\n' || (b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n') {
-			return i
-		}
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			break
-		}
-		i += j + 1
-	}
-	return -1
-}
-
-// challengeAddressList parses an address-list header value into addr-specs.
-// An empty value gives no addresses; groups are flattened.
-func challengeAddressList(v string) ([]string, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
-	list, err := challengeAddrParser.ParseList(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(list))
-	for _, a := range list {
-		out = append(out, challengeLowerDomain(a.Address))
-	}
-	return out, nil
-}
-
-// challengeOneAddress parses a header that must hold exactly one mailbox.
-func challengeOneAddress(v string) (string, error) {
-	list, err := challengeAddressList(v)
-	if err != nil {
-		return "", err
-	}
-	switch len(list) {
-	case 0:
-		return "", errors.New("no address")
-	case 1:
-		return list[0], nil
-	}
-	return "", fmt.Errorf("%d addresses, want exactly one", len(list))
-}
-
-// challengeLowerDomain lowercases the domain of an addr-spec. Local parts
-// may be case-sensitive (RFC 5321 §2.4), so they are kept.
-func challengeLowerDomain(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return addr
-	}
-	return addr[:i+1] + strings.ToLower(addr[i+1:])
 }
 
 // challengeMessageID returns the first "<id>" of a Message-ID value, or ""

@@ -333,17 +333,17 @@ func TestParseChallengeMail(t *testing.T) {
 		{name: "header starts with a space", raw: challengeTestMail(" "+from, to, subject), errText: "malformed"},
 		{
 			name:    "oversized message",
-			raw:     append(base(), make([]byte, challengeMaxMailSize)...),
+			raw:     append(base(), make([]byte, maxMailSize)...),
 			errText: "bytes, more than",
 		},
 		{
 			name:    "oversized header section",
-			raw:     base("X-Long: " + strings.Repeat("a", challengeMaxHeaderSize)),
+			raw:     base("X-Long: " + strings.Repeat("a", maxHeaderSize)),
 			errText: "header section is longer",
 		},
 		{
 			name:    "oversized Subject",
-			raw:     challengeTestMail(from, to, "Subject: ACME: "+strings.Repeat("a\r\n ", challengeMaxFieldSize/3)),
+			raw:     challengeTestMail(from, to, "Subject: ACME: "+strings.Repeat("a\r\n ", maxFieldSize/3)),
 			errText: "longer than",
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,16 +25,38 @@ const IdentifierType = "email"
 
 // Defaults for the optional durations of [Client].
 const (
-	DefaultMailWait      = 20 * time.Second
-	DefaultPollInterval  = time.Second
-	DefaultMaxPollDelay  = 30 * time.Second
-	DefaultPollTimeout   = 10 * time.Minute
-	maxChallengeMailSize = 10 << 20
+	DefaultMailWait     = 20 * time.Second
+	DefaultPollInterval = time.Second
+	DefaultMaxPollDelay = 30 * time.Second
+	DefaultPollTimeout  = 10 * time.Minute
 )
 
 // ErrMailTimeout is returned (wrapped) when no acceptable challenge mail
-// arrived before the context ended.
+// arrived before the context ended. The error also wraps why the mails
+// that claimed to be challenges were ignored (the most recent ones), so
+// that a caller can find, for example, [ErrNoSMIMERoots] or an
+// [*UntrustedSignerError] in it with [errors.Is] and [errors.As]; its text
+// is only the timeout's (each ignored mail was reported as an
+// [EventIgnoredMail] when it came).
 var ErrMailTimeout = errors.New("no acceptable challenge mail arrived")
+
+// mailTimeoutMaxIgnored bounds how many reasons for ignored mails a
+// mail timeout error keeps: hostile mail can be sent without end.
+const mailTimeoutMaxIgnored = 8
+
+// mailTimeoutError is ErrMailTimeout with the reasons mails were ignored.
+type mailTimeoutError struct {
+	missing []string // the addresses still waiting for their challenge mail
+	ignored []error  // why mails were ignored, the most recent last
+}
+
+func (e *mailTimeoutError) Error() string {
+	return fmt.Sprintf("%s for %s in time", ErrMailTimeout, strings.Join(e.missing, ", "))
+}
+
+func (e *mailTimeoutError) Unwrap() []error {
+	return append([]error{ErrMailTimeout}, e.ignored...)
+}
 
 // Client obtains S/MIME certificates from an RFC 8823 ACME CA.
 //
@@ -371,7 +394,7 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 		return nil, err
 	}
 	if c.InsecureSkipMailAuth {
-		c.emit(EventWarning, req.Emails[0], "warning: --insecure-skip-mail-auth is set: challenge mail will be answered WITHOUT checking DKIM or S/MIME; use this only with a test CA")
+		c.emit(EventWarning, req.Emails[0], "warning: InsecureSkipMailAuth is set: challenge mail will be answered WITHOUT checking DKIM or S/MIME; use this only with a test CA")
 	}
 
 	// Start reading mail now, before the order exists: the CA may mail as
@@ -759,6 +782,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 		msg += " from " + froms
 	}
 	c.emit(EventWaitingForMail, names[0], "%s", msg)
+	var ignored []error // why mails were ignored, for the timeout error
 	nudge := time.NewTimer(c.mailWait())
 	defer nudge.Stop()
 	for {
@@ -780,7 +804,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 				}
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%w for %s in time", ErrMailTimeout, strings.Join(missing, ", "))
+				return &mailTimeoutError{missing: missing, ignored: ignored}
 			}
 			return ctx.Err()
 		case err := <-mailErr:
@@ -800,7 +824,7 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 			}
 			c.expectMail()
 		case raw := <-inbox:
-			if err := c.consider(ctx, work, started, raw, func() error { return st.save(c, order) }); err != nil {
+			if err := c.consider(ctx, work, started, raw, &ignored, func() error { return st.save(c, order) }); err != nil {
 				return err
 			}
 		}
@@ -809,9 +833,10 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 
 // consider checks one incoming mail against the pending challenges and
 // answers it if it is the genuine challenge for one of them. Mail that is
-// not is reported and ignored; only failures to act are returned.
-func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte, save func() error) error {
-	if len(raw) > maxChallengeMailSize {
+// not is reported, its reason kept in *ignored (the most recent
+// mailTimeoutMaxIgnored), and ignored; only failures to act are returned.
+func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte, ignored *[]error, save func() error) error {
+	if len(raw) > maxMailSize {
 		c.logger().Debug("ignored an oversized mail", slog.Int("size", len(raw)))
 		return nil
 	}
@@ -823,6 +848,10 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	}
 	ignore := func(who string, why error) {
 		c.emit(EventIgnoredMail, who, "ignored a mail claiming to be the challenge for %s: %s", who, why)
+		if len(*ignored) == mailTimeoutMaxIgnored {
+			*ignored = slices.Delete(*ignored, 0, 1)
+		}
+		*ignored = append(*ignored, why)
 	}
 	p, cm, err := c.match(ctx, work, started, raw)
 	if err != nil {
@@ -930,7 +959,7 @@ func (c *Client) match(ctx context.Context, work []*pending, started time.Time, 
 		return p, cm, fmt.Errorf("its From %s is not the address the CA announced (%s)", cm.From, p.challenge.From)
 	}
 	if c.InsecureSkipMailAuth {
-		c.emit(EventWarning, p.email, "warning: NOT checking the authenticity of the challenge mail for %s (--insecure-skip-mail-auth)", p.email)
+		c.emit(EventWarning, p.email, "warning: NOT checking the authenticity of the challenge mail for %s (InsecureSkipMailAuth is set)", p.email)
 	} else {
 		v, err := c.Verifier.Verify(ctx, raw, cm.From)
 		if err != nil {
@@ -1113,16 +1142,6 @@ func parseChain(chainPEM []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("the CA's response holds no PEM certificate")
 	}
 	return certs, nil
-}
-
-// sameAddress compares two addr-specs: local parts exactly, domains
-// case-insensitively.
-func sameAddress(a, b string) bool {
-	ai, bi := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
-	if ai < 0 || bi < 0 {
-		return false
-	}
-	return a[:ai] == b[:bi] && strings.EqualFold(a[ai+1:], b[bi+1:])
 }
 
 func containsFold(list []string, addr string) bool {

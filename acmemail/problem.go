@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -113,11 +112,8 @@ func sanitizeText(s string, max int) string {
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		for max > 0 && !utf8.RuneStart(s[max]) {
-			max--
-		}
-		s = s[:max] + "…"
+	if t := truncate(s, max); len(t) < len(s) {
+		s = t + "…"
 	}
 	return strings.TrimSpace(s)
 }

@@ -3,6 +3,7 @@ package acmemail
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseProblem(t *testing.T) {
@@ -73,6 +74,9 @@ func FuzzParseProblem(f *testing.F) {
 			if len(s) > max+len("…") {
 				t.Fatalf("%s is %d bytes, want at most %d", what, len(s), max)
 			}
+			if !utf8.ValidString(s) {
+				t.Fatalf("%s %q is not valid UTF-8", what, s)
+			}
 			for _, r := range s {
 				if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 					t.Fatalf("%s %q has control character %U", what, s, r)
@@ -87,8 +91,6 @@ func FuzzParseProblem(f *testing.F) {
 			check("subproblem Detail", sp.Detail, 500)
 			check("subproblem Identifier", sp.Identifier, 300)
 		}
-		// Not checked yet: that the text stays valid UTF-8 (sanitizeText
-		// truncates by bytes and may cut the last rune in two).
 		check("Error()", p.Error(), 1<<20)
 	})
 }

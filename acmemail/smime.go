@@ -17,10 +17,38 @@ import (
 // smimeMaxParts bounds the parts of a multipart/signed body (it has two).
 const smimeMaxParts = 10
 
+// ErrNoSMIMERoots is wrapped by the error of [MailVerifier.Verify] when
+// the mail is S/MIME signed but [MailVerifier.SMIMERoots] is nil, so the
+// signature could not be checked (and the mail had no acceptable DKIM
+// signature either).
+var ErrNoSMIMERoots = errors.New("the mail is S/MIME signed, but no S/MIME trust anchors are configured (MailVerifier.SMIMERoots), so its signature cannot be checked")
+
+// UntrustedSignerError is wrapped by the error of [MailVerifier.Verify]
+// when a mail's S/MIME signer's certificate does not chain to any of
+// [MailVerifier.SMIMERoots] (and the mail had no acceptable DKIM signature
+// either).
+type UntrustedSignerError struct {
+	// Signer is the signer's certificate, as the mail carried it.
+	Signer *x509.Certificate
+	// Err is the reason from certificate verification, an
+	// [x509.UnknownAuthorityError].
+	Err error
+}
+
+func (e *UntrustedSignerError) Error() string {
+	who := ""
+	if e.Signer != nil {
+		who = " (" + authQuote(e.Signer.Subject.String()) + ")"
+	}
+	return "the S/MIME signer's certificate" + who + " is not issued by a trusted root (MailVerifier.SMIMERoots)"
+}
+
+func (e *UntrustedSignerError) Unwrap() error { return e.Err }
+
 // smimeIs reports whether the top-level Content-Type of a mail says it is
 // S/MIME signed: multipart/signed with the PKCS#7 signature protocol, or
 // application/pkcs7-mime (whose smime-type is checked later).
-func smimeIs(hdr authHeader) bool {
+func smimeIs(hdr header) bool {
 	mt, params, _ := mime.ParseMediaType(hdr.get("Content-Type"))
 	switch mt {
 	case "multipart/signed":
@@ -39,10 +67,10 @@ func smimeIsSignatureType(mt string) bool {
 // protection, and returns the protected inner message as Headers.
 func (v *MailVerifier) verifySMIME(raw []byte, from string) (*Verified, error) {
 	if v.SMIMERoots == nil {
-		return nil, errors.New("the mail is S/MIME signed, but no S/MIME trust anchors are configured, so its signature cannot be checked (pass --smime-roots)")
+		return nil, ErrNoSMIMERoots
 	}
 	msg := smimeCRLF(raw)
-	hdr, body, err := authReadHeader(msg)
+	hdr, body, err := readHeader(msg)
 	if err != nil {
 		return nil, fmt.Errorf("S/MIME: %w", err)
 	}
@@ -64,7 +92,7 @@ func (v *MailVerifier) verifySMIME(raw []byte, from string) (*Verified, error) {
 			return nil, fmt.Errorf("S/MIME multipart/signed has %d body part(s), want 2 (the content and the signature)", len(parts))
 		}
 		content = parts[0]
-		sh, sbody, err := authReadHeader(parts[1])
+		sh, sbody, err := readHeader(parts[1])
 		if err != nil {
 			return nil, fmt.Errorf("S/MIME signature part: %w", err)
 		}
@@ -172,7 +200,7 @@ func (v *MailVerifier) smimeCheckSigner(p7 *pkcs7.PKCS7, from string) (err error
 		var ci x509.CertificateInvalidError
 		switch {
 		case errors.As(err, &ua):
-			return fmt.Errorf("the S/MIME signer's certificate (%s) is not issued by a trusted root (--smime-roots)", who)
+			return &UntrustedSignerError{Signer: ee, Err: err}
 		case errors.As(err, &ci) && ci.Reason == x509.Expired:
 			return fmt.Errorf("the S/MIME signer's certificate (%s) or its chain is expired or not yet valid", who)
 		case errors.As(err, &ci) && ci.Reason == x509.IncompatibleUsage:
@@ -184,7 +212,7 @@ func (v *MailVerifier) smimeCheckSigner(p7 *pkcs7.PKCS7, from string) (err error
 		return errors.New("the S/MIME signer's certificate does not allow signing (key usage)")
 	}
 	for _, e := range ee.EmailAddresses {
-		if authSameAddress(e, from) {
+		if sameAddress(e, from) {
 			return nil
 		}
 	}
@@ -200,7 +228,7 @@ func (v *MailVerifier) smimeCheckSigner(p7 *pkcs7.PKCS7, from string) (err error
 // (RFC 7508-style injected headers). Without them it refuses the mail.
 func smimeProtected(content []byte, from string) ([]byte, error) {
 	inner := smimeCRLF(content)
-	h, body, err := authReadHeader(inner)
+	h, body, err := readHeader(inner)
 	if err != nil {
 		return nil, fmt.Errorf("S/MIME signed part: %w", err)
 	}
@@ -211,7 +239,7 @@ func smimeProtected(content []byte, from string) ([]byte, error) {
 			return nil, fmt.Errorf("S/MIME signed message/rfc822 part has Content-Transfer-Encoding %q (RFC 2046 allows 7bit, 8bit or binary)", authQuote(cte))
 		}
 		inner = body
-		if h, _, err = authReadHeader(inner); err != nil {
+		if h, _, err = readHeader(inner); err != nil {
 			return nil, fmt.Errorf("S/MIME signed message: %w", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -209,6 +210,8 @@ func TestVerifySMIME(t *testing.T) {
 		wantMethod  string
 		wantWarn    string
 		wantHeaders []byte
+		wantIs      error // errors.Is target, if set
+		untrusted   bool  // the error wraps an *UntrustedSignerError
 	}{
 		{name: "multipart/signed with injected headers", raw: valid, wantMethod: "smime", wantHeaders: injected},
 		{name: "multipart/signed with LF line endings", raw: bytes.ReplaceAll(valid, []byte("\r\n"), []byte("\n")), wantMethod: "smime", wantHeaders: injected},
@@ -225,10 +228,10 @@ func TestVerifySMIME(t *testing.T) {
 			wantHeaders: authTestMessage(authTestFields(authTestFrom), authTestBody),
 		},
 		{name: "pkcs7-mime with injected headers", raw: smimeTestOpaque(authTestFrom, pki.sign(t, injected, leaf, key, false)), wantMethod: "smime", wantHeaders: injected},
-		{name: "no trust anchors", raw: valid, noRoots: true, wantErr: "no S/MIME trust anchors are configured, so its signature cannot be checked (pass --smime-roots); no DKIM signature"},
+		{name: "no trust anchors", raw: valid, noRoots: true, wantErr: "no S/MIME trust anchors are configured (MailVerifier.SMIMERoots), so its signature cannot be checked; no DKIM signature", wantIs: ErrNoSMIMERoots},
 		{name: "signer SAN is not From", raw: smimeTestMultipart(authTestFrom, injected, pki.sign(t, injected, wrongSAN, wrongSANKey, true)), wantErr: "the S/MIME signer's certificate is for other@ca.test, not for the From address " + authTestFrom},
 		{name: "signer without SAN", raw: smimeTestMultipart(authTestFrom, injected, pki.sign(t, injected, noSAN, noSANKey, true)), wantErr: "has no email address (rfc822Name)"},
-		{name: "untrusted root", raw: smimeTestMultipart(authTestFrom, injected, other.sign(t, injected, untrusted, untrustedKey, true)), wantErr: "the S/MIME signer's certificate (CN=ca.test challenge signer) is not issued by a trusted root (--smime-roots)"},
+		{name: "untrusted root", raw: smimeTestMultipart(authTestFrom, injected, other.sign(t, injected, untrusted, untrustedKey, true)), wantErr: "the S/MIME signer's certificate (CN=ca.test challenge signer) is not issued by a trusted root (MailVerifier.SMIMERoots); no DKIM signature", untrusted: true},
 		{name: "not for email protection", raw: smimeTestMultipart(authTestFrom, injected, pki.sign(t, injected, serverAuth, serverAuthKey, true)), wantErr: "is not valid for email protection"},
 		{name: "expired", raw: valid, now: time.Now().Add(48 * time.Hour), wantErr: "is expired or not yet valid"},
 		{name: "no header protection", raw: smimeTestMultipart(authTestFrom, plain, pki.sign(t, plain, leaf, key, true)), wantErr: "S/MIME without header protection: the signed part does not carry From, To and Subject"},
@@ -253,9 +256,10 @@ func TestVerifySMIME(t *testing.T) {
 			wantMethod: "dkim",
 		},
 		{
-			name:    "both invalid",
-			raw:     k.sign(t, smimeTestMultipart(authTestFrom, injected, other.sign(t, injected, untrusted, untrustedKey, true)), "evil.test", nil),
-			wantErr: "is not issued by a trusted root (--smime-roots); DKIM signature by evil.test, not by the From domain ca.test",
+			name:      "both invalid",
+			raw:       k.sign(t, smimeTestMultipart(authTestFrom, injected, other.sign(t, injected, untrusted, untrustedKey, true)), "evil.test", nil),
+			wantErr:   "is not issued by a trusted root (MailVerifier.SMIMERoots); DKIM signature by evil.test, not by the From domain ca.test",
+			untrusted: true,
 		},
 	}
 	for _, tt := range tests {
@@ -269,6 +273,18 @@ func TestVerifySMIME(t *testing.T) {
 			}
 			res, err := v.Verify(t.Context(), tt.raw, authTestFrom)
 			authTestCheck(t, res, err, tt.wantErr, tt.wantMethod, tt.wantWarn)
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("Verify error = %v, want one wrapping %v", err, tt.wantIs)
+			}
+			if tt.wantIs == nil && errors.Is(err, ErrNoSMIMERoots) {
+				t.Errorf("Verify error = %v wraps ErrNoSMIMERoots, but trust anchors were given", err)
+			}
+			var ue *UntrustedSignerError
+			if got := errors.As(err, &ue); got != tt.untrusted {
+				t.Errorf("Verify error = %v: wraps an *UntrustedSignerError = %v, want %v", err, got, tt.untrusted)
+			} else if got && (!ue.Signer.Equal(untrusted) || !errors.As(ue, new(x509.UnknownAuthorityError))) {
+				t.Errorf("UntrustedSignerError = {%v, %v}, want the signer's certificate and an x509.UnknownAuthorityError", ue.Signer.Subject, ue.Err)
+			}
 			if err != nil || tt.wantHeaders == nil {
 				return
 			}

@@ -166,8 +166,8 @@ func tokenDecodeLenient(s string) ([]byte, error) {
 // tokenQuoteShort bounds untrusted text before it goes into an error.
 func tokenQuoteShort(s string) string {
 	const limit = 64
-	if len(s) > limit {
-		return s[:limit] + "..."
+	if t := truncate(s, limit); len(t) < len(s) {
+		return t + "..."
 	}
 	return s
 }

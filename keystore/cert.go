@@ -62,7 +62,7 @@ type Settings struct {
 	AuthMech        string   `json:"auth_mech,omitempty"` // auto, plain, login, oauthbearer, xoauth2
 	Mailbox         string   `json:"mailbox"`             // IMAP folder the challenge arrives in
 	P12Profile      string   `json:"p12_profile"`         // "modern" or "legacy"
-	Join            string   `json:"join,omitempty"`      // --join, "" for the server's default
+	Join            string   `json:"join,omitempty"`      // token join mode ("string" or "octet"), "" for the server's default
 	DNSResolver     string   `json:"dns_resolver,omitempty"`
 	TrustAuthservID string   `json:"trust_authserv_id,omitempty"`
 	SMIMERoots      string   `json:"smime_roots,omitempty"` // path of a PEM file
@@ -73,13 +73,14 @@ type Settings struct {
 	Contact         []string `json:"contact,omitempty"`
 	DeployHook      string   `json:"deploy_hook,omitempty"` // shell command run after each issuance
 	// IssuerRoots is the path of the PEM file of the CA's roots the chain
-	// must verify to (obtain --issuer-roots), or "".
+	// must verify to, or "".
 	IssuerRoots string `json:"issuer_roots,omitempty"`
 	// AlsoMailboxes are the mailboxes of the certificate's other
 	// addresses (CertMeta.Also) that are not read from the primary one.
 	AlsoMailboxes []AlsoMailbox `json:"also_mailboxes,omitempty"`
-	// Where the mail login comes from (obtain --password-command and
-	// friends), so a renewal run without them can log in: commands and
+	// Where the mail login comes from (the commands that print the
+	// password or OAuth token, or the files holding the password), so a
+	// renewal run can log in without being told again: commands and
 	// absolute file paths, never the secret they give.
 	PasswordCommand     string `json:"password_command,omitempty"`
 	PasswordFile        string `json:"password_file,omitempty"`
@@ -89,8 +90,8 @@ type Settings struct {
 }
 
 // AlsoMailbox is where mail for one more address of a certificate is read
-// and sent (obtain --also-imap and friends). It never holds a password,
-// only the path of the file it is read from or the command that prints it.
+// and sent. It never holds a password, only the path of the file it is
+// read from or the command that prints it.
 type AlsoMailbox struct {
 	Email           string `json:"email"`
 	IMAP            string `json:"imap"`

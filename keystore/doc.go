@@ -29,7 +29,7 @@
 //	│       │   └── <20060102T150405.000000000Z>/  0700  a replaced generation:
 //	│       │       └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
 //	│       └── <slot>/                    0700  a second certificate (Store.Slot), e.g.
-//	│                                            encrypt/ for obtain --split: same layout
+//	│                                            encrypt/ for the encryption half of a split pair: same layout
 //	└── replies/                           0700
 //	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
 //

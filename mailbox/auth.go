@@ -31,7 +31,7 @@ func ParseMechanism(s string) (string, error) {
 	case MechPlain, MechLogin, MechOAuthBearer, MechXOAuth2:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown authentication mechanism %q (want auto, plain, login, oauthbearer or xoauth2)", truncate(s, 40))
+	return "", fmt.Errorf("unknown authentication mechanism %s (want auto, plain, login, oauthbearer or xoauth2)", quoteShort(s, 40))
 }
 
 func isOAuthMech(m string) bool { return m == MechOAuthBearer || m == MechXOAuth2 }
@@ -81,11 +81,7 @@ func chooseOAuthMech(proto string, offered []string, forced string) (string, err
 			return m, nil
 		}
 	}
-	have := "no SASL mechanism"
-	if len(offered) > 0 {
-		have = strings.Join(offered, ", ")
-	}
-	return "", fmt.Errorf("%s login: the server offers no OAuth2 mechanism (OAUTHBEARER or XOAUTH2), only %s; use a password (an app password) instead of --oauth-token-command", proto, have)
+	return "", &OAuthMechanismError{Protocol: proto, Offered: slices.Clone(offered)}
 }
 
 // oauthClient is the client side of OAUTHBEARER (RFC 7628) and XOAUTH2.

@@ -90,7 +90,7 @@ const (
 func Discover(ctx context.Context, email string, cfg DiscoverConfig) (*Discovered, error) {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 || at == len(email)-1 {
-		return nil, fmt.Errorf("discover mail servers: %q is not a mail address", truncate(email, 100))
+		return nil, fmt.Errorf("discover mail servers: %s is not a mail address", quoteShort(email, 100))
 	}
 	domain := strings.ToLower(strings.TrimSuffix(email[at+1:], "."))
 	if err := checkHostName(domain); err != nil {
@@ -306,7 +306,7 @@ type autoconfigServer struct {
 func ParseAutoconfig(doc []byte, email string) (imapEP, smtpEP *Endpoint, err error) {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 {
-		return nil, nil, fmt.Errorf("%q is not a mail address", truncate(email, 100))
+		return nil, nil, fmt.Errorf("%s is not a mail address", quoteShort(email, 100))
 	}
 	d := &discoverer{email: email, local: email[:at], domain: strings.ToLower(email[at+1:])}
 	res, err := d.parseAutoconfig(doc)
@@ -327,7 +327,7 @@ func (d *discoverer) parseAutoconfig(doc []byte) (*autoconfigResult, error) {
 		if strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
 			return r, nil
 		}
-		return nil, fmt.Errorf("charset %q not supported", truncate(charset, 20))
+		return nil, fmt.Errorf("charset %s not supported", quoteShort(charset, 20))
 	}
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("parse autoconfig XML: %w", err)

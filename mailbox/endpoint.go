@@ -244,7 +244,7 @@ func parseHostPort(s string) (host string, port int, err error) {
 		}
 		addr, err := netip.ParseAddr(host)
 		if err != nil || !addr.Is6() {
-			return "", 0, fmt.Errorf("%q in brackets is not an IPv6 address", truncate(host, 50))
+			return "", 0, fmt.Errorf("%s in brackets is not an IPv6 address", quoteShort(host, 50))
 		}
 		if addr.Zone() != "" {
 			return "", 0, errors.New("IPv6 zones are not supported")
@@ -278,7 +278,7 @@ func parsePort(s string) (int, error) {
 		return 0, errors.New("empty port")
 	}
 	if len(s) > 5 {
-		return 0, fmt.Errorf("invalid port %q", truncate(s, 20))
+		return 0, fmt.Errorf("invalid port %s", quoteShort(s, 20))
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -309,14 +309,14 @@ func checkHostName(h string) error {
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Errorf("invalid host name %q", truncate(h, 64))
+			return fmt.Errorf("invalid host name %s", quoteShort(h, 64))
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			switch {
 			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
 			case c >= 0x80:
-				return fmt.Errorf("host name %q is not ASCII; use its xn-- (punycode) form", truncate(h, 64))
+				return fmt.Errorf("host name %s is not ASCII; use its xn-- (punycode) form", quoteShort(h, 64))
 			default:
 				return fmt.Errorf("invalid character %q in host name", rune(c))
 			}
@@ -337,7 +337,7 @@ func quoteInput(s string) string {
 		}
 		s = prefix + "***@" + s[at+1:]
 	}
-	return strconv.Quote(truncate(s, 200))
+	return quoteShort(s, 200)
 }
 
 func validScheme(s string) bool {
@@ -351,11 +351,4 @@ func validScheme(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

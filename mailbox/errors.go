@@ -18,6 +18,31 @@ var ErrAuthFailed = errors.New("authentication failed")
 // (AllowInsecure), or the host is not a loopback address.
 var ErrPlaintext = errors.New("plaintext connection refused")
 
+// ErrNoOAuthMechanism is wrapped by the errors of [Watch], [Sender.Prepare]
+// and [Sender.Send] when Credentials.OAuthToken is set but the server
+// offers neither OAUTHBEARER nor XOAUTH2, so the login needs a password.
+// The error is an [*OAuthMechanismError], which says what the server
+// offers.
+var ErrNoOAuthMechanism = errors.New("the server offers no OAuth2 mechanism (OAUTHBEARER or XOAUTH2)")
+
+// OAuthMechanismError reports a server that offers no OAuth2 SASL
+// mechanism to a login with an OAuth token. It wraps
+// [ErrNoOAuthMechanism].
+type OAuthMechanismError struct {
+	Protocol string   // "imap" or "smtp"
+	Offered  []string // the SASL mechanisms the server offers, upper case; none if it offers none
+}
+
+func (e *OAuthMechanismError) Error() string {
+	have := "no SASL mechanism"
+	if len(e.Offered) > 0 {
+		have = strings.Join(e.Offered, ", ")
+	}
+	return fmt.Sprintf("%s login: %s, only %s; log in with a password instead of an OAuth token", e.Protocol, ErrNoOAuthMechanism, have)
+}
+
+func (e *OAuthMechanismError) Unwrap() error { return ErrNoOAuthMechanism }
+
 // ReplyError is a negative reply of an SMTP server. Errors of
 // [Sender.Send] wrap it when the server refused a command, so that callers
 // can inspect the code with [errors.As].

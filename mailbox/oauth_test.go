@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,6 +99,13 @@ func TestWatchOAuthNotOffered(t *testing.T) {
 	_, err := mailbox.Watch(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "offers no OAuth2 mechanism") || !strings.Contains(err.Error(), "PLAIN") {
 		t.Fatalf("Watch() = %v, want an error saying no OAuth2 mechanism is offered, naming PLAIN", err)
+	}
+	var me *mailbox.OAuthMechanismError
+	if !errors.Is(err, mailbox.ErrNoOAuthMechanism) || !errors.As(err, &me) || me.Protocol != "imap" || !slices.Contains(me.Offered, "PLAIN") {
+		t.Errorf("Watch() = %v, want one wrapping ErrNoOAuthMechanism and an *OAuthMechanismError for imap offering PLAIN (got %+v)", err, me)
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("Watch() = %v names a command-line flag", err)
 	}
 }
 
@@ -201,6 +209,10 @@ func TestSendOAuthNotOffered(t *testing.T) {
 	err := send(t, mailbox.NewSender(cfg))
 	if err == nil || !strings.Contains(err.Error(), "offers no OAuth2 mechanism") {
 		t.Fatalf("Send() = %v, want an error saying no OAuth2 mechanism is offered", err)
+	}
+	var me *mailbox.OAuthMechanismError
+	if !errors.Is(err, mailbox.ErrNoOAuthMechanism) || !errors.As(err, &me) || me.Protocol != "smtp" || !slices.Equal(me.Offered, []string{"PLAIN", "LOGIN"}) {
+		t.Errorf("Send() = %v, want one wrapping ErrNoOAuthMechanism and an *OAuthMechanismError for smtp offering PLAIN, LOGIN (got %+v)", err, me)
 	}
 	if srv.Backend.AuthAttempts() != 0 {
 		t.Errorf("the password was tried although a token was configured")

@@ -51,7 +51,7 @@ const (
 // smtpGreetingTimeout bounds the wait for a STARTTLS server's greeting. An
 // implicit-TLS port (465) given as smtp:// never greets: its server waits
 // silently for a TLS handshake, so without this bound the mistake would
-// show only when the whole run's --timeout ends. Submission servers greet
+// show only when the caller's context ends. Submission servers greet
 // at once; postscreen-style greeting delays (a few seconds) are for port 25.
 var smtpGreetingTimeout = 30 * time.Second
 

@@ -117,4 +117,25 @@ func printError(w io.Writer, err error) {
 		fmt.Fprintln(w, "acmemail: hint: the CA may have filtered it as spam, or mails another folder; check the mailbox and try --mailbox")
 		fmt.Fprintln(w, "acmemail: hint: re-run with -v to see the mailbox activity, or raise --timeout")
 	}
+	for _, h := range libraryHints(err) {
+		fmt.Fprintf(w, "acmemail: hint: %s\n", h)
+	}
+}
+
+// libraryHints turns the typed errors of the libraries, which name their
+// own fields and never a flag, into what to do on this command line. A
+// mail timeout wraps why the challenge mails that came were ignored, so
+// these hints also explain a wait that ran out.
+func libraryHints(err error) []string {
+	var hints []string
+	if errors.Is(err, acmemail.ErrNoSMIMERoots) {
+		hints = append(hints, "the challenge mail is S/MIME signed: pass the PEM file of the root that issued the CA's signing certificate with --smime-roots")
+	}
+	if ue := (*acmemail.UntrustedSignerError)(nil); errors.As(err, &ue) {
+		hints = append(hints, "the challenge mail's S/MIME signer does not chain to a root in --smime-roots: add the root that issued the CA's signing certificate to that file")
+	}
+	if errors.Is(err, mailbox.ErrNoOAuthMechanism) {
+		hints = append(hints, "the mail server does not take OAuth2 tokens: use a password (an app password for many providers) instead of --oauth-token-command")
+	}
+	return hints
 }
