@@ -569,15 +569,20 @@ func (c *Client) newOrder(ctx context.Context, req ObtainRequest, st *orderRun) 
 	if err := checkOrderIdentifiers(order, req.Emails); err != nil {
 		return order, nil, err
 	}
-	work, err := c.authorizations(ctx, order, req.Emails, false)
+	work, err := c.authorizations(ctx, order, req.Emails, nil)
 	return order, work, err
 }
 
 // authorizations fetches the order's authorizations and returns the ones
-// still to be worked on. With resuming, a pending challenge must have been
-// answered before (its reply record exists): the earlier run's challenge
-// mail is gone, and answering anew is never allowed.
-func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []string, resuming bool) ([]*pending, error) {
+// still to be worked on. When resumed is the state of an interrupted run, a
+// pending challenge must have been answered by it, and its reply accepted
+// by the submission server (the state says so): the earlier run's
+// challenge mail is gone, and answering anew is never allowed. A reply
+// claimed but never recorded as sent (the run was stopped between the
+// claim and the submission server's answer) may never have left, so the
+// order cannot be continued.
+func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []string, resumed *OrderState) ([]*pending, error) {
+	resuming := resumed != nil
 	var work []*pending
 	for _, u := range order.Authorizations {
 		authz, err := c.acme.GetAuthorization(ctx, c.account, u)
@@ -621,6 +626,9 @@ func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []
 			if !answered {
 				return nil, fmt.Errorf("its challenge for %s was not answered yet, and the challenge mail went to the earlier run", email)
 			}
+			if !replySent(resumed, u, ch.URL) && ch.Status == acme.StatusPending {
+				return nil, fmt.Errorf("%w: %s", ErrReplyNotAccepted, email)
+			}
 			p.replied = true
 			p.posted = ch.Status != acme.StatusPending
 		} else if ch.From == "" {
@@ -659,12 +667,28 @@ func (c *Client) resume(ctx context.Context, req ObtainRequest) (acme.Order, []*
 	}
 	switch order.Status {
 	case acme.StatusPending:
-		work, err := c.authorizations(ctx, order, req.Emails, true)
+		work, err := c.authorizations(ctx, order, req.Emails, r)
 		return order, work, err
 	case acme.StatusReady, acme.StatusProcessing, acme.StatusValid:
 		return order, nil, nil
 	}
 	return order, nil, fmt.Errorf("the CA says it is %s", order.Status)
+}
+
+// ErrReplyNotAccepted: an interrupted run claimed a challenge (so it is
+// never answered again) but stopped before the submission server accepted
+// its reply; the reply may never have left, so the order is not continued.
+var ErrReplyNotAccepted = errors.New("the earlier run was stopped before the submission server accepted its reply; the challenge cannot be answered twice")
+
+// replySent reports whether st records the reply to the challenge chURL of
+// the authorization authzURL as sent.
+func replySent(st *OrderState, authzURL, chURL string) bool {
+	for _, a := range st.Authorizations {
+		if a.ReplySent && (a.URL == authzURL || a.ChallengeURL == chURL) {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedCopy(list []string) []string {

@@ -396,6 +396,12 @@ func (ca *authority) receive(rcpt string, raw []byte) {
 		ca.recordRejectLocked(nil, "the message to "+rcpt+" does not answer any challenge of this CA")
 		return
 	}
+	ca.stats.update(func(s *Stats) {
+		if s.RepliesPerChallenge == nil {
+			s.RepliesPerChallenge = map[string]int{}
+		}
+		s.RepliesPerChallenge[ch.url]++
+	})
 	if r.fatal != "" {
 		ca.recordRejectLocked(ch, r.fatal)
 		return

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -38,8 +39,12 @@ type mailSystem struct {
 	toCA      func(rcpt string, raw []byte)
 	noSign    bool   // the submission server does not DKIM-sign
 	folder    string // where mail is delivered (Options.Folder)
-	oauth     OAuthMode
-	observe   func(Observation) // nil: nobody watches
+	// submitDelay holds each submission before it is accepted
+	// (Options.SubmitDelay); done ends the wait when the world closes.
+	submitDelay atomic.Int64
+	done        <-chan struct{}
+	oauth       OAuthMode
+	observe     func(Observation) // nil: nobody watches
 
 	mem *imapmemserver.Server
 

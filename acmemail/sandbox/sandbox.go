@@ -176,6 +176,11 @@ type Options struct {
 	// Folder is the IMAP mailbox mail is delivered to: "INBOX" (default),
 	// or "Junk" to imitate a spam filter that files the CA's mail there.
 	Folder string
+	// SubmitDelay makes the submission server hold each message this long
+	// after its end before accepting (and delivering) it: a slow provider,
+	// or a reply in flight for a test to stop acmemail in. See also
+	// World.SetSubmitDelay.
+	SubmitDelay time.Duration
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -432,11 +437,13 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		caDomain:  caDom,
 		noSign:    opt.NoDKIMSign,
 		folder:    cmp.Or(opt.Folder, "INBOX"),
+		done:      w.done,
 		mem:       mem,
 		users:     map[string]*mailUser{},
 		changed:   make(chan struct{}),
 		oauth:     opt.OAuth,
 	}
+	w.mail.submitDelay.Store(int64(opt.SubmitDelay))
 	w.ca = &authority{
 		opt:      opt,
 		log:      w.log.With("component", "ca"),
@@ -548,6 +555,10 @@ func (w *World) serve(name string, fn func() error, closedErr error) {
 		}
 	})
 }
+
+// SetSubmitDelay changes Options.SubmitDelay for messages submitted from
+// now on.
+func (w *World) SetSubmitDelay(d time.Duration) { w.mail.submitDelay.Store(int64(d)) }
 
 // Close stops every server, closes every connection and waits for them. It
 // is safe to call more than once.

@@ -147,6 +147,15 @@ func (s *smtpSession) Data(r io.Reader) error {
 				Message: "UTF-8 header fields need SMTPUTF8 (RFC 6532, RFC 6531)"}
 		}
 	}
+	if d := time.Duration(s.m.submitDelay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.m.done:
+			t.Stop()
+			return errSMTPLocal
+		}
+	}
 	msg, err := s.m.prepareSubmission(s.user, raw)
 	if err != nil {
 		var se *smtp.SMTPError

@@ -28,6 +28,9 @@ type Stats struct {
 	RepliesAccepted int      // replies that validated a challenge
 	RepliesRejected int      // replies the CA refused (len(RejectedReasons))
 	RejectedReasons []string // why each refused reply was refused, in order
+	// RepliesPerChallenge counts the replies received for each challenge
+	// (by its URL), accepted or not: a client must never answer one twice.
+	RepliesPerChallenge map[string]int
 
 	CertificatesIssued  int
 	CertificatesRevoked int
@@ -60,6 +63,7 @@ func (b *statsBox) snapshot() Stats {
 	s := b.s
 	s.RejectedReasons = slices.Clone(b.s.RejectedReasons)
 	s.Logins = maps.Clone(b.s.Logins)
+	s.RepliesPerChallenge = maps.Clone(b.s.RepliesPerChallenge)
 	return s
 }
 
