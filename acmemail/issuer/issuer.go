@@ -356,8 +356,7 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool) 
 // which must be finished before the account is used.
 func PendingRollover(store *keystore.Store, dirURL, server string) error {
 	if _, err := store.PendingAccountKey(dirURL); err == nil {
-		return WithHint(fmt.Errorf("an account key rollover for %s was interrupted; the CA may know only the new key", dirURL),
-			"finish it with: acmemail account rollover --server "+server)
+		return WithHint(&PendingRolloverError{Directory: dirURL}, "finish it with: acmemail account rollover --server "+server)
 	} else if !errors.Is(err, keystore.ErrNotFound) {
 		return err
 	}

@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -124,32 +122,25 @@ func (o *accountOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.json, "json", false, "print the result as JSON on stdout")
 }
 
-// directory resolves --server for the account commands. The in-process
-// sandbox ends with the command, so an account there is of no use.
-func (o *accountOptions) directory() (string, error) {
-	switch {
-	case o.server == "sandbox":
-		return "", withHint(usageErrorf("--server sandbox: the in-process sandbox ends with this command, so its accounts cannot be kept"),
-			"run 'acmemail sandbox' in another terminal and pass its directory URL to --server")
-	case issuer.NamedServers[o.server].URL != "":
-		return issuer.NamedServers[o.server].URL, nil
-	case strings.HasPrefix(o.server, "https://"):
-		return o.server, nil
-	case strings.HasPrefix(o.server, "http://"):
-		return "", withHint(usageErrorf("--server %s: ACME needs HTTPS", o.server), "use the https:// URL of the directory")
+// open resolves --server (the in-process sandbox ends with the command,
+// so an account there is of no use) and the state directory.
+func (o *accountOptions) open(g *globals) (*issuer.Accounts, error) {
+	dirURL, err := issuer.AccountDirectory(o.server)
+	if se := (*issuer.SettingError)(nil); errors.As(err, &se) {
+		// --server sandbox: ..., --server "x" is neither ...
+		var hints []string
+		if he := (*hintError)(nil); errors.As(err, &he) {
+			hints = he.Hints
+		}
+		if errors.Is(err, issuer.ErrSandboxAccount) {
+			hints = append(hints, "run 'acmemail sandbox' in another terminal and pass its directory URL to --server")
+		}
+		err = usageErrorf("--server %w", se.Err)
+		if len(hints) > 0 {
+			err = withHint(err, hints...)
+		}
+		return nil, err
 	}
-	return "", usageErrorf("--server %q is neither a directory URL nor a known name (castle, castle-staging)", o.server)
-}
-
-// accountEnv is what an account subcommand works with.
-type accountEnv struct {
-	dirURL string
-	store  *keystore.Store
-	prog   *progress
-}
-
-func (o *accountOptions) open(g *globals) (*accountEnv, error) {
-	dirURL, err := o.directory()
 	if err != nil {
 		return nil, err
 	}
@@ -157,44 +148,21 @@ func (o *accountOptions) open(g *globals) (*accountEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &accountEnv{dirURL: dirURL, store: store, prog: newProgress(g.stderr)}, nil
-}
-
-func (e *accountEnv) client(g *globals, key crypto.Signer, url string) (*acmemail.Client, error) {
-	pool, err := g.rootPool()
-	if err != nil {
-		return nil, err
-	}
-	return &acmemail.Client{
-		DirectoryURL: e.dirURL,
-		HTTPClient:   httpClient(pool),
-		UserAgent:    "acmemail/" + versionString(),
-		AccountKey:   key,
-		AccountURL:   url,
-		Logger:       g.logger().With("component", "acme"),
+	return &issuer.Accounts{
+		Store: store, Directory: dirURL, CARoots: g.getenv("ACMEMAIL_CA_ROOTS"),
+		UserAgent: "acmemail/" + versionString(), Logger: g.logger(), Progress: newProgress(g.stderr),
 	}, nil
 }
 
-// registered loads the saved account, with a hint when there is none.
-func (e *accountEnv) registered(server string) (*keystore.Account, error) {
-	a, err := e.store.LoadAccount(e.dirURL)
-	if errors.Is(err, keystore.ErrNotFound) {
-		return nil, withHint(fmt.Errorf("no ACME account for %s is saved here", e.dirURL),
-			"create one with: acmemail account register --server "+server)
+// accountError adds to an error of the account commands what to do next.
+func (o *accountOptions) accountError(err error) error {
+	switch {
+	case errors.As(err, new(*issuer.NoAccountError)):
+		err = withHint(err, "create one with: acmemail account register --server "+o.server)
+	case errors.As(err, new(*issuer.PendingRolloverError)):
+		err = withHint(err, "finish it with: acmemail account rollover --server "+o.server)
 	}
-	return a, err
-}
-
-// pendingRolloverError stops commands that would sign with a key the CA
-// may no longer accept.
-func pendingRolloverError(store *keystore.Store, dirURL, server string) error {
-	if _, err := store.PendingAccountKey(dirURL); err == nil {
-		return withHint(fmt.Errorf("an account key rollover for %s was interrupted; the CA may know only the new key", dirURL),
-			"finish it with: acmemail account rollover --server "+server)
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
-	return nil
+	return cliError(err)
 }
 
 // accountResult is the --json form of an account.
@@ -213,19 +181,15 @@ type accountResult struct {
 	PendingRollover bool      `json:"pending_rollover,omitempty"`
 }
 
-func (e *accountEnv) result(ctx context.Context, c *acmemail.Client, a *keystore.Account) accountResult {
-	kt, _ := keystore.KeyTypeOf(a.Key.Public())
-	thumb, _ := c.Thumbprint(ctx)
-	dir, _ := e.store.AccountDir(e.dirURL)
+// printAccount prints a as text or (asJSON) as an accountResult.
+func printAccount(g *globals, a *issuer.Account, asJSON bool) error {
 	contact := a.Contact
 	if contact == nil {
 		contact = []string{}
 	}
-	return accountResult{CA: e.dirURL, URL: a.URL, Contact: contact, KeyType: string(kt), KeyThumbprint: thumb,
-		KeyPath: filepath.Join(dir, "account.key"), Created: a.Created.UTC()}
-}
-
-func printAccount(g *globals, r accountResult, asJSON bool) error {
+	r := accountResult{CA: a.Directory, URL: a.URL, Status: a.Status, Contact: contact, KeyType: string(a.KeyType),
+		KeyThumbprint: a.Thumbprint, KeyPath: a.KeyPath, Created: a.Created.UTC(), CreatedNow: a.Registered,
+		ArchivedKey: a.ArchivedKey, ArchivedTo: a.ArchivedTo, PendingRollover: a.PendingRollover}
 	if asJSON {
 		return json.NewEncoder(g.stdout).Encode(r)
 	}
@@ -304,82 +268,19 @@ func newAccountRegisterCmd(g *globals) *cobra.Command {
 }
 
 func runAccountRegister(ctx context.Context, g *globals, o *registerOptions, contactGiven bool) error {
-	e, err := o.open(g)
+	accts, err := o.open(g)
 	if err != nil {
 		return err
 	}
-	if err := pendingRolloverError(e.store, e.dirURL, o.server); err != nil {
-		return err
-	}
-	contact := issuer.MailtoContacts(o.contact)
-	if a, err := e.store.LoadAccount(e.dirURL); err == nil {
-		// Already registered: check it with the CA, update the contact.
-		c, err := e.client(g, a.Key, a.URL)
-		if err != nil {
-			return err
-		}
-		info, err := c.FindAccount(ctx)
-		if err != nil {
-			return err
-		}
-		if contactGiven {
-			if info, err = c.UpdateContact(ctx, contact); err != nil {
-				return err
-			}
-			a.Contact = contact
-			if err := e.store.SaveAccount(a); err != nil {
-				return err
-			}
-			e.prog.printf("updated the contact of %s", a.URL)
-		} else {
-			e.prog.printf("already registered at %s as %s", e.dirURL, a.URL)
-		}
-		r := e.result(ctx, c, a)
-		r.Status = info.Status
-		return printAccount(g, r, o.json)
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
-	eab, err := o.eab.load(g)
+	a, err := accts.Register(ctx, issuer.Registration{
+		Contact: o.contact, UpdateContact: contactGiven,
+		Terms: func(ctx context.Context, url string) error { return askTerms(g, url, o.agreeTOS) },
+		EAB:   func() (*acmemail.EAB, error) { return o.eab.load(g) },
+	})
 	if err != nil {
-		return err
+		return o.accountError(err)
 	}
-	key, err := e.store.AccountKey(e.dirURL)
-	if err != nil {
-		return err
-	}
-	var a *keystore.Account
-	c, err := e.client(g, key, "")
-	if err != nil {
-		return err
-	}
-	c.Contact, c.EAB = contact, eab
-	c.OnAccount = func(u string) error {
-		a = &keystore.Account{Directory: e.dirURL, URL: u, Contact: contact, Key: key, Created: time.Now()}
-		return e.store.SaveAccount(a)
-	}
-	dir, err := c.Directory(ctx)
-	if err != nil {
-		return err
-	}
-	tos := ""
-	if dir.Meta != nil {
-		tos = dir.Meta.TermsOfService
-	}
-	if err := askTerms(g, tos, o.agreeTOS); err != nil {
-		return err
-	}
-	if _, err := c.EnsureAccount(ctx); err != nil {
-		return eabRequiredError(err)
-	}
-	info, err := c.FindAccount(ctx)
-	if err != nil {
-		return err
-	}
-	e.prog.printf("registered the account %s at %s", a.URL, e.dirURL)
-	r := e.result(ctx, c, a)
-	r.Status, r.CreatedNow = info.Status, true
-	return printAccount(g, r, o.json)
+	return printAccount(g, a, o.json)
 }
 
 type showOptions struct {
@@ -407,38 +308,18 @@ an account).`,
 }
 
 func runAccountShow(ctx context.Context, g *globals, o *showOptions) error {
-	e, err := o.open(g)
+	accts, err := o.open(g)
 	if err != nil {
 		return err
 	}
-	a, err := e.registered(o.server)
+	a, err := accts.Show(ctx, o.offline)
 	if err != nil {
-		return err
+		return o.accountError(err)
 	}
-	c, err := e.client(g, a.Key, a.URL)
-	if err != nil {
-		return err
+	if a.PendingRollover {
+		accts.Progress.Printf("warning: an account key rollover was interrupted; finish it with: acmemail account rollover --server %s", o.server)
 	}
-	r := e.result(ctx, c, a)
-	if _, err := e.store.PendingAccountKey(e.dirURL); err == nil {
-		r.PendingRollover = true
-		e.prog.printf("warning: an account key rollover was interrupted; finish it with: acmemail account rollover --server %s", o.server)
-	}
-	if !o.offline && !r.PendingRollover {
-		info, err := c.FindAccount(ctx)
-		if err != nil {
-			return err
-		}
-		if info.URL != a.URL {
-			return fmt.Errorf("the CA says the saved key belongs to %s, not to the saved account %s", info.URL, a.URL)
-		}
-		r.Status = info.Status
-		r.Contact = info.Contact // the CA's view is the current one
-		if r.Contact == nil {
-			r.Contact = []string{}
-		}
-	}
-	return printAccount(g, r, o.json)
+	return printAccount(g, a, o.json)
 }
 
 type rolloverOptions struct {
@@ -474,73 +355,15 @@ func runAccountRollover(ctx context.Context, g *globals, o *rolloverOptions) err
 	if err != nil || kt == keystore.KeyEd25519 {
 		return usageErrorf("--account-key-type %q: choose p256, p384, rsa2048, rsa3072 or rsa4096", o.keyType)
 	}
-	e, err := o.open(g)
+	accts, err := o.open(g)
 	if err != nil {
 		return err
 	}
-	a, err := e.registered(o.server)
+	a, err := accts.Rollover(ctx, kt)
 	if err != nil {
-		return err
+		return o.accountError(err)
 	}
-	newKey, resumed, err := e.store.NextAccountKey(e.dirURL, kt)
-	if err != nil {
-		return err
-	}
-	done := false
-	if resumed {
-		// Did the interrupted rollover reach the CA? Ask with the new key.
-		probe, err := e.client(g, newKey, "")
-		if err != nil {
-			return err
-		}
-		info, err := probe.FindAccount(ctx)
-		var pe *acmemail.ProblemError
-		switch {
-		case err == nil && info.URL == a.URL:
-			e.prog.printf("the CA already has the new key from an interrupted rollover; finishing it")
-			done = true
-		case err == nil:
-			return fmt.Errorf("the pending new key belongs to another account (%s) at the CA; not using it", info.URL)
-		case errors.As(err, &pe) && pe.ShortType() == "accountDoesNotExist":
-			e.prog.printf("resuming an interrupted rollover with its new key")
-		default:
-			return err
-		}
-	}
-	if !done {
-		c, err := e.client(g, a.Key, a.URL)
-		if err != nil {
-			return err
-		}
-		if err := c.RolloverKey(ctx, newKey); err != nil {
-			var pe *acmemail.ProblemError
-			if errors.As(err, &pe) {
-				// The CA refused: the old key stays; keep the new one in the archive.
-				if _, aerr := e.store.AbandonAccountKey(e.dirURL); aerr != nil {
-					return errors.Join(err, aerr)
-				}
-				return err
-			}
-			return withHint(err, "the outcome is unknown; run the same command again to finish the rollover")
-		}
-	}
-	archived, err := e.store.CommitAccountKey(e.dirURL)
-	if err != nil {
-		return withHint(err, "the CA has the new key, which is in account.key.next; run the same command again to finish")
-	}
-	a.Key = newKey
-	c, err := e.client(g, newKey, a.URL)
-	if err != nil {
-		return err
-	}
-	info, err := c.FindAccount(ctx)
-	if err != nil {
-		return fmt.Errorf("the key was changed, but the CA does not find the account with the new key: %w", err)
-	}
-	e.prog.printf("replaced the key of %s; the old key is archived at %s", a.URL, archived)
-	r := e.result(ctx, c, a)
-	r.Status, r.ArchivedKey = info.Status, archived
-	return printAccount(g, r, o.json)
+	return printAccount(g, a, o.json)
 }
 
 type deactivateOptions struct {
@@ -573,19 +396,15 @@ func newAccountDeactivateCmd(g *globals) *cobra.Command {
 }
 
 func runAccountDeactivate(ctx context.Context, g *globals, o *deactivateOptions) error {
-	e, err := o.open(g)
+	accts, err := o.open(g)
 	if err != nil {
 		return err
 	}
-	a, err := e.registered(o.server)
-	if err != nil {
-		return err
-	}
-	if err := pendingRolloverError(e.store, e.dirURL, o.server); err != nil {
-		return err
-	}
-	if !o.yes {
-		ok, err := g.confirm(fmt.Sprintf("acmemail: deactivate the account %s at %s? This cannot be undone. Type \"yes\": ", a.URL, e.dirURL), "yes")
+	a, err := accts.Deactivate(ctx, func(url string) error {
+		if o.yes {
+			return nil
+		}
+		ok, err := g.confirm(fmt.Sprintf("acmemail: deactivate the account %s at %s? This cannot be undone. Type \"yes\": ", url, accts.Directory), "yes")
 		if errors.Is(err, errNoTTY) {
 			return withHint(usageErrorf("deactivating the account needs confirmation and there is no terminal to ask on"), "run again with --yes")
 		}
@@ -595,22 +414,10 @@ func runAccountDeactivate(ctx context.Context, g *globals, o *deactivateOptions)
 		if !ok {
 			return usageErrorf("not confirmed; the account is unchanged")
 		}
-	}
-	c, err := e.client(g, a.Key, a.URL)
+		return nil
+	})
 	if err != nil {
-		return err
+		return o.accountError(err)
 	}
-	info, err := c.Deactivate(ctx)
-	if err != nil {
-		return err
-	}
-	r := e.result(ctx, c, a)
-	arch, err := e.store.RetireAccount(e.dirURL)
-	if err != nil {
-		return withHint(fmt.Errorf("the account is deactivated at the CA, but moving it to the archive failed: %w", err),
-			"move accounts/<CA>/account.json away by hand before the next obtain")
-	}
-	e.prog.printf("deactivated the account %s; its key and record are archived at %s", a.URL, arch)
-	r.Status, r.ArchivedTo = info.Status, arch
-	return printAccount(g, r, o.json)
+	return printAccount(g, a, o.json)
 }
