@@ -300,16 +300,3 @@ func newShowCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object on stdout")
 	return cmd
 }
-
-// directoryURL resolves a --server value without starting anything.
-func directoryURL(server string) (string, error) {
-	switch {
-	case server == "sandbox":
-		return "", usageErrorf("--server sandbox: the in-process sandbox lives only inside one obtain; give the directory URL of a running acmemail sandbox")
-	case issuer.NamedServers[server].URL != "":
-		return issuer.NamedServers[server].URL, nil
-	case strings.HasPrefix(server, "https://"):
-		return server, nil
-	}
-	return "", usageErrorf("--server %q is neither an https:// directory URL nor a known name (castle, castle-staging)", server)
-}
