@@ -147,7 +147,7 @@ func Revocations(store *keystore.Store, email, only string) ([]*Revocation, erro
 }
 
 func notInProcessSandbox(meta keystore.CertMeta, email string) error {
-	if meta.Settings != nil && meta.Settings.Server == "sandbox" {
+	if recordedServer(meta) == "sandbox" {
 		return fmt.Errorf("the certificate of %s came from an in-process sandbox, which no longer runs; there is nothing to revoke it at", email)
 	}
 	return nil

@@ -67,6 +67,18 @@ func TestRevocations(t *testing.T) {
 	}
 }
 
+// TestRevocationsSandbox: a certificate from the in-process sandbox,
+// recorded in the profile, has no CA left to revoke it at.
+func TestRevocationsSandbox(t *testing.T) {
+	store := testStore(t)
+	p := NewProfile("alice@example.test")
+	p.Server = "sandbox"
+	saveTestCert(t, store, p, "both")
+	if _, err := Revocations(store, p.Email, ""); err == nil || !strings.Contains(err.Error(), "in-process sandbox") {
+		t.Errorf("in-process sandbox: %v", err)
+	}
+}
+
 // TestRevokeRecord: a revocation is recorded in the renewal state of the
 // managed certificate; one the CA found already revoked keeps an earlier
 // record, and gets one without a reason when there is none.

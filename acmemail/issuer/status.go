@@ -106,9 +106,7 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 		Expired: !now.Before(leaf.NotAfter), Revoked: st.Revoked != nil, RevocationReason: st.RevocationReason,
 		Files: StatusFiles{Dir: paths.Dir, Certificate: paths.Leaf, Chain: paths.Chain, Key: paths.Key, Meta: paths.Meta},
 	}
-	if meta.Settings != nil {
-		s.Server = meta.Settings.Server
-	}
+	s.Server = recordedServer(meta)
 	if meta.Also != "" {
 		s.Also = strings.Split(meta.Also, ",")
 	}
@@ -140,6 +138,16 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 		}
 	}
 	return s, nil
+}
+
+// recordedServer is the CA as obtain was given it (a name or a directory
+// URL), from the profile or the settings recorded with the certificate;
+// "" when nothing usable is recorded.
+func recordedServer(meta keystore.CertMeta) string {
+	if p, err := ProfileOf(meta); err == nil {
+		return p.Server
+	}
+	return ""
 }
 
 // PlanOfMeta is what renew will repeat from what was recorded in meta (see

@@ -88,7 +88,7 @@ func TestStatusOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Serial != sign.SerialNumber.Text(16) || s.Usage != "sign" || s.CA != testCA || s.State() != "valid" ||
+	if s.Serial != sign.SerialNumber.Text(16) || s.Usage != "sign" || s.CA != testCA || s.Server != p.Server || s.State() != "valid" ||
 		s.RenewalBasis != "lifetime" || s.RenewalDue.IsZero() || s.Files.Certificate == "" || s.Files.PKCS12 != "" {
 		t.Errorf("status = %+v", s)
 	}
@@ -114,5 +114,28 @@ func TestStatusOf(t *testing.T) {
 	list, skipped, err := Statuses(store, time.Now())
 	if err != nil || len(skipped) != 0 || len(list) != 2 || list[0].Email != email || list[1].PendingOrder != "https://ca.example.test/order/7" {
 		t.Errorf("Statuses = %+v, %v, %v", list, skipped, err)
+	}
+}
+
+// TestStatusOfSettings: a certificate recorded with the settings of an
+// older acmemail tells its server too; one that records nothing has the
+// plan that says so.
+func TestStatusOfSettings(t *testing.T) {
+	store := testStore(t)
+	saveTestCert(t, store, NewProfile("alice@example.test"), "both")
+	_, _, meta, paths, err := store.LoadCertificate("alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Profile, meta.Settings = nil, &keystore.Settings{Server: "castle-staging", Mailbox: "INBOX"}
+	if recordedServer(meta) != "castle-staging" {
+		t.Errorf("recorded server of settings: %q", recordedServer(meta))
+	}
+	meta.Settings = nil
+	if recordedServer(meta) != "" {
+		t.Errorf("recorded server of nothing: %q", recordedServer(meta))
+	}
+	if p := PlanOfMeta(meta, paths.PKCS12, false, nil); p.Recorded || len(p.Warnings) != 1 {
+		t.Errorf("plan of nothing recorded: %+v", p)
 	}
 }
