@@ -4,115 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
-	"github.com/acmemail/acmemail/keystore"
 )
 
 // certInfo is what list and show tell about a managed certificate.
-type certInfo struct {
-	Email            string     `json:"email"`
-	Serial           string     `json:"serial"`
-	NotBefore        time.Time  `json:"not_before"`
-	NotAfter         time.Time  `json:"not_after"`
-	KeyType          string     `json:"key_type"`
-	Usage            string     `json:"usage"`
-	CA               string     `json:"ca"`
-	Server           string     `json:"server,omitempty"`
-	RenewalDue       time.Time  `json:"renewal_due"`
-	RenewalBasis     string     `json:"renewal_basis"` // "ari" (the CA's window) or "lifetime"
-	RenewalWindow    *[2]string `json:"renewal_window,omitempty"`
-	Expired          bool       `json:"expired"`
-	Revoked          bool       `json:"revoked"`
-	RevocationReason string     `json:"revocation_reason,omitempty"`
-	PendingOrder     string     `json:"pending_order,omitempty"`
-	Files            certFiles  `json:"files"`
-	Also             []string   `json:"also,omitempty"`       // the certificate's other addresses (obtain --also)
-	Encryption       *certInfo  `json:"encryption,omitempty"` // the encryption certificate of an obtain --split pair
-	// Renew is what acmemail renew will do, from what obtain recorded
-	// (not in the encryption object: the pair is renewed as one).
-	Renew *renewPlan `json:"renew,omitempty"`
-}
-
-type certFiles struct {
-	Dir         string `json:"dir"`
-	PKCS12      string `json:"pkcs12,omitempty"`
-	Certificate string `json:"certificate"`
-	Chain       string `json:"chain"`
-	Key         string `json:"key"`
-	Meta        string `json:"meta"`
-}
-
-func openStateStore(g *globals) (*keystore.Store, error) {
-	return openState(g.getenv)
-}
-
-func describeCert(store *keystore.Store, email string, now time.Time) (certInfo, error) {
-	_, chain, meta, paths, err := store.LoadCertificate(email)
-	if err != nil {
-		return certInfo{}, err
-	}
-	leaf := chain[0]
-	st := issuer.LoadRenewalState(store, email, meta.Serial)
-	due, _ := st.RenewAt(leaf)
-	ci := certInfo{
-		Email: meta.Email, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
-		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: due.UTC(), RenewalBasis: "lifetime",
-		Expired: !now.Before(leaf.NotAfter), Revoked: st.Revoked != nil, RevocationReason: st.RevocationReason,
-		Files: certFiles{Dir: paths.Dir, Certificate: paths.Leaf, Chain: paths.Chain, Key: paths.Key, Meta: paths.Meta},
-	}
-	if meta.Settings != nil {
-		ci.Server = meta.Settings.Server
-	}
-	if meta.Also != "" {
-		ci.Also = strings.Split(meta.Also, ",")
-	}
-	if enc, err := store.Slot(encryptSlot); err == nil {
-		if e, err := describeCert(enc, email, now); err == nil {
-			e.Renew = nil
-			ci.Encryption = &e
-		}
-	}
-	var revoked *string
-	if st.Revoked != nil {
-		revoked = &st.RevocationReason
-	}
-	ci.Renew = planRenewal(meta, paths.PKCS12, ci.Encryption != nil, revoked)
-	if st.Window != nil && !st.Chosen.IsZero() {
-		ci.RenewalBasis = "ari"
-		ci.RenewalWindow = &[2]string{st.Window.Start.UTC().Format(time.RFC3339), st.Window.End.UTC().Format(time.RFC3339)}
-	}
-	if _, err := os.Stat(paths.PKCS12); err == nil {
-		ci.Files.PKCS12 = paths.PKCS12
-	}
-	if _, err := os.Stat(paths.Leaf); err != nil {
-		ci.Files.Certificate = ""
-	}
-	if data, err := store.ReadOrderState(email); err == nil {
-		var pending acmemail.OrderState
-		if json.Unmarshal(data, &pending) == nil {
-			ci.PendingOrder = pending.OrderURL
-		}
-	}
-	return ci, nil
-}
-
-func (c certInfo) state() string {
-	switch {
-	case c.Revoked:
-		return "revoked"
-	case c.Expired:
-		return "expired"
-	}
-	return "valid"
-}
+type certInfo = issuer.Status
 
 const listLong = `List the certificates acmemail manages in the state directory, one line each:
 address, serial number, expiry, when renew will renew it, key type, usage, state and
@@ -177,24 +79,19 @@ func newListCmd(g *globals) *cobra.Command {
 		Example: "  acmemail list\n  acmemail list --json | jq -r '.[] | select(.expired) | .email'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openStateStore(g)
+			store, err := openState(g.getenv)
 			if err != nil {
 				return err
 			}
-			emails, err := store.ListCertificates()
+			infos, skipped, err := issuer.Statuses(store, time.Now())
 			if err != nil {
 				return err
 			}
-			now := time.Now()
-			infos := []certInfo{}
-			for _, e := range emails {
-				ci, err := describeCert(store, e, now)
-				if err != nil {
-					fmt.Fprintf(g.stderr, "acmemail: warning: %v\n", err)
-					continue
-				}
-				planWithConfig(ci.Renew, g, e)
-				infos = append(infos, ci)
+			for _, err := range skipped {
+				fmt.Fprintf(g.stderr, "acmemail: warning: %v\n", err)
+			}
+			for _, ci := range infos {
+				planWithConfig(ci.Renew, g, ci.Email)
 			}
 			if asJSON {
 				return json.NewEncoder(g.stdout).Encode(infos)
@@ -211,7 +108,7 @@ func newListCmd(g *globals) *cobra.Command {
 				for _, e := range []*certInfo{&c, c.Encryption} {
 					if e != nil {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Email, e.Serial, e.NotAfter.Format(time.DateOnly),
-							e.RenewalDue.Format(time.DateOnly), e.KeyType, e.Usage, e.state(), e.CA)
+							e.RenewalDue.Format(time.DateOnly), e.KeyType, e.Usage, e.State(), e.CA)
 					}
 				}
 			}
@@ -235,12 +132,12 @@ func newShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := openStateStore(g)
+			store, err := openState(g.getenv)
 			if err != nil {
 				return err
 			}
-			ci, err := describeCert(store, email, time.Now())
-			if errors.Is(err, keystore.ErrNotFound) {
+			ci, err := issuer.StatusOf(store, email, time.Now())
+			if errors.Is(err, issuer.ErrNotManaged) {
 				return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
 			}
 			if err != nil {
@@ -257,7 +154,7 @@ func newShowCmd(g *globals) *cobra.Command {
 				}
 			}
 			row("email:", ci.Email)
-			row("state:", ci.state())
+			row("state:", ci.State())
 			row("serial:", ci.Serial)
 			row("not before:", ci.NotBefore.Format(time.RFC3339))
 			row("not after:", ci.NotAfter.Format(time.RFC3339))
@@ -265,7 +162,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			row("usage:", ci.Usage)
 			row("also:", strings.Join(ci.Also, ", "))
 			if e := ci.Encryption; e != nil {
-				state := e.state()
+				state := e.State()
 				if e.RevocationReason != "" {
 					state += " (" + e.RevocationReason + ")"
 				}
@@ -299,17 +196,4 @@ func newShowCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object on stdout")
 	return cmd
-}
-
-// directoryURL resolves a --server value without starting anything.
-func directoryURL(server string) (string, error) {
-	switch {
-	case server == "sandbox":
-		return "", usageErrorf("--server sandbox: the in-process sandbox lives only inside one obtain; give the directory URL of a running acmemail sandbox")
-	case issuer.NamedServers[server].URL != "":
-		return issuer.NamedServers[server].URL, nil
-	case strings.HasPrefix(server, "https://"):
-		return server, nil
-	}
-	return "", usageErrorf("--server %q is neither an https:// directory URL nor a known name (castle, castle-staging)", server)
 }

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -130,49 +128,20 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	if err != nil {
 		return err
 	}
-	gens, err := store.History(email)
-	if err != nil {
-		if errors.Is(err, keystore.ErrNotFound) {
-			if primary := certificateHolding(store, email); primary != "" {
-				return withHint(fmt.Errorf("%s has no certificate of its own: %w", email, err),
-					"it is in the certificate of "+primary+" (obtained with --also); export "+primary)
-			}
-			// As show, renew and revoke say it; the keystore's wording adds nothing.
-			return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
-		}
+	exp, err := issuer.ExportOf(store, email, o.allHistory)
+	var ae *issuer.AlsoAddressError
+	switch {
+	case errors.As(err, &ae):
+		return withHint(err, "it is in the certificate of "+ae.Primary+" (obtained with --also); export "+ae.Primary)
+	case errors.Is(err, issuer.ErrNotManaged):
+		// As show, renew and revoke say it; the keystore's wording adds nothing.
+		return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
+	case errors.Is(err, issuer.ErrArchivedOnly):
+		return fmt.Errorf("%s has archived certificates but no current one; use --all-history to export them", email)
+	case err != nil:
 		return err
 	}
-	cur := gens[len(gens)-1]
-	if !cur.Current {
-		return fmt.Errorf("%s has archived certificates but no current one; use --all-history to export them", email)
-	}
-	if !o.allHistory {
-		gens = gens[len(gens)-1:]
-	}
-	// The encryption certificate of an obtain --split pair goes along.
-	var encCur *keystore.Generation
-	if encStore, err := store.Slot(encryptSlot); err == nil {
-		encGens, err := encStore.History(email)
-		switch {
-		case err == nil:
-			if c := encGens[len(encGens)-1]; c.Current {
-				encCur = &c
-			}
-			if !o.allHistory {
-				encGens = encGens[len(encGens)-1:]
-				if encCur == nil {
-					encGens = nil
-				}
-			}
-			gens = append(gens, encGens...)
-		case !errors.Is(err, keystore.ErrNotFound):
-			return err
-		}
-	}
-	res := exportResult{Email: email, Format: o.format, Certificates: len(gens)}
-	for _, gen := range gens {
-		res.Serials = append(res.Serials, gen.Meta.Serial)
-	}
+	res := exportResult{Email: email, Format: o.format, Certificates: len(exp.Generations), Serials: exp.Serials()}
 
 	if o.format == "pem" {
 		dir := o.out
@@ -183,11 +152,10 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 			return withHint(usageErrorf("--out %s: with --format pem, --out names an existing directory", dir),
 				"create it first (mkdir "+dir+"), or leave out --out to write the PEM files into the current directory")
 		}
-		sets := []pemSet{{email, cur}}
-		if encCur != nil {
-			sets = append(sets, pemSet{email + ".encrypt", *encCur})
+		files, err := exp.WritePEM(dir)
+		if errors.As(err, new(*issuer.ExistsError)) {
+			return withHint(&usageError{Err: err}, "remove it first, or choose another directory with --out")
 		}
-		files, err := writePEMExport(dir, sets)
 		if err != nil {
 			return err
 		}
@@ -213,17 +181,13 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 			return usageErrorf("--out - and --json both want stdout")
 		}
 	} else if _, err := os.Lstat(path); err == nil {
-		return withHint(usageErrorf("%s exists; acmemail never overwrites it", path), "remove it first, or choose another path with --out")
+		return withHint(&usageError{Err: &issuer.ExistsError{Path: path}}, "remove it first, or choose another path with --out")
 	}
 	password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
 	if err != nil {
 		return err
 	}
-	entries := make([]keystore.P12Entry, len(gens))
-	for i, gen := range gens {
-		entries[i] = keystore.P12Entry{Key: gen.Key, Chain: gen.Chain}
-	}
-	data, err := keystore.EncodePKCS12Bundle(entries, password, profile)
+	data, err := exp.PKCS12(password, profile)
 	if err != nil {
 		return err
 	}
@@ -239,8 +203,8 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 		abs = path
 	}
 	res.Profile, res.Files = string(profile), []string{abs}
-	if len(gens) > 1 {
-		fmt.Fprintf(g.stderr, "acmemail: wrote %d keys with their certificates to %s (%s profile)\n", len(gens), path, profile)
+	if n := len(exp.Generations); n > 1 {
+		fmt.Fprintf(g.stderr, "acmemail: wrote %d keys with their certificates to %s (%s profile)\n", n, path, profile)
 	} else {
 		fmt.Fprintf(g.stderr, "acmemail: wrote the key and certificate of %s to %s (%s profile)\n", email, path, profile)
 	}
@@ -257,94 +221,4 @@ func printExport(g *globals, o *exportOptions, res exportResult) error {
 		}
 	}
 	return nil
-}
-
-// pemSet is one certificate to write as PEM files named PREFIX.*.pem.
-type pemSet struct {
-	prefix string
-	gen    keystore.Generation
-}
-
-// writePEMExport writes PREFIX.key.pem (0600), PREFIX.cert.pem and
-// PREFIX.chain.pem into dir for each set, refusing before writing
-// anything if one of them exists, and returns their absolute paths.
-func writePEMExport(dir string, sets []pemSet) ([]string, error) {
-	type file struct {
-		path string
-		data []byte
-		perm os.FileMode
-	}
-	var files []file
-	for _, set := range sets {
-		keyPEM, err := keystore.MarshalPrivateKey(set.gen.Key)
-		if err != nil {
-			return nil, err
-		}
-		var certPEM, chainPEM bytes.Buffer
-		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: set.gen.Chain[0].Raw})
-		for _, c := range set.gen.Chain[1:] {
-			pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-		}
-		for _, f := range []file{
-			{set.prefix + ".key.pem", keyPEM, 0o600},
-			{set.prefix + ".cert.pem", certPEM.Bytes(), 0o644},
-			{set.prefix + ".chain.pem", chainPEM.Bytes(), 0o644},
-		} {
-			p := filepath.Join(dir, f.path)
-			if _, err := os.Lstat(p); err == nil {
-				return nil, withHint(usageErrorf("%s exists; acmemail never overwrites it", p), "remove it first, or choose another directory with --out")
-			}
-			if abs, err := filepath.Abs(p); err == nil {
-				p = abs
-			}
-			f.path = p
-			files = append(files, f)
-		}
-	}
-	var paths []string
-	for _, f := range files {
-		if err := writeNewFileMode(f.path, f.data, f.perm); err != nil {
-			return nil, fmt.Errorf("write %s: %w", f.path, err)
-		}
-		paths = append(paths, f.path)
-	}
-	return paths, nil
-}
-
-// writeNewFileMode creates path exclusively with perm and writes data.
-func writeNewFileMode(path string, data []byte, perm os.FileMode) error {
-	if perm == 0o600 {
-		return writeNewFile(path, data)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
-}
-
-// certificateHolding returns the managed address whose certificate also
-// names email (obtain --also), or "".
-func certificateHolding(store *keystore.Store, email string) string {
-	list, err := store.ListCertificates()
-	if err != nil {
-		return ""
-	}
-	for _, addr := range list {
-		_, _, meta, _, err := store.LoadCertificate(addr)
-		if err != nil || meta.Also == "" {
-			continue
-		}
-		for _, a := range strings.Split(meta.Also, ",") {
-			if strings.EqualFold(a, email) {
-				return addr
-			}
-		}
-	}
-	return ""
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
-	"github.com/acmemail/acmemail/keystore"
 )
 
 // renewPlan is what acmemail renew will do for a certificate (see
@@ -14,23 +12,8 @@ import (
 type (
 	renewPlan     = issuer.Plan
 	loginPlan     = issuer.LoginPlan
-	alsoPlan      = issuer.AlsoPlan
 	configSetting = issuer.ConfigSetting
 )
-
-// planRenewal reads what renew will repeat from meta; pkcs12 is the file
-// renew writes, split whether the certificate has an encryption partner,
-// revoked the reason of its revocation (nil when it is not revoked).
-func planRenewal(meta keystore.CertMeta, pkcs12 string, split bool, revoked *string) *renewPlan {
-	p, err := issuer.ProfileOf(meta)
-	if errors.Is(err, issuer.ErrNotRecorded) {
-		return issuer.NotRecordedPlan(meta.Email)
-	}
-	if err != nil {
-		return &renewPlan{Warnings: []string{err.Error()}}
-	}
-	return issuer.PlanOf(p, pkcs12, split, revoked)
-}
 
 // describe is the login source in words, for show.
 func describeLogin(l *loginPlan, smtp bool) string {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -91,7 +92,7 @@ func TestPlanRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := planRenewal(tt.meta, "/p/cert.p12", false, tt.revoked)
+			p := issuer.PlanOfMeta(tt.meta, "/p/cert.p12", false, tt.revoked)
 			rows := rowsOf(p)
 			for k, v := range tt.want {
 				got := strings.Join(rows[k], " | ")
@@ -115,11 +116,11 @@ func TestPlanRenewal(t *testing.T) {
 // certificate is renewed with it; show --json has "split": true.
 func TestPlanRenewalSplit(t *testing.T) {
 	meta := keystore.CertMeta{Email: "alice@example.com", KeyType: "p256", Usage: "sign", Settings: &keystore.Settings{Server: "castle", PasswordCommand: "pass mail"}}
-	p := planRenewal(meta, "/p/cert.p12", true, nil)
+	p := issuer.PlanOfMeta(meta, "/p/cert.p12", true, nil)
 	if got := rowsOf(p)["encryption"]; !p.Split || len(got) != 1 || got[0] != "the encryption certificate of the --split pair is renewed with it" {
 		t.Errorf("split %v, encryption row %q", p.Split, got)
 	}
-	if got := rowsOf(planRenewal(meta, "/p/cert.p12", false, nil))["encryption"]; got != nil {
+	if got := rowsOf(issuer.PlanOfMeta(meta, "/p/cert.p12", false, nil))["encryption"]; got != nil {
 		t.Errorf("a single certificate has an encryption row %q", got)
 	}
 }
