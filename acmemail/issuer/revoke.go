@@ -209,11 +209,11 @@ type RevokeResult struct {
 	Certificates []RevokedCert `json:"certificates"`
 }
 
-// NoAccountError: a certificate whose key is not known cannot be revoked
-// without an ACME account at its CA, and there is none.
-type NoAccountError struct{ Directory string }
+// RevokeNoAccountError: a certificate whose key is not known cannot be
+// revoked without an ACME account at its CA, and there is none.
+type RevokeNoAccountError struct{ Directory string }
 
-func (e *NoAccountError) Error() string {
+func (e *RevokeNoAccountError) Error() string {
 	return fmt.Sprintf("there is no ACME account for %s here and no key of the certificate", e.Directory)
 }
 
@@ -273,7 +273,7 @@ func (e *PairRevokeError) Unwrap() []error {
 // The error is nil when every certificate is revoked and at least one was
 // revoked now. For one certificate it is its error: the CA's answer as a
 // *RevocationError (alreadyRevoked when it was revoked before), a
-// *NoAccountError, or its LoadErr. For a pair it is a *PairRevokeError.
+// *RevokeNoAccountError, or its LoadErr. For a pair it is a *PairRevokeError.
 func (is *Issuer) Revoke(ctx context.Context, rs []*Revocation, o RevokeOptions) (*RevokeResult, error) {
 	prog := reporter(o.Progress)
 	name := acmemail.RevocationReasonName(o.Reason)
@@ -351,7 +351,7 @@ func (is *Issuer) revokeOne(ctx context.Context, r *Revocation, o RevokeOptions)
 	}
 	if client.AccountKey == nil {
 		if r.Key == nil {
-			return &NoAccountError{Directory: r.Directory}
+			return &RevokeNoAccountError{Directory: r.Directory}
 		}
 		client.AccountKey = r.Key // only the certificate key signs
 	}

@@ -123,7 +123,7 @@ func TestRevokeNoAccount(t *testing.T) {
 	leaf := saveTestCert(t, testStore(t), NewProfile("alice@example.test"), "both")
 	is := &Issuer{Store: store}
 	res, err := is.Revoke(context.Background(), []*Revocation{{Leaf: leaf, Directory: "https://127.0.0.1:1/dir"}}, RevokeOptions{Reason: acmemail.ReasonKeyCompromise})
-	var ne *NoAccountError
+	var ne *RevokeNoAccountError
 	if !errors.As(err, &ne) || ne.Directory != "https://127.0.0.1:1/dir" {
 		t.Fatalf("error %v", err)
 	}

@@ -228,7 +228,7 @@ func revokeError(err error, reason string) error {
 // keyHint says how to give a certificate's key when there is no account
 // to sign its revocation.
 func keyHint(err error) error {
-	if errors.As(err, new(*issuer.NoAccountError)) {
+	if errors.As(err, new(*issuer.RevokeNoAccountError)) {
 		return withHint(err, "give the certificate's key with --key FILE")
 	}
 	return err
