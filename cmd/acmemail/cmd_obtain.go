@@ -240,6 +240,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
+	prog.deadline, _ = ctx.Deadline()
 
 	// Secrets first: fail before anything is sent if one is missing.
 	if _, err := secrets.P12Password(ctx, &p); err != nil {
