@@ -16,13 +16,18 @@ import (
 	"github.com/acmemail/acmemail/acmemail"
 )
 
+// heartbeatInterval is how often a run that is not on a terminal (cron, a
+// log file) says it is still waiting for the challenge mail.
+const heartbeatInterval = 30 * time.Second
+
 // defaultColumns is the width assumed for a terminal that does not say
 // how wide it is.
 const defaultColumns = 80
 
 // progress prints one line per step to stderr. While the challenge mail is
 // awaited on a terminal, it keeps a live line with the elapsed time,
-// redrawn in place every second and cut to the terminal's width.
+// redrawn in place every second and cut to the terminal's width; off a
+// terminal it prints a heartbeat line now and then instead.
 type progress struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -30,8 +35,11 @@ type progress struct {
 	// columns reports the terminal's width, 0 when unknown. It is asked
 	// at each draw of the live line, so a resized window is followed.
 	columns func() int
+	// heartbeat is how often a line off a terminal says the wait goes
+	// on; 0: never.
+	heartbeat time.Duration
 	// deadline is when the run gives up (its --timeout), zero when it
-	// has none: the live line says how long is left.
+	// has none: the waiting lines say how long is left.
 	deadline time.Time
 
 	live  string    // text of the live line, "" when none (escaped)
@@ -40,7 +48,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
+	p := &progress{w: w, heartbeat: heartbeatInterval}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty = true
 		p.columns = func() int {
@@ -75,21 +83,25 @@ func (p *progress) event(e acmemail.Event) {
 	}
 }
 
-// startLive starts the live line (on a terminal) for the wait text
-// describes.
+// startLive starts the live line (on a terminal) or the heartbeat (off
+// one) for the wait text describes.
 func (p *progress) startLive(text string) {
-	if !p.tty {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stop != nil {
 		return
 	}
+	every := time.Second
+	if !p.tty {
+		if p.heartbeat <= 0 || p.w == io.Discard {
+			return
+		}
+		every = p.heartbeat
+	}
 	p.live, p.since, p.stop = escapeText(text), time.Now(), make(chan struct{})
 	stop := p.stop
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -102,8 +114,12 @@ func (p *progress) startLive(text string) {
 					p.mu.Unlock()
 					return
 				}
-				p.clearLocked()
-				p.drawLocked()
+				if p.tty {
+					p.clearLocked()
+					p.drawLocked()
+				} else {
+					fmt.Fprintf(p.w, "acmemail: still %s (%s)\n", p.live, p.waitedLocked(" so far"))
+				}
 				p.mu.Unlock()
 			}
 		}
@@ -142,13 +158,14 @@ func (p *progress) drawLocked() {
 	if cols <= 0 {
 		cols = defaultColumns
 	}
-	fmt.Fprint(p.w, fitLine("acmemail: "+p.live, "… "+p.waitedLocked(), cols-1))
+	fmt.Fprint(p.w, fitLine("acmemail: "+p.live, "… "+p.waitedLocked(""), cols-1))
 }
 
 // waitedLocked says how long the wait has lasted and, when the run has a
-// deadline, how long is left: "12s" or "12s, 14m48s left".
-func (p *progress) waitedLocked() string {
-	s := time.Since(p.since).Round(time.Second).String()
+// deadline, how long is left: "12s" or "12s, 14m48s left" (with after
+// following the first duration).
+func (p *progress) waitedLocked(after string) string {
+	s := time.Since(p.since).Round(time.Second).String() + after
 	if !p.deadline.IsZero() {
 		left := max(time.Until(p.deadline).Round(time.Second), 0)
 		s += ", " + left.String() + " left"

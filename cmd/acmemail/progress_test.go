@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,65 @@ func (p *progress) output(buf *bytes.Buffer) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return buf.String()
+}
+
+// TestProgressHeartbeat: off a terminal there is no live line, but while
+// the challenge mail is awaited a line says so every heartbeat interval,
+// with the time waited and, when the run has a deadline, the time left;
+// none comes after the mail did.
+func TestProgressHeartbeat(t *testing.T) {
+	for _, deadline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("deadline=%v", deadline), func(t *testing.T) {
+			var buf bytes.Buffer
+			p := newProgress(&buf)
+			if p.tty {
+				t.Fatal("a buffer is a terminal")
+			}
+			p.heartbeat = 10 * time.Millisecond
+			want := regexp.MustCompile(`^acmemail: still waiting for the challenge mail to alice@example\.test from ca@example\.test\\x1b\[2J \([0-9hms.]+ so far\)$`)
+			if deadline {
+				p.deadline = time.Now().Add(time.Hour)
+				want = regexp.MustCompile(`^acmemail: still waiting for the challenge mail to alice@example\.test from ca@example\.test\\x1b\[2J \([0-9hms.]+ so far, [0-9hms.]+ left\)$`)
+			}
+			// The From a CA announces is in the text: its control
+			// characters are escaped.
+			p.event(acmemail.Event{Kind: acmemail.EventWaitingForMail, Message: "waiting for the challenge mail to alice@example.test from ca@example.test\x1b[2J"})
+			beats := func() []string {
+				var got []string
+				for _, l := range strings.Split(p.output(&buf), "\n") {
+					if strings.HasPrefix(l, "acmemail: still ") {
+						got = append(got, l)
+					}
+				}
+				return got
+			}
+			for end := time.Now().Add(30 * time.Second); len(beats()) < 2; time.Sleep(time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("no two heartbeat lines:\n%s", p.output(&buf))
+				}
+			}
+			p.event(acmemail.Event{Kind: acmemail.EventChallengeMail, Message: "received the challenge mail"})
+			got := beats()
+			for _, l := range got {
+				if !want.MatchString(l) {
+					t.Errorf("heartbeat line %q does not match %s", l, want)
+				}
+			}
+			out := p.output(&buf)
+			if strings.ContainsAny(out, "\r…") {
+				t.Errorf("a live line off a terminal:\n%q", out)
+			}
+			if !strings.HasSuffix(out, "acmemail: received the challenge mail\n") {
+				t.Errorf("the output does not end with the line after the wait:\n%s", out)
+			}
+			// The wait is over: its ticker is stopped (several intervals
+			// pass without a line).
+			time.Sleep(5 * p.heartbeat)
+			if after := beats(); len(after) != len(got) {
+				t.Errorf("%d heartbeat lines after the mail came:\n%s", len(after)-len(got), p.output(&buf))
+			}
+		})
+	}
 }
 
 // TestProgressLiveLineFits: on a terminal each draw of the live line fits
