@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -238,4 +240,33 @@ func escapeText(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// gaveUpError is an error of a run that stopped waiting on its --timeout.
+type gaveUpError struct {
+	err     error
+	timeout time.Duration
+}
+
+func (e *gaveUpError) Error() string {
+	return fmt.Sprintf("%v (gave up after %s; raise --timeout to wait longer)", e.err, e.timeout)
+}
+
+func (e *gaveUpError) Unwrap() error { return e.err }
+
+// timeoutError adds to err, when the run ended because ctx (the run's
+// context, with its --timeout) reached its deadline, how long it waited.
+// It returns any other error as it is. errors.Is and errors.As see
+// through it.
+func timeoutError(ctx context.Context, err error, timeout time.Duration) error {
+	if err == nil || timeout <= 0 || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	if !errors.Is(err, acmemail.ErrMailTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.As(err, new(*gaveUpError)) {
+		return err
+	}
+	return &gaveUpError{err: err, timeout: timeout}
 }
