@@ -240,6 +240,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
+	prog.deadline, _ = ctx.Deadline()
 
 	// Secrets first: fail before anything is sent if one is missing.
 	if _, err := secrets.P12Password(ctx, &p); err != nil {
@@ -277,7 +278,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	}
 	res, err := is.Obtain(ctx, p, opts)
 	if err != nil && (res == nil || len(res.Certs) == 0) {
-		return cliError(err)
+		return cliError(timeoutError(ctx, err, o.timeout))
 	}
 	if p.Split {
 		if len(res.Certs) < 2 {
