@@ -54,4 +54,12 @@
 // [Sender.Send] submits one message. Call
 // [Sender.Prepare] ahead of time to have an authenticated session ready,
 // so that a time-critical Send only needs MAIL FROM, RCPT TO and DATA.
+//
+// # Mailboxes
+//
+// [Mailbox] joins a Watcher and a Sender into the one value an order flow
+// reads mail from and replies through (the method set of acmemail's Mail
+// and MailExpecter). [Multi] reads several mailboxes as one, for addresses
+// that live in different mailboxes, and sends each reply through the
+// mailbox of its From address.
 package mailbox

@@ -83,12 +83,6 @@ func main() {
 	}
 }
 
-// mail joins the IMAP watcher and the SMTP sender into an acmemail.Mail.
-type mail struct {
-	*mailbox.Watcher
-	*mailbox.Sender
-}
-
 func obtain(ctx context.Context, cfg config) error {
 	store, err := keystore.Open(cfg.StateDir)
 	if err != nil {
@@ -138,7 +132,7 @@ func obtain(ctx context.Context, cfg config) error {
 		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}},
 		AccountKey:   accountKey,
 		AccountURL:   accountURL,
-		Mail:         mail{w, s},
+		Mail:         &mailbox.Mailbox{Watcher: w, Sender: s},
 		Verifier:     &acmemail.MailVerifier{LookupTXT: cfg.LookupTXT}, // DKIM, fail closed
 		Guard:        store,                                            // never answer a challenge twice
 		Progress: func(e acmemail.Event) {
