@@ -62,4 +62,13 @@
 // and MailExpecter). [Multi] reads several mailboxes as one, for addresses
 // that live in different mailboxes, and sends each reply through the
 // mailbox of its From address.
+//
+// # Pipe
+//
+// Where a mail filter, not IMAP, delivers the mail, the program it runs
+// hands each mail to a waiting process over a Unix socket: [HandOver] on
+// one side, [PipeServer] (from [ListenPipe]) on the other, which also has
+// Next and Send. The server serves every connection on its own goroutine
+// with bounded time, and reports through [PipeServer.Ready] whether the
+// peer of the mail being answered is still there.
 package mailbox

@@ -62,9 +62,13 @@ type externalMail interface {
 }
 
 // attachExternal makes the client use m: its mail goes through m, and m
-// sees every progress event before next does.
+// sees every progress event before next does. With --pipe, a challenge is
+// claimed only while its respond is still connected.
 func attachExternal(c *acmemail.Client, m externalMail) {
 	c.Mail = m
+	if p, ok := m.(*pipeMail); ok && c.Guard != nil {
+		c.Guard = pipeGuard{c.Guard, p.srv}
+	}
 	next := c.Progress
 	c.Progress = func(e acmemail.Event) {
 		if next != nil {
@@ -87,7 +91,12 @@ func openExternal(ctx context.Context, s *session, e *externalFlags) (externalMa
 		}
 		return m, nil
 	}
-	return listenPipe(s)
+	m, err := listenPipe(s.store.Dir, s.id.email, s.prog.printf)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, m.close)
+	return m, nil
 }
 
 // manualMail reads the challenge mail from stdin or a file and prints the

@@ -13,5 +13,6 @@ var (
 	_ acmemail.MailExpecter = (*mailbox.Mailbox)(nil)
 	_ acmemail.Mail         = (*mailbox.Multi)(nil)
 	_ acmemail.MailExpecter = (*mailbox.Multi)(nil)
+	_ acmemail.Mail         = (*mailbox.PipeServer)(nil)
 	_ acmemail.ReplyGuard   = (*keystore.Store)(nil)
 )
