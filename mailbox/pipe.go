@@ -401,6 +401,12 @@ func (s *PipeServer) serve(c net.Conn) {
 		c.Close()
 	}
 
+	// The deadline is set before the connection is registered, so that
+	// Close's shorter one, set after, wins.
+	if err := c.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout)); err != nil {
+		c.Close()
+		return
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -409,7 +415,7 @@ func (s *PipeServer) serve(c net.Conn) {
 	}
 	s.reading[c] = struct{}{}
 	s.mu.Unlock()
-	msg, err := pc.read(time.Now().Add(s.cfg.ReadTimeout))
+	msg, err := pc.next()
 	s.mu.Lock()
 	delete(s.reading, c)
 	s.mu.Unlock()
