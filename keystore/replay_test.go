@@ -47,6 +47,19 @@ func TestClaimReply(t *testing.T) {
 	if got, err := s.Claimed("g"); err != nil || !got {
 		t.Errorf("Claimed = %v, %v; want true", got, err)
 	}
+	// Both method sets keep the same records.
+	if got, err := s.ClaimReply("g", nil); err != nil || got {
+		t.Errorf("ClaimReply after Claim = %v, %v; want false", got, err)
+	}
+	if got, err := s.Claimed(key); err != nil || !got {
+		t.Errorf("Claimed(a key ClaimReply recorded) = %v, %v; want true", got, err)
+	}
+	if got, err := s.Claim(key); err != nil || got {
+		t.Errorf("Claim(a key ClaimReply recorded) = %v, %v; want false", got, err)
+	}
+	if got, err := s.Claimed("never"); err != nil || got {
+		t.Errorf("Claimed(never claimed) = %v, %v; want false", got, err)
+	}
 }
 
 func TestClaimReplyConcurrent(t *testing.T) {

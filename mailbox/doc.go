@@ -54,4 +54,21 @@
 // [Sender.Send] submits one message. Call
 // [Sender.Prepare] ahead of time to have an authenticated session ready,
 // so that a time-critical Send only needs MAIL FROM, RCPT TO and DATA.
+//
+// # Mailboxes
+//
+// [Mailbox] joins a Watcher and a Sender into the one value an order flow
+// reads mail from and replies through (the method set of acmemail's Mail
+// and MailExpecter). [Multi] reads several mailboxes as one, for addresses
+// that live in different mailboxes, and sends each reply through the
+// mailbox of its From address.
+//
+// # Pipe
+//
+// Where a mail filter, not IMAP, delivers the mail, the program it runs
+// hands each mail to a waiting process over a Unix socket: [HandOver] on
+// one side, [PipeServer] (from [ListenPipe]) on the other, which also has
+// Next and Send. The server serves every connection on its own goroutine
+// with bounded time, and reports through [PipeServer.Ready] whether the
+// peer of the mail being answered is still there.
 package mailbox

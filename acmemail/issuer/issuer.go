@@ -279,7 +279,7 @@ func (r *run) startKey(store *keystore.Store) func() (crypto.Signer, error) {
 
 // newClient builds the ACME client with the stored account (registering
 // one, after the terms-of-service check, when there is none).
-func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool) (*acmemail.Client, error) {
+func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, guard func(acmemail.ReplyGuard) acmemail.ReplyGuard) (*acmemail.Client, error) {
 	verifier := &acmemail.MailVerifier{LookupTXT: r.lookupTXT, TrustAuthservID: r.p.TrustAuthservID, SMIMERoots: r.smime}
 	store, dirURL := r.is.Store, r.dirURL
 	if err := PendingRollover(store, dirURL, r.p.Server); err != nil {
@@ -310,7 +310,7 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool) 
 		Join:                 r.join,
 		Verifier:             verifier,
 		InsecureSkipMailAuth: r.p.SkipMailAuth,
-		Guard:                store,
+		Guard:                acmemail.ReplyGuard(store),
 		Mail:                 mail,
 		MailWait:             r.p.MailWait.D(),
 		ReplySettle:          r.p.ReplySettle.D(),
@@ -319,6 +319,9 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool) 
 		OnAccount: func(u string) error {
 			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Contact: contact, Key: accountKey, Created: time.Now()})
 		},
+	}
+	if guard != nil {
+		client.Guard = guard(client.Guard)
 	}
 	if accountURL != "" {
 		return client, nil

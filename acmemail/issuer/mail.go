@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
-	"sync"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/mailbox"
@@ -64,14 +62,14 @@ func (e *MailError) Unwrap() error { return e.Err }
 // openMailbox starts watching a mailbox (the profile's folder) and logs in
 // to its submission server, so that a wrong password is found before the
 // CA is contacted.
-func (r *run) openMailbox(ctx context.Context, imapURL, smtpURL string, imapCreds, smtpCreds mailbox.Credentials, who string) (*mailbox.Watcher, *mailbox.Sender, error) {
+func (r *run) openMailbox(ctx context.Context, imapURL, smtpURL string, imapCreds, smtpCreds mailbox.Credentials, who string) (*mailbox.Mailbox, error) {
 	ic, sc, err := MailConfigs(&r.p, r.pool, r.log, r.is.Trace, imapURL, smtpURL, imapCreds, smtpCreds, who)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	watcher, err := mailbox.Watch(ctx, ic)
 	if err != nil {
-		return nil, nil, &MailError{Op: "open the mailbox", URL: imapURL, Err: err}
+		return nil, &MailError{Op: "open the mailbox", URL: imapURL, Err: err}
 	}
 	r.closers = append(r.closers, func() { watcher.Close() })
 	if who != "" {
@@ -82,9 +80,9 @@ func (r *run) openMailbox(ctx context.Context, imapURL, smtpURL string, imapCred
 	sender := mailbox.NewSender(sc)
 	r.closers = append(r.closers, func() { sender.Close() })
 	if err := sender.Prepare(ctx); err != nil {
-		return nil, nil, &MailError{Op: "log in to the submission server", URL: smtpURL, SMTP: true, Err: err}
+		return nil, &MailError{Op: "log in to the submission server", URL: smtpURL, SMTP: true, Err: err}
 	}
-	return watcher, sender, nil
+	return &mailbox.Mailbox{Watcher: watcher, Sender: sender}, nil
 }
 
 // openMail opens the profile's mailbox and those of its --also addresses
@@ -95,13 +93,11 @@ func (r *run) openMail(ctx context.Context) (acmemail.Mail, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, s, err := r.openMailbox(ctx, p.IMAP, p.SMTP, imapCreds, smtpCreds, "")
+	primary, err := r.openMailbox(ctx, p.IMAP, p.SMTP, imapCreds, smtpCreds, "")
 	if err != nil {
 		return nil, err
 	}
-	primary := &box{w, s}
-	var extra []*box
-	senders := map[string]*mailbox.Sender{}
+	others := map[string]*mailbox.Mailbox{}
 	for _, a := range p.Also {
 		if r.world != nil && !a.Own() {
 			if err := r.world.AddAlias(a.Email, p.Email); err != nil {
@@ -124,97 +120,22 @@ func (r *run) openMail(ctx context.Context) (acmemail.Mail, error) {
 			password = pw
 		}
 		creds := mailbox.Credentials{Username: a.User, Password: password}
-		w, s, err := r.openMailbox(ctx, a.IMAP, a.SMTP, creds, creds, a.User)
+		m, err := r.openMailbox(ctx, a.IMAP, a.SMTP, creds, creds, a.User)
 		if err != nil {
 			return nil, fmt.Errorf("the mailbox of %s: %w", a.Email, err)
 		}
-		extra = append(extra, &box{w, s})
-		senders[strings.ToLower(a.Email)] = s
+		others[a.Email] = m
 	}
-	if len(extra) == 0 {
+	if len(others) == 0 {
 		return primary, nil
 	}
-	mctx, cancel := context.WithCancel(context.Background())
-	mm := &multiMail{ch: make(chan []byte), errc: make(chan error, 1+len(extra)), senders: senders, def: s}
-	var wg sync.WaitGroup
-	for _, m := range append([]*box{primary}, extra...) {
-		mm.watchers = append(mm.watchers, m.w)
-		wg.Go(func() { mm.read(mctx, m.w) })
-	}
-	r.closers = append(r.closers, func() { cancel(); wg.Wait() })
-	return mm, nil
-}
-
-// box joins a mailbox's watcher and its submission server into the
-// acmemail.Mail the order flow needs.
-type box struct {
-	w *mailbox.Watcher
-	s *mailbox.Sender
-}
-
-func (m *box) Next(ctx context.Context) ([]byte, error) { return m.w.Next(ctx) }
-func (m *box) Expect()                                  { m.w.Expect() }
-func (m *box) Send(ctx context.Context, from string, to []string, raw []byte) error {
-	return m.s.Send(ctx, from, to, raw)
-}
-
-// multiMail is the acmemail.Mail of a certificate whose addresses live in
-// several mailboxes: Next returns mail from any of them (nothing read is
-// dropped between calls), Send replies through the submission server of
-// the address the reply is from.
-type multiMail struct {
-	watchers []*mailbox.Watcher
-	ch       chan []byte
-	errc     chan error
-	senders  map[string]*mailbox.Sender // by lowercased address
-	def      *mailbox.Sender            // the primary mailbox's
+	// Mail from any of them; replies through the From address's server.
+	multi := mailbox.NewMulti(primary, others)
+	r.closers = append(r.closers, func() { multi.Close() })
+	return multi, nil
 }
 
 var (
-	_ acmemail.Mail         = (*multiMail)(nil)
-	_ acmemail.MailExpecter = (*multiMail)(nil)
-	_ acmemail.MailExpecter = (*box)(nil)
+	_ acmemail.MailExpecter = (*mailbox.Mailbox)(nil)
+	_ acmemail.MailExpecter = (*mailbox.Multi)(nil)
 )
-
-// Expect tells every watcher that a mail is due.
-func (m *multiMail) Expect() {
-	for _, w := range m.watchers {
-		w.Expect()
-	}
-}
-
-func (m *multiMail) read(ctx context.Context, w *mailbox.Watcher) {
-	for {
-		raw, err := w.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.errc <- err
-			}
-			return
-		}
-		select {
-		case m.ch <- raw:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (m *multiMail) Next(ctx context.Context) ([]byte, error) {
-	select {
-	case raw := <-m.ch:
-		return raw, nil
-	case err := <-m.errc:
-		return nil, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (m *multiMail) Send(ctx context.Context, from string, to []string, raw []byte) error {
-	s := m.senders[strings.ToLower(from)]
-	if s == nil {
-		s = m.def
-	}
-	return s.Send(ctx, from, to, raw)
-}

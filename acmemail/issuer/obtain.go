@@ -33,6 +33,10 @@ type ObtainOptions struct {
 	Observe func(acmemail.Event)
 	// MailWait, if positive, replaces the profile's for this run.
 	MailWait time.Duration
+	// Guard, if set, wraps the run's reply guard (the state directory):
+	// a mail handed over by another process may refuse the claim when
+	// that process went away.
+	Guard func(acmemail.ReplyGuard) acmemail.ReplyGuard
 }
 
 // Obtained is what an obtain run did.
@@ -82,7 +86,7 @@ func (is *Issuer) Obtain(ctx context.Context, p Profile, o ObtainOptions) (*Obta
 			return nil, err
 		}
 	}
-	client, err := r.newClient(ctx, mail, o.AgreeTOS || o.World != nil)
+	client, err := r.newClient(ctx, mail, o.AgreeTOS || o.World != nil, o.Guard)
 	if err != nil {
 		return nil, err
 	}

@@ -194,7 +194,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 	if st.Revoked != nil && !o.Force {
 		return skip(fmt.Sprintf("its certificate was revoked (%s); renew --force or obtain gets a new one", st.RevocationReason), o.Explicit)
 	}
-	client, err := r.newClient(ctx, nil, false)
+	client, err := r.newClient(ctx, nil, false, nil)
 	if err != nil {
 		return fail(err)
 	}

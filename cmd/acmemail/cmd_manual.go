@@ -74,7 +74,7 @@ func openExternal(ctx context.Context, g *globals, prog *progress, stateDir, ema
 		}
 		return m, nil
 	}
-	return listenPipe(stateDir, email, prog)
+	return listenPipe(stateDir, email, prog.printf)
 }
 
 // manualMail reads the challenge mail from stdin or a file and prints the

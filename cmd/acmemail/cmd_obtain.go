@@ -272,6 +272,10 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		}
 		defer ext.close()
 		opts.Mail, opts.Observe = ext, ext.observe
+		if p, ok := ext.(*pipeMail); ok {
+			// A challenge is claimed only while its respond is connected.
+			opts.Guard = func(g acmemail.ReplyGuard) acmemail.ReplyGuard { return pipeGuard{g, p.srv} }
+		}
 		if o.ext.manual && !o.ext.mailWaitSet {
 			opts.MailWait = manualMailWait(o.timeout)
 		}

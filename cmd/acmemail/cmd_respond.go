@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -158,27 +157,17 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 		}
 		defer sender.Close()
 	}
-	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
-	if err != nil {
+	v, err := mailbox.HandOver(ctx, socket, raw)
+	if errors.Is(err, mailbox.ErrPipeNotListening) {
 		return notWaiting
 	}
-	defer conn.Close()
-
-	pc := newPipeConn(conn)
-	if err := pc.write(pipeMessage{Mail: raw}); err != nil {
-		return fmt.Errorf("hand the mail to acmemail obtain: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	v, err := pc.read(deadline)
 	if err != nil {
 		return fmt.Errorf("acmemail obtain did not answer: %w", err)
 	}
+	defer v.Close()
 	switch v.Verdict {
-	case pipeAccepted:
-	case pipeRejected, pipeNotChallenge:
+	case mailbox.VerdictAccepted:
+	case mailbox.VerdictRejected, mailbox.VerdictNotWanted:
 		return fmt.Errorf("%w: %s", errNotAnswered, v.Reason)
 	default:
 		return fmt.Errorf("acmemail obtain: %s", v.Reason)
@@ -186,14 +175,7 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 	prog.printf("the waiting acmemail obtain accepted the challenge mail for %s", email)
 	log.Info("reply", "from", v.From, "to", v.To, "size", len(v.Reply))
 
-	ack := func(sendErr error) error {
-		sent := sendErr == nil
-		m := pipeMessage{Sent: &sent}
-		if sendErr != nil {
-			m.Error = sendErr.Error()
-		}
-		return pc.write(m)
-	}
+	ack := v.Confirm
 	if o.print {
 		text := strings.ReplaceAll(string(v.Reply), "\r\n", "\n")
 		if _, err := io.WriteString(g.stdout, text); err != nil {

@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +152,185 @@ func TestRespondUsage(t *testing.T) {
 		"respond", "--print", "--smtp", "smtps://127.0.0.1:1")
 	if r.code != exitMailTimeout || !strings.Contains(r.stderr, "no acmemail obtain --pipe is waiting for alice@example.test") {
 		t.Errorf("respond --print --smtp: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// padMail returns raw with a header field prepended, as a mail filter's
+// spam report would be, so that it is size bytes long. The DKIM signature
+// does not cover the field, so the mail stays genuine.
+func padMail(raw []byte, size int) []byte {
+	var b bytes.Buffer
+	b.WriteString("X-Spam-Report: filter report\r\n")
+	for r := size - len(raw) - b.Len(); r > 0; {
+		n := min(r, 79)
+		if r-n > 0 && r-n < 4 {
+			n = r - 4
+		}
+		b.WriteString(" " + strings.Repeat("x", n-3) + "\r\n")
+		r -= n
+	}
+	b.Write(raw)
+	return b.Bytes()
+}
+
+// TestRespondLargeMail: a genuine challenge of about 50 KB (a filter's
+// report headers, a Received chain) goes through the pipe like a small
+// one.
+func TestRespondLargeMail(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := padMail(challengeMail(t, w, 1), 50_058)
+	if len(raw) != 50_058 {
+		t.Fatalf("padded mail is %d bytes", len(raw))
+	}
+	r := runCLIStdin(t, noMailEnv(env), raw, "respond", "--print", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("respond --print of a %d-byte challenge: exit %d\nstderr:\n%s\nobtain:\n%s", len(raw), r.code, r.stderr, obtain.stderr.String())
+	}
+	submitAsAlice(t, w, r.stdout)
+	if code := obtain.wait(t); code != 0 {
+		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
+	}
+}
+
+// dialPipe connects to the socket obtain --pipe listens on for alice, as
+// a local client that is not acmemail respond would.
+func dialPipe(t *testing.T, env map[string]string) net.Conn {
+	t.Helper()
+	path, err := pipeSocketPath(env["ACMEMAIL_HOME"], "alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect to obtain --pipe: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestPipeSilentPeer: a local client that connects and sends nothing
+// does not keep obtain --pipe from answering a genuine respond at once.
+func TestPipeSilentPeer(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := challengeMail(t, w, 1)
+	silent := dialPipe(t, env)
+	time.Sleep(200 * time.Millisecond) // let obtain take up the silent connection first
+	r := runCLIStdin(t, noMailEnv(env), raw, "respond", "--print", "--timeout", "15s", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("respond --print behind a silent client: exit %d\nstderr:\n%s\nobtain:\n%s", r.code, r.stderr, obtain.stderr.String())
+	}
+	submitAsAlice(t, w, r.stdout)
+	if code := obtain.wait(t); code != 0 {
+		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
+	}
+	silent.Close()
+}
+
+// handOverAndLeave hands raw to obtain --pipe over the socket's protocol
+// and disconnects: at once, or (afterVerdict) once the verdict is read.
+func handOverAndLeave(t *testing.T, env map[string]string, raw []byte, afterVerdict bool) string {
+	t.Helper()
+	c := dialPipe(t, env)
+	line, err := json.Marshal(map[string][]byte{"mail": raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(append(line, '\n')); err != nil {
+		t.Fatalf("hand over the mail: %v", err)
+	}
+	verdict := ""
+	if afterVerdict {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var v struct{ Verdict string }
+		if err := json.NewDecoder(c).Decode(&v); err != nil {
+			t.Fatalf("read the verdict: %v", err)
+		}
+		verdict = v.Verdict
+	}
+	c.Close()
+	return verdict
+}
+
+// replyRecords lists the records of claimed challenges and mails.
+func replyRecords(t *testing.T, env map[string]string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(env["ACMEMAIL_HOME"], "replies"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestPipePeerGone: a client that hands over the genuine challenge and
+// disconnects before the verdict gets nothing claimed or sent: obtain
+// either goes on waiting (then a respond with the same mail answers it)
+// or stops without having spent the challenge (then the next run orders
+// anew and answers the new challenge).
+func TestPipePeerGone(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := challengeMail(t, w, 1)
+	handOverAndLeave(t, env, raw, false)
+
+	var code int
+	stopped := false
+	select {
+	case code = <-obtain.done:
+		stopped = true
+	case <-time.After(2 * time.Second):
+	}
+	if recs := replyRecords(t, env); len(recs) != 0 {
+		t.Fatalf("a challenge or mail was recorded as answered for a client that left: %v\nobtain:\n%s", recs, obtain.stderr.String())
+	}
+	if st := w.Stats(); st.RepliesReceived != 0 {
+		t.Fatalf("the CA got %d replies", st.RepliesReceived)
+	}
+	if stopped {
+		line := obtain.waitLine(t, "the challenge was not answered")
+		if code == 0 || !strings.Contains(line, "acmemail respond left before its mail was answered") {
+			t.Fatalf("obtain --pipe stopped with exit %d:\n%s", code, obtain.stderr.String())
+		}
+		obtain = startCLI(t, noMailEnv(env), pipeArgs(w)...)
+		raw = challengeMail(t, w, 2)
+	}
+	r := runCLIStdin(t, noMailEnv(env), raw, "respond", "--print", "--timeout", "15s", "alice@example.test")
+	if r.code != 0 {
+		t.Fatalf("respond after a client that left: exit %d\nstderr:\n%s\nobtain:\n%s", r.code, r.stderr, obtain.stderr.String())
+	}
+	submitAsAlice(t, w, r.stdout)
+	if code := obtain.wait(t); code != 0 {
+		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
+	}
+	if st := w.Stats(); st.RepliesReceived != 1 || st.CertificatesIssued != 1 {
+		t.Errorf("sandbox saw %d replies and issued %d certificates, want 1 and 1", st.RepliesReceived, st.CertificatesIssued)
+	}
+}
+
+// TestPipePeerGoneAfterVerdict: a client that takes the reply and
+// disconnects without confirming that it sent it leaves the challenge
+// claimed (the reply may be out) but not validated: obtain stops, and
+// never asks the CA to check a reply nobody confirmed.
+func TestPipePeerGoneAfterVerdict(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	raw := challengeMail(t, w, 1)
+	if v := handOverAndLeave(t, env, raw, true); v != "accepted" {
+		t.Fatalf("verdict %q, want accepted\nobtain:\n%s", v, obtain.stderr.String())
+	}
+	if code := obtain.wait(t); code == 0 {
+		t.Fatalf("obtain --pipe succeeded although nobody confirmed the reply:\n%s", obtain.stderr.String())
+	}
+	obtain.waitLine(t, "did not confirm that it sent the reply")
+	if out := obtain.stderr.String(); strings.Contains(out, "asking the CA to validate") {
+		t.Errorf("obtain --pipe asked the CA to validate an unconfirmed reply:\n%s", out)
+	}
+	if st := w.Stats(); st.ChallengesValid+st.ChallengesInvalid != 0 || st.CertificatesIssued != 0 {
+		t.Errorf("the CA was asked to validate: %+v", st)
 	}
 }
