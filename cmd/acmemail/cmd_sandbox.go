@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -12,9 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/acmemail/sandbox/standalone"
 )
 
 // sandboxFlags configure the sandbox's imitation of real RFC 8823 CAs.
@@ -178,55 +175,29 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		return err
 	}
 	opts.Logger = g.logger().With("component", "sandbox")
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "acmemail-sandbox-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	var ext *sandboxMailLink
+	cfg := standalone.Config{Options: opts, Dir: o.dir}
 	if o.mail.enabled() {
-		if ext, err = o.mail.start(ctx, g, &opts); err != nil {
+		if cfg.Mail, err = o.mail.config(g, opts); err != nil {
 			return err
 		}
-		defer ext.Close()
 		o.users = nil
 	}
-	w, err := sandbox.Start(ctx, opts)
+	sb, err := standalone.Start(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("start the sandbox: %w", err)
+		return cliError(err)
 	}
-	defer w.Close()
-	roots := filepath.Join(dir, "roots.pem")
-	if err := keystore.WriteFileAtomic(roots, w.TLSRootsPEM, 0o644); err != nil {
-		return err
-	}
-	if err := keystore.WriteFileAtomic(filepath.Join(dir, "issuer-root.pem"), w.IssuerRootPEM, 0o644); err != nil {
-		return err
-	}
+	defer sb.Close()
+	w := sb.World
+	var users []string
 	for _, u := range o.users {
 		email, err := checkEmail(u)
 		if err != nil {
 			return err
 		}
-		pw := issuer.RandomToken()
-		if err := w.AddUser(email, pw); err != nil {
+		if err := sb.AddUser(email); err != nil {
 			return err
 		}
-		if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".password"), []byte(pw+"\n"), 0o600); err != nil {
-			return err
-		}
-		if opts.OAuth != sandbox.OAuthOff {
-			tok := issuer.RandomToken()
-			if err := w.AddOAuthToken(email, tok); err != nil {
-				return err
-			}
-			if err := keystore.WriteFileAtomic(filepath.Join(dir, email+".token"), []byte(tok+"\n"), 0o600); err != nil {
-				return err
-			}
-		}
+		users = append(users, email)
 	}
 	for _, kv := range o.aliases {
 		a, u, ok := strings.Cut(kv, "=")
@@ -245,58 +216,31 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 			return usageErrorf("--alias %s: %w", kv, err)
 		}
 	}
-	var eabLines string
-	if w.EABKeyID != "" {
-		hmacPath := filepath.Join(dir, "eab.hmac")
-		if err := keystore.WriteFileAtomic(hmacPath, []byte(w.EABHMACKey+"\n"), 0o600); err != nil {
-			return err
-		}
-		eabLines = fmt.Sprintf("eab-kid     %s\neab-hmac    %s\n", w.EABKeyID, hmacPath)
-	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	mailErr := make(chan error, 1)
-	if ext != nil {
+	if cfg.Mail != nil {
 		fmt.Fprintf(g.stdout, "directory   %s\nca-address  %s\nmail-imap   %s\nmail-smtp   %s\nroots       %s\n",
-			w.DirectoryURL, ext.address, o.mail.imap, o.mail.smtp, roots)
-		go func() { mailErr <- ext.serve(ctx, w) }()
+			w.DirectoryURL, cfg.Mail.Address, o.mail.imap, o.mail.smtp, sb.RootsFile)
 	} else {
 		fmt.Fprintf(g.stdout, "directory      %s\nimap           %s\nimap-starttls  %s\nsmtp           %s\nsmtp-starttls  %s\ndns            %s\nroots          %s\nissuer-root    %s\npasswords      %s/<address>.password\n",
-			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, roots, filepath.Join(dir, "issuer-root.pem"), dir)
+			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, sb.RootsFile, sb.IssuerRootFile, sb.Dir)
 	}
-	fmt.Fprint(g.stdout, eabLines)
+	if sb.EABHMACFile != "" {
+		fmt.Fprintf(g.stdout, "eab-kid     %s\neab-hmac    %s\n", w.EABKeyID, sb.EABHMACFile)
+	}
 	if opts.OAuth != sandbox.OAuthOff {
-		fmt.Fprintf(g.stdout, "tokens      %s/<address>.token (OAuth2 %s)\n", dir, opts.OAuth)
+		fmt.Fprintf(g.stdout, "tokens      %s/<address>.token (OAuth2 %s)\n", sb.Dir, opts.OAuth)
 	}
-	if ext == nil && len(o.users) > 0 {
-		// A command to paste, with this run's URLs and files.
-		user, _ := checkEmail(o.users[0])
-		login := "--password-file " + shellWord(filepath.Join(dir, user+".password"))
-		if opts.OAuth == sandbox.OAuthOnly {
-			login = "--oauth-token-command " + shellWord("cat "+shellWord(filepath.Join(dir, user+".token")))
-		}
-		fmt.Fprintf(g.stderr, "acmemail: try, in another terminal:\n  ACMEMAIL_CA_ROOTS=%s acmemail obtain --server %s --imap %s --smtp %s --dns-resolver %s --issuer-roots %s %s --agree-tos %s\n",
-			shellWord(roots), w.DirectoryURL, w.IMAPURL, w.SMTPURL, w.DNSAddr, shellWord(filepath.Join(dir, "issuer-root.pem")), login, user)
+	if cfg.Mail == nil && len(users) > 0 {
+		fmt.Fprintf(g.stderr, "acmemail: try, in another terminal:\n  %s\n", sb.ObtainCommand(users[0]))
 	}
 	fmt.Fprintf(g.stderr, "acmemail: sandbox running; press Ctrl-C to stop\n")
-	select {
-	case <-ctx.Done():
-	case err := <-mailErr:
-		if err != nil {
-			return err
-		}
+	if err := sb.Serve(ctx); err != nil {
+		return err
 	}
 	fmt.Fprintln(g.stderr, "acmemail: sandbox stopped")
 	return nil
-}
-
-// shellWord quotes s for sh when it holds anything but safe characters.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

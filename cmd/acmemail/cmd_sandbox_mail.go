@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"net"
+	"crypto/x509"
 
 	"github.com/spf13/pflag"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/mailbox"
+	"github.com/acmemail/acmemail/acmemail/sandbox/standalone"
 )
 
 // sandboxMailFlags make `acmemail sandbox` use a real mail system for the
@@ -53,21 +51,10 @@ func (m *sandboxMailFlags) checkFlags(f *pflag.FlagSet) error {
 	return nil
 }
 
-// sandboxMailLink is the CA's connection to a real mail system.
-type sandboxMailLink struct {
-	address string
-	watcher *mailbox.Watcher
-	sender  *mailbox.Sender
-}
-
-func (x *sandboxMailLink) Close() {
-	x.watcher.Close()
-	x.sender.Close()
-}
-
-// start logs in to the mail system (so a wrong password fails before the
-// CA starts), begins watching the CA's mailbox and fills in opts.
-func (m *sandboxMailFlags) start(ctx context.Context, g *globals, opts *sandbox.Options) (*sandboxMailLink, error) {
+// config checks the flags that go with --mail-address and says how the
+// CA reaches the mail system; the password and the roots are read once the
+// URLs are checked.
+func (m *sandboxMailFlags) config(g *globals, opts sandbox.Options) (*standalone.Mail, error) {
 	if m.imap == "" || m.smtp == "" {
 		return nil, usageErrorf("--mail-address needs --mail-imap and --mail-smtp (where the CA reads replies and sends challenges)")
 	}
@@ -78,83 +65,16 @@ func (m *sandboxMailFlags) start(ctx context.Context, g *globals, opts *sandbox.
 	if err != nil {
 		return nil, err
 	}
-	user := m.user
-	if user == "" {
-		user = address
-	}
-	imapEP, err := mailbox.ParseIMAPURL(m.imap)
-	if err != nil {
-		return nil, usageErrorf("--mail-imap: %w", err)
-	}
-	smtpEP, err := mailbox.ParseSMTPURL(m.smtp)
-	if err != nil {
-		return nil, usageErrorf("--mail-smtp: %w", err)
-	}
-	lookup, err := dnsLookupTXT(m.dnsResolver)
-	if err != nil {
-		return nil, err
-	}
-	password, err := g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: m.passwordFile, flag: "mail-password-file"})
-	if err != nil {
-		return nil, err
-	}
-	pool, err := g.rootPool()
-	if err != nil {
-		return nil, err
-	}
-	log := g.logger()
-	creds := mailbox.Credentials{Username: user, Password: password}
-	sender := mailbox.NewSender(mailbox.SMTPConfig{
-		Endpoint: smtpEP, Credentials: creds, TLSConfig: tlsConfig(pool), Logger: log.With("component", "ca-smtp"),
-	})
-	if err := sender.Prepare(ctx); err != nil {
-		sender.Close()
-		return nil, withHint(fmt.Errorf("log in to the submission server for the CA: %w", err), smtpHints(err)...)
-	}
-	watcher, err := mailbox.Watch(ctx, mailbox.IMAPConfig{
-		Endpoint: imapEP, Credentials: creds, Mailbox: m.mailboxName,
-		TLSConfig: tlsConfig(pool), Logger: log.With("component", "ca-imap"),
-	})
-	if err != nil {
-		sender.Close()
-		return nil, withHint(fmt.Errorf("open the CA's mailbox: %w", err), imapHints(err, m.imap)...)
-	}
-	opts.External = &sandbox.ExternalMail{Address: address, Send: sender.Send}
-	if lookup != nil {
-		opts.LookupTXT = lookup
-	}
-	return &sandboxMailLink{address: address, watcher: watcher, sender: sender}, nil
-}
-
-// serve hands every mail that arrives in the CA's mailbox to the CA, until
-// ctx ends or the mailbox fails for good.
-func (x *sandboxMailLink) serve(ctx context.Context, w *sandbox.World) error {
-	for {
-		raw, err := x.watcher.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	return &standalone.Mail{
+		Address: address, IMAP: m.imap, SMTP: m.smtp, User: m.user, Mailbox: m.mailboxName,
+		DNSResolver: m.dnsResolver, Logger: g.logger(),
+		Login: func(user string) (string, *x509.CertPool, error) {
+			password, err := g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: m.passwordFile, flag: "mail-password-file"})
+			if err != nil {
+				return "", nil, err
 			}
-			return fmt.Errorf("the CA's mailbox: %w", err)
-		}
-		if err := w.Deliver(w.CAFrom, raw); err != nil {
-			return fmt.Errorf("the CA's mailbox: %w", err)
-		}
-	}
-}
-
-// dnsLookupTXT returns a TXT lookup through the DNS server addr (HOST:PORT),
-// or nil for "" (the system resolver).
-func dnsLookupTXT(addr string) (func(context.Context, string) ([]string, error), error) {
-	if addr == "" {
-		return nil, nil
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, usageErrorf("--dns-resolver %q: want HOST:PORT", addr)
-	}
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
-	return r.LookupTXT, nil
+			pool, err := g.rootPool()
+			return password, pool, err
+		},
+	}, nil
 }

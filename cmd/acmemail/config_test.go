@@ -8,46 +8,6 @@ import (
 	"time"
 )
 
-func knownFlags() func(string) bool {
-	names := allFlagNames(newRootCmd(&globals{getenv: func(string) string { return "" }}))
-	return func(k string) bool { return names[k] }
-}
-
-// TestParseConfigErrors: every mistake names the file and the line.
-func TestParseConfigErrors(t *testing.T) {
-	cases := []struct {
-		name, text, want string
-	}{
-		{"unknown-in-defaults", "[defaults]\nserver = \"castle\"\n\nfrobnicate = 1\n", `c.toml:4: "frobnicate" in [defaults]: unknown key`},
-		{"unknown-in-identity", "[defaults]\n[identity.\"alice@example.com\"]\nimap = \"imaps://x\"\nsmpt = \"smtps://x\"\n", `c.toml:4: "smpt" in [identity."alice@example.com"]: unknown key`},
-		{"underscore", "[defaults]\n\n\nkey_type = \"p256\"\n", `c.toml:4: "key_type" in [defaults]: unknown key (did you mean "key-type"?)`},
-		{"top-level-flag", "# comment\nkey-type = \"p256\"\n", `c.toml:2: unknown key "key-type" (put it in [defaults] or in an [identity."ADDRESS"] table)`},
-		{"top-level-other", "\n\n[servers]\nx = 1\n", `c.toml:3: unknown key "servers"`},
-		{"password-literal", "[identity.\"a@example.com\"]\npassword = \"hunter2\"\n", `c.toml:2: "password" in [identity."a@example.com"]: unknown key; secrets never go in the configuration file`},
-		{"hmac-literal", "[defaults]\neab-hmac = \"abc\"\n", `c.toml:2: "eab-hmac" in [defaults]: unknown key; secrets never go`},
-		{"reserved", "[defaults]\nconfig = \"/etc/other.toml\"\n", `c.toml:2: "config" in [defaults]: not allowed here`},
-		{"nested-table", "[identity.\"a@example.com\"]\n[identity.\"a@example.com\".imap]\nhost = \"x\"\n", `c.toml:2: "imap" in [identity."a@example.com"]: want a value, not a table`},
-		{"dotted-key-table", "[defaults]\nserver.url = \"x\"\n", `c.toml:2: "server" in [defaults]: want a value, not a table`},
-		{"bad-address", "[identity.\"not-an-address\"]\nserver = \"castle\"\n", `c.toml:1: [identity."not-an-address"]: "not-an-address" is not a mail address`},
-		{"identity-not-table", "identity = 3\n", `c.toml:1: identity must hold tables`},
-		{"same-identity-twice", "[identity.\"a@Example.com\"]\n[identity.\"a@example.COM\"]\n", `[identity."a@example.COM"]: a second table for a@example.com`},
-		{"duplicate-key", "[defaults]\nserver = \"a\"\nserver = \"b\"\n", `c.toml:3:`},
-		{"syntax", "[defaults]\nserver = \n", `c.toml:2:`},
-	}
-	known := knownFlags()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.text), "c.toml", known)
-			if err == nil {
-				t.Fatalf("parseConfig(%q) = nil error, want %q", tc.text, tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("parseConfig(%q) = %q, want it to contain %q", tc.text, err, tc.want)
-			}
-		})
-	}
-}
-
 // settingsFor parses args for the obtain command of a real root, with the
 // environment env, and applies the settings as a run would.
 // settingsView is what the tests look at of the flags after the settings.
@@ -227,44 +187,6 @@ func TestConfigPermissions(t *testing.T) {
 	}
 }
 
-// FuzzParseConfig: the parser of a file users (and others) write never
-// panics, and every value it returns carries a real line number.
-func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte(precedenceConfig))
-	f.Add([]byte("[defaults]\nserver = \"a\"\nserver = \"b\"\n"))
-	f.Add([]byte("[identity.\"a@b.c\".x]\ny = 1\n"))
-	f.Add([]byte("identity = {\"a@b.c\" = {server = \"x\"}}\n"))
-	f.Add([]byte("[defaults]\ncontact = [\"a\", [\"b\"]]\n"))
-	if data, err := os.ReadFile(filepath.Join("..", "..", "examples", "config.toml")); err == nil {
-		f.Add(data)
-	}
-	known := knownFlags()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parseConfig(data, "f.toml", known)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "f.toml") {
-				t.Errorf("error %q does not name the file", err)
-			}
-			return
-		}
-		lines := strings.Count(string(data), "\n") + 1
-		check := func(m map[string]configValue) {
-			for k, v := range m {
-				if v.line < 1 || v.line > lines {
-					t.Errorf("key %q: line %d of %d", k, v.line, lines)
-				}
-				if !known(k) {
-					t.Errorf("unknown key %q accepted", k)
-				}
-			}
-		}
-		check(c.defaults)
-		for _, m := range c.identities {
-			check(m)
-		}
-	})
-}
-
 // TestSettingsForIdentity: a command that acts on several addresses gets
 // each one's table in turn, with the command line and environment kept.
 func TestSettingsForIdentity(t *testing.T) {
@@ -297,21 +219,6 @@ imap = "imaps://bob.example.com"
 		}
 		if get("server") != "https://ca.example/dir" || get("timeout") != "1m0s" {
 			t.Errorf("%s: the command line or environment was overridden: server %s timeout %s", step.email, get("server"), get("timeout"))
-		}
-	}
-}
-
-// BenchmarkParseConfig: parsing the two-identity example, as every run does.
-func BenchmarkParseConfig(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "config.toml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	known := knownFlags()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parseConfig(data, "config.toml", known); err != nil {
-			b.Fatal(err)
 		}
 	}
 }

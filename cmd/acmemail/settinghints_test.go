@@ -24,15 +24,3 @@ func TestSettingHints(t *testing.T) {
 		}
 	}
 }
-
-func TestOneEditAway(t *testing.T) {
-	known := func(k string) bool { return k == "server" || k == "smtp" || k == "imap" || k == "key-type" }
-	for k, want := range map[string]string{
-		"sever": "server", "smpt": "smtp", "imapp": "imap", "key_type": "key-type", "keytype": "key-type",
-		"servre": "server", "smtq": "smtp", "password": "", "imap": "", "": "",
-	} {
-		if got := oneEditAway(k, known); got != want {
-			t.Errorf("oneEditAway(%q) = %q, want %q", k, got, want)
-		}
-	}
-}

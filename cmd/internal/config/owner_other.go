@@ -1,9 +1,9 @@
 //go:build !unix
 
-package main
+package config
 
 import "io/fs"
 
 // foreignOwner: file ownership is not a uid outside Unix; the mode check
-// in checkConfigPerm is what is left there.
+// in CheckPerm is what is left there.
 func foreignOwner(fs.FileInfo) (int, bool) { return 0, false }

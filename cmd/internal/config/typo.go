@@ -1,8 +1,10 @@
-package main
+package config
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/acmemail/acmemail/acmemail"
 )
 
 // oneEditAway returns a key that known accepts and that is one typo away
@@ -38,10 +40,10 @@ func oneEditAway(k string, known func(string) bool) string {
 	return ""
 }
 
-// tomlSyntaxHints explains the TOML mistakes a configuration file's author
+// syntaxHints explains the TOML mistakes a configuration file's author
 // makes most: an address without quotes in a table name, and a string value
 // without quotes.
-func tomlSyntaxHints(data []byte, row int, msg string) []string {
+func syntaxHints(data []byte, row int, msg string) []string {
 	lines := strings.Split(string(data), "\n")
 	line := ""
 	if row >= 1 && row <= len(lines) {
@@ -55,4 +57,17 @@ func tomlSyntaxHints(data []byte, row int, msg string) []string {
 		return []string{`a string value goes in double quotes, e.g. server = "castle"`}
 	}
 	return nil
+}
+
+// normalizeAddress is the address of an [identity."ADDRESS"] table as
+// the commands take it (domain in lower case), or why it is none.
+func normalizeAddress(s string) (string, error) {
+	if strings.HasPrefix(s, "*") {
+		return "", fmt.Errorf("%q: wildcards are not allowed in email identifiers", s)
+	}
+	n, err := acmemail.NormalizeAddress(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a mail address (want local@domain): %v", s, err)
+	}
+	return n, nil
 }
