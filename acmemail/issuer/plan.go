@@ -202,3 +202,73 @@ func (p *Plan) CheckFile(what, path string) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s %s does not exist", what, path))
 	}
 }
+
+// ApplyConfig puts what a configuration file gives renew in place of
+// what was recorded: the mail login's and the submission password's
+// sources, the deploy hook, the PKCS#12 profile (renew uses them, and
+// records a given login source instead of the old one).
+func (p *Plan) ApplyConfig(cfg []ConfigSetting) {
+	if len(cfg) == 0 {
+		return
+	}
+	p.Config = cfg
+	get := func(flag string) *ConfigSetting {
+		for i := range cfg {
+			if cfg[i].Flag == flag && cfg[i].Value != "" {
+				return &cfg[i]
+			}
+		}
+		return nil
+	}
+	dropWarning := func(prefix string) {
+		var kept []string
+		for _, w := range p.Warnings {
+			if !strings.HasPrefix(w, prefix) {
+				kept = append(kept, w)
+			}
+		}
+		p.Warnings = kept
+	}
+	if !p.Recorded {
+		return // renew fails before it looks at them
+	}
+	for _, src := range []struct{ flag, source string }{{"oauth-token-command", "oauth-token-command"}, {"password-command", "password-command"}, {"password-file", "password-file"}} {
+		if c := get(src.flag); c != nil {
+			l := &LoginPlan{Source: src.source, From: c.From}
+			if src.source == "password-file" {
+				l.File = c.Value
+				p.CheckFile("the --password-file of the configuration file ("+c.From+")", c.Value)
+			} else {
+				l.Command = c.Value
+			}
+			p.Login = l
+			dropWarning("no source of the mail password is recorded")
+			dropWarning("the recorded --password-file")
+			break
+		}
+	}
+	for _, src := range []string{"smtp-password-command", "smtp-password-file"} {
+		if c := get(src); c != nil {
+			l := &LoginPlan{Source: strings.TrimPrefix(src, "smtp-"), From: c.From}
+			if src == "smtp-password-file" {
+				l.File = c.Value
+				p.CheckFile("the --smtp-password-file of the configuration file ("+c.From+")", c.Value)
+			} else {
+				l.Command = c.Value
+			}
+			p.SMTPLogin = l
+			dropWarning("the recorded --smtp-password-file")
+			break
+		}
+	}
+	if c := get("deploy-hook"); c != nil {
+		p.DeployHook = c.Value
+	}
+	if c := get("p12-profile"); c != nil {
+		p.P12Profile = c.Value
+	}
+	if c := get("p12-password-file"); c != nil {
+		p.P12PasswordFile = c.Value
+		p.CheckFile("the --p12-password-file of the configuration file ("+c.From+")", c.Value)
+	}
+}

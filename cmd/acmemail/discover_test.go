@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -16,13 +17,13 @@ import (
 // again instead (here by SRV records, end to end).
 func TestObtainRememberedServers(t *testing.T) {
 	w, env := world(t, sandbox.Options{})
-	path, err := rememberedPath(func(k string) string { return env[k] }, "alice@example.test")
+	path, err := issuer.RememberedPath(env["ACMEMAIL_HOME"], "alice@example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rememberedServers{Email: "alice@example.test", IMAP: w.IMAPURL, IMAPSource: "SRV _imaps._tcp.example.test",
+	r := &issuer.RememberedServers{Email: "alice@example.test", IMAP: w.IMAPURL, IMAPSource: "SRV _imaps._tcp.example.test",
 		SMTP: w.SMTPStartTLSURL, SMTPSource: "autoconfig https://autoconfig.example.test/mail/config-v1.1.xml", Found: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)}
-	if err := saveRemembered(path, r); err != nil {
+	if err := issuer.SaveRemembered(path, r); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
@@ -55,7 +56,7 @@ func TestObtainRememberedServers(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
 		}
 	}
-	got, err := loadRemembered(path)
+	got, err := issuer.LoadRemembered(path)
 	if err != nil || got.IMAP != "imaps://localhost:"+imapPort || got.SMTP != "smtps://localhost:"+smtpPort || got.IMAPSource != "SRV _imaps._tcp.example.test" {
 		t.Errorf("remembered after --rediscover: %+v, %v", got, err)
 	}
