@@ -105,7 +105,7 @@ func checksWithFixes(r *issuer.Report, p *issuer.Profile) []doctorCheck {
 func printDoctorChecks(w io.Writer, checks []doctorCheck) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Name, c.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Name, escapeLines(c.Detail))
 		if c.Fix != "" {
 			fmt.Fprintf(tw, "\t\tfix: %s\n", c.Fix)
 		}

@@ -74,11 +74,13 @@ func printError(w io.Writer, err error) {
 		fmt.Fprintln(w, "acmemail: interrupted")
 		return
 	}
-	fmt.Fprintf(w, "acmemail: error: %s\n", strings.TrimSpace(err.Error()))
+	// An error may quote a mail, a CA's problem document or a server's
+	// greeting: nothing of it reaches the terminal unescaped.
+	fmt.Fprintf(w, "acmemail: error: %s\n", escapeLines(strings.TrimSpace(err.Error())))
 	var he *hintError
 	for e := err; errors.As(e, &he); e = he.Err {
 		for _, h := range he.Hints {
-			fmt.Fprintf(w, "acmemail: hint: %s\n", h)
+			fmt.Fprintf(w, "acmemail: hint: %s\n", escapeLines(h))
 		}
 	}
 	var pe *acmemail.ProblemError

@@ -65,10 +65,12 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) printf(format string, args ...any) {
+	// Messages may carry what a mail, a CA or a server said: escaped.
+	line := escapeLines(fmt.Sprintf(format, args...))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearLocked()
-	fmt.Fprintf(p.w, "acmemail: "+format+"\n", args...)
+	fmt.Fprintf(p.w, "acmemail: %s\n", line)
 	p.drawLocked()
 }
 
@@ -240,6 +242,16 @@ func escapeText(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// escapeLines is escapeText for text of several lines: the line breaks
+// stay, everything else that is not printable is escaped.
+func escapeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = escapeText(strings.TrimSuffix(l, "\r"))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // gaveUpError is an error of a run that stopped waiting on its --timeout.

@@ -34,7 +34,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		line := bytes.TrimRight(p.buf[:i], "\r")
+		line := escapeText(string(bytes.TrimRight(p.buf[:i], "\r")))
 		out := append(append(append([]byte{}, p.prefix...), line...), '\n')
 		if _, err := p.w.Write(out); err != nil {
 			return len(b), nil // tracing is best effort
@@ -42,7 +42,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.buf = p.buf[i+1:]
 	}
 	if len(p.buf) > 64<<10 { // a line too long to hold: flush it as is
-		p.w.Write(append(append(append([]byte{}, p.prefix...), p.buf...), '\n'))
+		p.w.Write(append(append(append([]byte{}, p.prefix...), escapeText(string(p.buf))...), '\n'))
 		p.buf = p.buf[:0]
 	}
 	return len(b), nil
