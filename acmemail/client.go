@@ -1035,9 +1035,18 @@ func (c *Client) match(ctx context.Context, work []*pending, started time.Time, 
 // mail's Date may be (clocks differ).
 const maxClockSkew = 15 * time.Minute
 
+// challengeKeyPrefix begins the ReplyGuard key that claims a challenge.
+const challengeKeyPrefix = "challenge "
+
 func replyKey(directory, challengeURL string) string {
-	return "challenge " + directory + " " + challengeURL
+	return challengeKeyPrefix + directory + " " + challengeURL
 }
+
+// IsChallengeKey reports whether key, as given to [ReplyGuard.Claim],
+// claims a challenge: the claim made right before its reply is sent.
+// The other keys record a challenge mail that was answered (against
+// replayed copies) and are claimed while the reply travels.
+func IsChallengeKey(key string) bool { return strings.HasPrefix(key, challengeKeyPrefix) }
 
 // mailKeys identify a challenge mail, so a replayed copy is never answered.
 func mailKeys(cm *ChallengeMail) []string {

@@ -266,15 +266,15 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		}
 	}
 	if o.ext.active() {
-		ext, err := openExternal(ctx, g, prog, is.Store.Dir, norm, &o.ext)
+		ext, err := openExternal(g, prog, is.Store.Dir, norm, &o.ext)
 		if err != nil {
 			return err
 		}
-		defer ext.close()
-		opts.Mail, opts.Observe = ext, ext.observe
-		if p, ok := ext.(*pipeMail); ok {
+		defer ext.Close()
+		opts.Mail, opts.Observe = ext, ext.Observe
+		if p, ok := ext.(*issuer.PipeMail); ok {
 			// A challenge is claimed only while its respond is connected.
-			opts.Guard = func(g acmemail.ReplyGuard) acmemail.ReplyGuard { return pipeGuard{g, p.srv} }
+			opts.Guard = p.Guard
 		}
 		if o.ext.manual && !o.ext.mailWaitSet {
 			opts.MailWait = manualMailWait(o.timeout)

@@ -4,21 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
 // errNotAnswered is wrapped when respond did not answer the mail: it is
 // not an acceptable challenge, or no obtain --pipe waits for it.
-var errNotAnswered = errors.New("the mail was not answered")
+var errNotAnswered = issuer.ErrNotAnswered
 
 type respondOptions struct {
 	obtainOptions
@@ -102,101 +98,27 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	prog := newProgress(g.stderr)
-	log := g.logger()
-
-	raw, err := io.ReadAll(io.LimitReader(g.stdin, maxMailSize+1))
-	if err != nil {
-		return fmt.Errorf("read the mail from stdin: %w", err)
+	ro := issuer.RespondOptions{
+		Email: email, Progress: newProgress(g.stderr), Logger: g.logger(),
+		StateDir: func() (string, error) {
+			store, err := openState(g.getenv)
+			if err != nil {
+				return "", err
+			}
+			return store.Dir, nil
+		},
+		Login: func(ctx context.Context, email string) (*mailbox.Sender, error) {
+			return respondSender(ctx, g, o, email)
+		},
 	}
-	if len(raw) > maxMailSize {
-		return fmt.Errorf("%w: it is longer than %d bytes", errNotAnswered, maxMailSize)
-	}
-	// Only to find the address: whether the mail is genuine is decided by
-	// the waiting obtain.
-	cm, err := acmemail.ParseChallengeMail(raw)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errNotAnswered, err)
-	}
-	candidates := cm.To
-	if email != "" {
-		candidates = []string{email}
-	}
-
-	store, err := openState(g.getenv)
-	if err != nil {
-		return err
-	}
-	notWaiting := withHint(fmt.Errorf("%w: no acmemail obtain --pipe is waiting for %s", errNotAnswered, strings.Join(candidates, ", ")),
-		"start \"acmemail obtain --pipe EMAIL\" first, with the same ACMEMAIL_HOME as this command")
-	socket := ""
-	for _, addr := range candidates {
-		addr, err := checkEmail(addr)
-		if err != nil {
-			continue
-		}
-		path, err := pipeSocketPath(store.Dir, addr)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(path); err == nil {
-			socket, email = path, addr
-			break
-		}
-	}
-	if socket == "" {
-		return notWaiting
-	}
-	// Log in before the mail is handed over: a refused login must not
-	// cost the challenge.
-	var sender *mailbox.Sender
-	if !o.print {
-		sender, err = respondSender(ctx, g, o, email)
-		if err != nil {
-			return err
-		}
-		defer sender.Close()
-	}
-	v, err := mailbox.HandOver(ctx, socket, raw)
-	if errors.Is(err, mailbox.ErrPipeNotListening) {
-		return notWaiting
-	}
-	if err != nil {
-		return fmt.Errorf("acmemail obtain did not answer: %w", err)
-	}
-	defer v.Close()
-	switch v.Verdict {
-	case mailbox.VerdictAccepted:
-	case mailbox.VerdictRejected, mailbox.VerdictNotWanted:
-		return fmt.Errorf("%w: %s", errNotAnswered, v.Reason)
-	default:
-		return fmt.Errorf("acmemail obtain: %s", v.Reason)
-	}
-	prog.printf("the waiting acmemail obtain accepted the challenge mail for %s", email)
-	log.Info("reply", "from", v.From, "to", v.To, "size", len(v.Reply))
-
-	ack := v.Confirm
 	if o.print {
-		text := strings.ReplaceAll(string(v.Reply), "\r\n", "\n")
-		if _, err := io.WriteString(g.stdout, text); err != nil {
-			ack(err)
-			return fmt.Errorf("write the reply: %w", err)
-		}
-		if err := ack(nil); err != nil {
-			return fmt.Errorf("tell acmemail obtain the reply was printed: %w", err)
-		}
-		prog.printf("printed the reply to %s; acmemail obtain asks the CA to validate shortly", strings.Join(v.To, ", "))
-		return nil
+		ro.Print = g.stdout
 	}
-	if err := sender.Send(ctx, v.From, v.To, v.Reply); err != nil {
-		ack(err)
-		return withHint(fmt.Errorf("send the reply: %w (the challenge is recorded as answered; acmemail obtain stops, start a new order)", err), smtpHints(err)...)
+	err := issuer.Respond(ctx, g.stdin, ro)
+	if me := (*issuer.MailError)(nil); errors.As(err, &me) && me.SMTP {
+		return withHint(err, smtpHints(me.Err)...)
 	}
-	if err := ack(nil); err != nil {
-		return fmt.Errorf("tell acmemail obtain the reply was sent: %w", err)
-	}
-	prog.printf("sent the reply to %s; acmemail obtain asks the CA to validate", strings.Join(v.To, ", "))
-	return nil
+	return err
 }
 
 // respondSender logs in to the submission server before anything is

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
 )
@@ -86,6 +87,12 @@ func (a *asyncCLI) waitLine(t *testing.T, s string) string {
 	t.Fatalf("the command ended without printing %q; stderr:\n%s", s, a.stderr.String())
 	return ""
 }
+
+// replyBegin and replyEnd enclose the reply obtain --manual prints.
+const (
+	replyBegin = issuer.ManualReplyBegin
+	replyEnd   = issuer.ManualReplyEnd
+)
 
 // waitReply returns the reply mail printed between replyBegin and replyEnd.
 func (a *asyncCLI) waitReply(t *testing.T) string {

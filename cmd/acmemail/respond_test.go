@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -197,7 +198,7 @@ func TestRespondLargeMail(t *testing.T) {
 // a local client that is not acmemail respond would.
 func dialPipe(t *testing.T, env map[string]string) net.Conn {
 	t.Helper()
-	path, err := pipeSocketPath(env["ACMEMAIL_HOME"], "alice@example.test")
+	path, err := issuer.PipeSocketPath(env["ACMEMAIL_HOME"], "alice@example.test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,9 @@
-package main
+package issuer
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/mailbox"
@@ -23,15 +22,16 @@ import (
 //
 // The socket, its protocol and the serving of connections (each on its
 // own, with bounded time) are mailbox's PipeServer and HandOver; what
-// needs acmemail stays here: which mail is a challenge at all, the
+// needs acmemail is here: which mail is a challenge at all, the
 // rejections the order flow reports, and holding the challenge's claim
 // until its respond is known to be still there.
 
-// pipeSocketPath is where obtain --pipe for email listens.
-func pipeSocketPath(stateDir, email string) (string, error) {
+// PipeSocketPath is where obtain --pipe for email listens under the
+// state directory stateDir (see mailbox.PipeSocketPath).
+func PipeSocketPath(stateDir, email string) (string, error) {
 	p, err := mailbox.PipeSocketPath(stateDir, email)
 	if errors.Is(err, mailbox.ErrSocketPathTooLong) {
-		return "", withHint(err, "set ACMEMAIL_HOME to a shorter directory")
+		return "", WithHint(err, "set ACMEMAIL_HOME to a shorter directory")
 	}
 	return p, err
 }
@@ -46,16 +46,20 @@ func screenChallenge(raw []byte) error {
 	return nil
 }
 
-// pipeMail is the acmemail.Mail of obtain --pipe.
-type pipeMail struct {
-	srv    *mailbox.PipeServer
-	printf func(format string, a ...any)
+// PipeMail is the acmemail.Mail of obtain --pipe: the mails acmemail
+// respond hands over, and the replies it sends. Give its Observe to
+// ObtainOptions.Observe (a refused mail's respond learns why) and its
+// Guard to ObtainOptions.Guard.
+type PipeMail struct {
+	srv  *mailbox.PipeServer
+	prog Reporter
 }
 
-// listenPipe starts listening for acmemail respond on the socket of email
-// in stateDir; printf prints progress lines. The caller closes it.
-func listenPipe(stateDir, email string, printf func(format string, a ...any)) (*pipeMail, error) {
-	path, err := pipeSocketPath(stateDir, email)
+// ListenPipe starts listening for acmemail respond on the socket of email
+// in the state directory stateDir; prog prints progress lines (nil: none).
+// The caller closes it.
+func ListenPipe(stateDir, email string, prog Reporter) (*PipeMail, error) {
+	path, err := PipeSocketPath(stateDir, email)
 	if err != nil {
 		return nil, err
 	}
@@ -63,25 +67,29 @@ func listenPipe(stateDir, email string, printf func(format string, a ...any)) (*
 		Path: path, PeerName: "acmemail respond", Screen: screenChallenge, MaxMessageSize: maxMailSize,
 	})
 	if errors.Is(err, mailbox.ErrPipeInUse) {
-		return nil, withHint(fmt.Errorf("another acmemail obtain --pipe is already waiting for %s", email), "stop it first, or let it finish")
+		return nil, WithHint(fmt.Errorf("another acmemail obtain --pipe is already waiting for %s", email), "stop it first, or let it finish")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listen for acmemail respond: %w", err)
 	}
-	printf("waiting for the challenge mail: have your mail filter pipe it to \"acmemail respond --smtp URL\" (or \"acmemail respond --print | sendmail -t -oi\")")
-	return &pipeMail{srv: srv, printf: printf}, nil
+	m := &PipeMail{srv: srv, prog: reporter(prog)}
+	m.prog.Printf("waiting for the challenge mail: have your mail filter pipe it to \"acmemail respond --smtp URL\" (or \"acmemail respond --print | sendmail -t -oi\")")
+	return m, nil
 }
 
-func (m *pipeMail) Next(ctx context.Context) ([]byte, error) {
+// Next returns the next mail acmemail respond handed over.
+func (m *PipeMail) Next(ctx context.Context) ([]byte, error) {
 	raw, err := m.srv.Next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m.printf("acmemail respond handed over a mail; checking it")
+	m.prog.Printf("acmemail respond handed over a mail; checking it")
 	return raw, nil
 }
 
-func (m *pipeMail) observe(e acmemail.Event) {
+// Observe passes the order flow's refusal of the mail handed over on to
+// its respond (see ObtainOptions.Observe).
+func (m *PipeMail) Observe(e acmemail.Event) {
 	if e.Kind == acmemail.EventIgnoredMail {
 		m.srv.Reject(e.Message)
 	}
@@ -89,33 +97,40 @@ func (m *pipeMail) observe(e acmemail.Event) {
 
 // Send hands the reply to acmemail respond and waits until it says the
 // reply was sent (or printed).
-func (m *pipeMail) Send(ctx context.Context, from string, to []string, raw []byte) error {
+func (m *PipeMail) Send(ctx context.Context, from string, to []string, raw []byte) error {
 	if err := m.srv.Send(ctx, from, to, raw); err != nil {
 		return err
 	}
-	m.printf("acmemail respond sent the reply")
+	m.prog.Printf("acmemail respond sent the reply")
 	return nil
 }
 
-func (m *pipeMail) close() { m.srv.Close() }
+// Close stops listening.
+func (m *PipeMail) Close() error { return m.srv.Close() }
 
-// pipeGuard is the order flow's ReplyGuard in pipe mode: before a
-// challenge is recorded as answered (acmemail's key "challenge <directory>
-// <challenge URL>", claimed right before the reply is handed over), it
-// checks that the respond whose mail is being answered is still connected.
-// A respond that went away could not send the reply: its challenge is
-// left unanswered, and obtain stops without having spent it.
+// Guard wraps the order flow's reply guard (for ObtainOptions.Guard):
+// before a challenge is claimed as answered (acmemail.IsChallengeKey,
+// right before the reply is handed over), it checks that the respond
+// whose mail is being answered is still connected. A respond that went
+// away could not send the reply: its challenge is left unanswered, and
+// obtain stops without having spent it.
+func (m *PipeMail) Guard(g acmemail.ReplyGuard) acmemail.ReplyGuard {
+	return pipeGuard{g, m.srv}
+}
+
 type pipeGuard struct {
 	acmemail.ReplyGuard
 	srv *mailbox.PipeServer
 }
 
 func (g pipeGuard) Claim(key string) (bool, error) {
-	if strings.HasPrefix(key, "challenge ") {
+	if acmemail.IsChallengeKey(key) {
 		if err := g.srv.Ready(); err != nil {
-			return false, withHint(fmt.Errorf("%w; the challenge was not answered", err),
+			return false, WithHint(fmt.Errorf("%w; the challenge was not answered", err),
 				"run acmemail obtain --pipe again: it orders anew, and your mail filter hands the new challenge mail to acmemail respond as before")
 		}
 	}
 	return g.ReplyGuard.Claim(key)
 }
+
+var _ acmemail.Mail = (*PipeMail)(nil)
