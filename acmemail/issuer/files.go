@@ -24,17 +24,33 @@ func ReadPEMFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ReadFile reads the regular file at path, of at most limit bytes. A FIFO
+// or a device (which could block or never end) is refused at once, as is
+// a larger file.
+func ReadFile(path string, limit int64) ([]byte, error) { return readRegular(path, limit) }
+
+// OpenFile opens path for reading without blocking on a FIFO, and returns
+// it with its FileInfo; the caller checks what kind of file it is.
+func OpenFile(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
 // readRegular reads a regular file of at most limit bytes.
 func readRegular(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
+	f, fi, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
@@ -183,19 +182,7 @@ func (m *ManualMail) read() ([]byte, error) {
 
 // readMailFile reads a saved mail of at most maxMailSize bytes.
 func readMailFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMailSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxMailSize {
-		return nil, fmt.Errorf("%s is longer than %d bytes", path, maxMailSize)
-	}
-	return data, nil
+	return readRegular(path, maxMailSize)
 }
 
 // Send prints the reply (with LF line ends, between ManualReplyBegin and

@@ -102,7 +102,7 @@ func TestManualReadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = NewManualMail(strings.NewReader("\n"), nil, ManualOptions{File: big})
-	if _, err := m.read(); err == nil || !strings.Contains(err.Error(), "is longer than 10485760 bytes") {
+	if _, err := m.read(); err == nil || !strings.Contains(err.Error(), "is larger than 10485760 bytes") {
 		t.Errorf("read of a file too large: %v", err)
 	}
 }

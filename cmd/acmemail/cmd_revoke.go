@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -135,7 +134,7 @@ func runRevoke(ctx context.Context, g *globals, o *revokeOptions, args []string)
 			return err
 		}
 	} else {
-		data, err := os.ReadFile(o.cert)
+		data, err := issuer.ReadFile(o.cert, issuer.MaxPEMFile)
 		if err != nil {
 			return usageErrorf("--cert: %w", err)
 		}
@@ -150,7 +149,7 @@ func runRevoke(ctx context.Context, g *globals, o *revokeOptions, args []string)
 			return withHint(usageErrorf("--key names one certificate's key, and %s has two (obtain --split)", targets[0].Email),
 				"add --only signing or --only encryption")
 		}
-		data, err := os.ReadFile(o.key)
+		data, err := issuer.ReadFile(o.key, issuer.MaxPEMFile)
 		if err != nil {
 			return usageErrorf("--key: %w", err)
 		}

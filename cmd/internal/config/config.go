@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -56,6 +55,11 @@ var Reserved = map[string]string{
 // Parse parses config.toml. known reports whether a key names a flag of
 // some command. name is used in messages (the file's base name).
 func Parse(data []byte, name string, known func(string) bool) (*File, error) {
+	// Deeply nested arrays and inline tables cost the TOML decoder memory
+	// far out of proportion to their size; a configuration has two levels.
+	if d := nesting(data); d > maxNesting {
+		return nil, fmt.Errorf("%s: arrays or inline tables nested %d deep; a configuration file needs at most %d", name, d, maxNesting)
+	}
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		var de *toml.DecodeError
@@ -332,7 +336,7 @@ func Load(path string, explicit bool, known func(string) bool) (*File, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := os.Open(path)
+	f, fi, err := issuer.OpenFile(path) // a FIFO must not block
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return nil, nil
 	}
@@ -340,10 +344,6 @@ func Load(path string, explicit bool, known func(string) bool) (*File, error) {
 		return nil, issuer.Usagef("configuration file: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, issuer.Usagef("configuration file: %w", err)
-	}
 	if err := CheckPerm(path, fi); err != nil {
 		return nil, err
 	}
@@ -382,4 +382,43 @@ func CheckPerm(path string, fi fs.FileInfo) error {
 			"use a file you own")
 	}
 	return nil
+}
+
+// maxNesting bounds how deep arrays and inline tables may nest.
+const maxNesting = 8
+
+// nesting is the deepest nesting of [ and { in data outside strings and
+// comments (table headers count one).
+func nesting(data []byte) int {
+	depth, max := 0, 0
+	var quote byte // the open string's quote, or 0
+	comment := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '\n':
+			comment = false
+		case comment:
+		case quote != 0:
+			if c == '\\' && quote == '"' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '#':
+			comment = true
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '[' || c == '{':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case c == ']' || c == '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return max
 }
