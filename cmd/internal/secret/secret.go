@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
@@ -133,23 +135,75 @@ func promptSecret(tty *os.File, prompt string) (string, error) {
 	return string(b), nil
 }
 
-// ReadFile returns the first line of a file, without its newline.
-// It warns nobody: permissions are the user's business, but the error
-// never contains the content.
+// maxFile is how much of a secret file is read.
+const maxFile = 64 << 10
+
+// ReadFile returns the first line of a file, without its newline. The file
+// is a regular file, or a pipe the shell names (bash's and zsh's
+// <(command) give /dev/fd/N or /proc/self/fd/N; /dev/stdin): a named pipe
+// elsewhere would wait for a writer, a device may never end. At most 64
+// KiB are read. It warns nobody: permissions are the user's business, but
+// the error never contains the content.
 func ReadFile(path string) (string, error) {
-	f, err := os.Open(path)
+	var f *os.File
+	var err error
+	if shellPipe(path) {
+		f, err = os.Open(path)
+	} else {
+		// Without blocking: a named pipe opens at once, to be refused.
+		f, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	}
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if !shellPipe(path) {
+		fi, err := f.Stat()
+		if err != nil {
+			return "", err
+		}
+		if !fi.Mode().IsRegular() {
+			return "", notRegular(path, fi.Mode())
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFile))
 	if err != nil {
 		return "", err
 	}
-	line, _, _ := bytes.Cut(data, []byte("\n"))
+	line, _, found := bytes.Cut(data, []byte("\n"))
+	if !found && len(data) == maxFile {
+		return "", errors.New("the file's first line is longer than 64 KiB")
+	}
+	if bytes.IndexByte(line, 0) >= 0 {
+		return "", errors.New("the file's first line holds a NUL byte (is it a binary file?)")
+	}
 	s := strings.TrimSuffix(string(line), "\r")
 	if s == "" {
 		return "", errors.New("the file's first line is empty")
 	}
 	return s, nil
+}
+
+// shellPipe reports whether path names a file descriptor the shell passes,
+// such as bash's <(command).
+func shellPipe(path string) bool {
+	p := filepath.ToSlash(filepath.Clean(path))
+	return p == "/dev/stdin" || strings.HasPrefix(p, "/dev/fd/") || strings.HasPrefix(p, "/proc/self/fd/")
+}
+
+// notRegular is the error for a secret file that is not a regular file.
+func notRegular(path string, mode fs.FileMode) error {
+	kind := ""
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		kind = " (a named pipe)"
+	case mode&fs.ModeDevice != 0:
+		kind = " (a device)"
+	case mode.IsDir():
+		kind = " (a directory)"
+	case mode&fs.ModeSocket != 0:
+		kind = " (a socket)"
+	}
+	return issuer.WithHint(fmt.Errorf("%s is not a regular file%s", path, kind),
+		"name a regular file holding the secret on its first line, or pass a command's output as <(command)")
 }

@@ -65,6 +65,9 @@ func TestReadFile(t *testing.T) {
 		{"no newline", "pw", "pw", ""},
 		{"empty", "", "", "the file's first line is empty"},
 		{"empty first line", "\nsecond\n", "", "the file's first line is empty"},
+		{"NUL", "pw\x00\n", "", "the file's first line holds a NUL byte"},
+		{"64 KiB line", strings.Repeat("x", 64<<10), "", "the file's first line is longer than 64 KiB"},
+		{"long line", strings.Repeat("x", 64<<10-1) + "\n", strings.Repeat("x", 64<<10-1), ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := ReadFile(writeFile(t, tt.content))
@@ -79,4 +82,24 @@ func TestReadFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadFileDirectory: a directory is not a secret file.
+func TestReadFileDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadFile(dir); err == nil || err.Error() != dir+" is not a regular file (a directory)" {
+		t.Errorf("ReadFile(dir) = %v, want that it is not a regular file", err)
+	}
+}
+
+// hints are the hints err carries, one a line.
+func hints(err error) string {
+	var b strings.Builder
+	var he *issuer.HintError
+	for e := err; errors.As(e, &he); e = he.Err {
+		for _, h := range he.Hints {
+			b.WriteString(h + "\n")
+		}
+	}
+	return b.String()
 }
