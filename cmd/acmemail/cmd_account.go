@@ -16,6 +16,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -41,7 +42,7 @@ func (e *eabFlags) load(g *globals) (*acmemail.EAB, error) {
 		}
 		return nil, nil
 	}
-	s, err := g.secret(secretSource{what: "EAB HMAC key for " + e.kid, envVar: "ACMEMAIL_EAB_HMAC", file: e.hmacFile, flag: "eab-hmac-file"})
+	s, err := g.secretSources().Get(secret.Spec{What: "EAB HMAC key for " + e.kid, EnvVar: "ACMEMAIL_EAB_HMAC", File: e.hmacFile, Flag: "eab-hmac-file"})
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +71,7 @@ func askTerms(g *globals, tos string, agreed bool) error {
 		return nil
 	}
 	ok, err := g.confirm(fmt.Sprintf("acmemail: the CA's terms of service are at %s\nacmemail: do you agree to them? [y/N] ", tos), "y", "yes")
-	if errors.Is(err, errNoTTY) {
+	if errors.Is(err, secret.ErrNoTTY) {
 		return withHint(usageErrorf("the CA asks you to agree to its terms of service (%s) before creating an account", tos),
 			"read them, then run again with --agree-tos")
 	}
@@ -87,14 +88,15 @@ func askTerms(g *globals, tos string, agreed bool) error {
 var openTTY = func() (*os.File, error) { return os.OpenFile("/dev/tty", os.O_RDWR, 0) }
 
 // confirm asks a question on the terminal and reports whether the answer
-// is one of yes (case-insensitive). Without a terminal it returns errNoTTY.
+// is one of yes (case-insensitive). Without a terminal it returns
+// secret.ErrNoTTY.
 func (g *globals) confirm(question string, yes ...string) (bool, error) {
 	tty, err := openTTY()
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
 		if tty != nil {
 			tty.Close()
 		}
-		return false, errNoTTY
+		return false, secret.ErrNoTTY
 	}
 	defer tty.Close()
 	fmt.Fprint(tty, question)
@@ -405,7 +407,7 @@ func runAccountDeactivate(ctx context.Context, g *globals, o *deactivateOptions)
 			return nil
 		}
 		ok, err := g.confirm(fmt.Sprintf("acmemail: deactivate the account %s at %s? This cannot be undone. Type \"yes\": ", url, accts.Directory), "yes")
-		if errors.Is(err, errNoTTY) {
+		if errors.Is(err, secret.ErrNoTTY) {
 			return withHint(usageErrorf("deactivating the account needs confirmation and there is no terminal to ask on"), "run again with --yes")
 		}
 		if err != nil {

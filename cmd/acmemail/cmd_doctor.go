@@ -14,6 +14,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -130,7 +131,7 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
-	secrets := &runSecrets{g: g}
+	secrets := &secret.Run{Sources: g.secretSources()}
 	var world *sandbox.World
 	if p.Server == "sandbox" {
 		w, err := startSandbox(ctx, g, &o.obtainOptions, &p, secrets)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -183,7 +184,7 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	} else if _, err := os.Lstat(path); err == nil {
 		return withHint(&usageError{Err: &issuer.ExistsError{Path: path}}, "remove it first, or choose another path with --out")
 	}
-	password, err := g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: o.p12PasswordFile, flag: "p12-password-file", confirm: true})
+	password, err := g.secretSources().Get(secret.Spec{What: "PKCS#12 password", EnvVar: "ACMEMAIL_P12_PASSWORD", File: o.p12PasswordFile, Flag: "p12-password-file", Confirm: true})
 	if err != nil {
 		return err
 	}

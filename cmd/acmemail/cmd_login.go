@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 )
 
 type loginOptions struct {
@@ -65,13 +67,13 @@ func runLogin(ctx context.Context, g *globals, o *loginOptions, email string) er
 	if o.smtp {
 		what = "submission (SMTP) password for " + email
 	}
-	kr := openKeyring()
-	account := keyringUser(email, o.smtp)
+	kr := secret.OpenKeyring()
+	account := secret.KeyringUser(email, o.smtp)
 	hints := []string{"give the password with --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD when you run obtain"}
 	if o.remove {
-		err := kr.Delete(keyringService, account)
+		err := kr.Delete(secret.KeyringService, account)
 		switch {
-		case errors.Is(err, errKeyringNotFound):
+		case errors.Is(err, secret.ErrKeyringNotFound):
 			return fmt.Errorf("the OS keyring holds no %s", what)
 		case err != nil:
 			return withHint(fmt.Errorf("remove the %s: %w", what, err), hints...)
@@ -83,41 +85,41 @@ func runLogin(ctx context.Context, g *globals, o *loginOptions, email string) er
 		return usageErrorf("--password-command and --password-file both give the password; use one")
 	}
 	// Find out whether there is a keyring before asking for anything.
-	if _, err := kr.Get(keyringService, account); err != nil && !errors.Is(err, errKeyringNotFound) {
+	if _, err := kr.Get(secret.KeyringService, account); err != nil && !errors.Is(err, secret.ErrKeyringNotFound) {
 		return withHint(fmt.Errorf("cannot store the %s: %w", what, err), hints...)
 	}
 	var pw string
 	switch {
 	case o.passwordCommand != "":
-		pw, err = runSecretCommand(ctx, g, o.passwordCommand, "password-command", what, email, email)
+		pw, err = g.secretSources().Command(ctx, o.passwordCommand, "password-command", what, email, email)
 	case o.passwordFile != "":
-		pw, err = readSecretFile(o.passwordFile)
+		pw, err = secret.ReadFile(o.passwordFile)
 		if err != nil {
 			err = usageErrorf("read the %s from --password-file: %w", what, err)
 		}
 	case g.getenv("ACMEMAIL_PASSWORD") != "":
 		pw = g.getenv("ACMEMAIL_PASSWORD")
 	default:
-		pw, err = promptTTY(what, true)
-		if errors.Is(err, errNoTTY) {
+		pw, err = secret.Prompt(what, true)
+		if errors.Is(err, secret.ErrNoTTY) {
 			err = usageErrorf("no terminal to ask for the %s on: give --password-command, --password-file or ACMEMAIL_PASSWORD", what)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	if err := kr.Set(keyringService, account, pw); err != nil {
+	if err := kr.Set(secret.KeyringService, account, pw); err != nil {
 		return withHint(fmt.Errorf("store the %s: %w", what, err), hints...)
 	}
 	// Read it back: a keyring that accepts and forgets must not look like
 	// success.
-	back, err := kr.Get(keyringService, account)
+	back, err := kr.Get(secret.KeyringService, account)
 	if err != nil || back != pw {
 		if err == nil {
 			err = errors.New("it returned something else")
 		}
 		return withHint(fmt.Errorf("the OS keyring did not keep the %s: %w", what, err), hints...)
 	}
-	fmt.Fprintf(g.stderr, "acmemail: stored the %s in the OS keyring (service %q, account %q)\n", what, keyringService, account)
+	fmt.Fprintf(g.stderr, "acmemail: stored the %s in the OS keyring (service %q, account %q)\n", what, secret.KeyringService, account)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -211,7 +212,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	if err != nil {
 		return err
 	}
-	secrets := &runSecrets{g: g}
+	secrets := &secret.Run{Sources: g.secretSources()}
 	is, err := newIssuer(g, secrets)
 	if err != nil {
 		return err
@@ -321,7 +322,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 // startSandbox starts the in-process sandbox for p, with a mailbox for its
 // address (and for --also addresses, an alias of it, or with --also-imap
 // ADDR=sandbox a mailbox of their own), and points p at its servers.
-func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.Profile, secrets *runSecrets) (*sandbox.World, error) {
+func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.Profile, secrets *secret.Run) (*sandbox.World, error) {
 	opts, err := o.sandbox.options()
 	if err != nil {
 		return nil, err
@@ -331,19 +332,19 @@ func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.P
 	if err != nil {
 		return nil, fmt.Errorf("start the sandbox: %w", err)
 	}
-	creds, err := (&mailLogin{g: g, p: p, log: g.logger()}).sandboxLogin(ctx, w, opts.OAuth)
+	creds, err := secrets.Sources.SandboxLogin(ctx, p, w, opts.OAuth)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	secrets.sandboxLogin = &creds
+	secrets.SandboxLogin = &creds
 	if p.IMAP == "" {
 		p.IMAP = w.IMAPURL
 	}
 	if p.SMTP == "" {
 		p.SMTP = w.SMTPURL
 	}
-	secrets.sandboxAlso = map[string]string{}
+	secrets.SandboxAlso = map[string]string{}
 	for i := range p.Also {
 		a := &p.Also[i]
 		if a.IMAP != "sandbox" {
@@ -355,7 +356,7 @@ func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.P
 			return nil, fmt.Errorf("sandbox: add a mailbox for %s: %w", a.Email, err)
 		}
 		a.IMAP, a.SMTP, a.User = w.IMAPURL, w.SMTPURL, a.Email
-		secrets.sandboxAlso[strings.ToLower(a.Email)] = pw
+		secrets.SandboxAlso[strings.ToLower(a.Email)] = pw
 	}
 	return w, nil
 }

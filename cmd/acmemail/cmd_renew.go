@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/keystore"
-	"github.com/acmemail/acmemail/mailbox"
 )
 
 type renewOptions struct {
@@ -130,7 +130,7 @@ type renewer struct {
 	g       *globals
 	o       *renewOptions
 	is      *issuer.Issuer
-	secrets *runSecrets // the PKCS#12 password is read once for all
+	secrets *secret.Run // the PKCS#12 password is read once for all
 	out     sync.Mutex  // stdout and stderr lines
 
 	sayNotDue bool // print "not due" lines without -v
@@ -145,7 +145,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
 		}
 	}
-	secrets := &runSecrets{g: g}
+	secrets := &secret.Run{Sources: g.secretSources()}
 	is, err := newIssuer(g, secrets)
 	if err != nil {
 		return err
@@ -280,8 +280,8 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	// The secrets of this address: its own login sources, the PKCS#12
 	// password shared by all.
-	sec := &addrSecrets{runSecrets: r.secrets,
-		recordedMail: !given.Login.HasMail() && !given.MailPassword, recordedSMTP: !given.Login.HasSMTP() && !given.SMTPPassword}
+	sec := r.secrets.ForAddress(secret.Recorded{
+		Mail: !given.Login.HasMail() && !given.MailPassword, SMTP: !given.Login.HasSMTP() && !given.SMTPPassword})
 	oc := r.is.Renew(ctx, email, issuer.RenewOptions{
 		Force: o.force, ReuseKey: o.reuseKey, WaitLock: o.life.waitLock, Explicit: explicit,
 		Given: given, Progress: newProgress(progOut), Secrets: sec,
@@ -291,20 +291,6 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 		oc.Error = oc.Err.Error()
 	}
 	return oc
-}
-
-// addrSecrets are runSecrets for one address of a renew run: the mail
-// login's errors say when its source was the recorded one.
-type addrSecrets struct {
-	*runSecrets
-	recordedMail, recordedSMTP bool
-}
-
-func (a *addrSecrets) MailLogin(ctx context.Context, p *issuer.Profile) (mailbox.Credentials, mailbox.Credentials, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	m := &mailLogin{g: a.g, p: p, log: a.g.logger(), recordedMail: a.recordedMail && p.Login.HasMail(), recordedSMTP: a.recordedSMTP && p.Login.HasSMTP()}
-	return m.credentials(ctx)
 }
 
 // atTerminal reports whether acmemail runs with a controlling terminal (a

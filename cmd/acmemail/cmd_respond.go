@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -140,7 +141,7 @@ func respondSender(ctx context.Context, g *globals, o *respondOptions, email str
 	if err != nil {
 		return nil, err
 	}
-	_, creds, err := (&mailLogin{g: g, p: &p, log: g.logger()}).credentials(ctx)
+	_, creds, err := g.secretSources().MailLogin(ctx, &p, secret.Recorded{})
 	if err != nil {
 		return nil, err
 	}

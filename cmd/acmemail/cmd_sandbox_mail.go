@@ -7,6 +7,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/acmemail/sandbox/standalone"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 )
 
 // sandboxMailFlags make `acmemail sandbox` use a real mail system for the
@@ -69,7 +70,7 @@ func (m *sandboxMailFlags) config(g *globals, opts sandbox.Options) (*standalone
 		Address: address, IMAP: m.imap, SMTP: m.smtp, User: m.user, Mailbox: m.mailboxName,
 		DNSResolver: m.dnsResolver, Logger: g.logger(),
 		Login: func(user string) (string, *x509.CertPool, error) {
-			password, err := g.secret(secretSource{what: "mail password for " + user, envVar: "ACMEMAIL_PASSWORD", file: m.passwordFile, flag: "mail-password-file"})
+			password, err := g.secretSources().Get(secret.Spec{What: "mail password for " + user, EnvVar: "ACMEMAIL_PASSWORD", File: m.passwordFile, Flag: "mail-password-file"})
 			if err != nil {
 				return "", nil, err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,105 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
-	"github.com/acmemail/acmemail/mailbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
+	"github.com/acmemail/acmemail/cmd/internal/secret/secrettest"
 )
 
 // Tests never prompt: a test run from a terminal must not wait for input.
-func init() { ttyPath = filepath.Join(os.TempDir(), "acmemail-test-no-tty", "tty") }
-
-// fakeKeyring is an in-memory keyring. With err set it behaves like a
-// missing keyring; with forget set it accepts and forgets.
-type fakeKeyring struct {
-	mu      sync.Mutex
-	entries map[string]string
-	err     error
-	forget  bool
-	gets    int
-}
-
-func (k *fakeKeyring) Get(service, user string) (string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.gets++
-	if k.err != nil {
-		return "", k.err
-	}
-	v, ok := k.entries[service+"/"+user]
-	if !ok {
-		return "", errKeyringNotFound
-	}
-	return v, nil
-}
-
-func (k *fakeKeyring) Set(service, user, secret string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.err != nil {
-		return k.err
-	}
-	if !k.forget {
-		if k.entries == nil {
-			k.entries = map[string]string{}
-		}
-		k.entries[service+"/"+user] = secret
-	}
-	return nil
-}
-
-func (k *fakeKeyring) Delete(service, user string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.err != nil {
-		return k.err
-	}
-	if _, ok := k.entries[service+"/"+user]; !ok {
-		return errKeyringNotFound
-	}
-	delete(k.entries, service+"/"+user)
-	return nil
-}
-
-// useKeyring makes the CLI use k for the rest of the test. Tests that call
-// it must not be parallel.
-func useKeyring(t *testing.T, k secretStore) {
-	old := openKeyring
-	openKeyring = func() secretStore { return k }
-	t.Cleanup(func() { openKeyring = old })
-}
-
-// credSession resolves the mail logins of a profile as a run does.
-type credSession struct {
-	m          *mailLogin
-	imap, smtp mailbox.Credentials
-}
-
-func (s *credSession) loadCredentials(ctx context.Context) (err error) {
-	s.imap, s.smtp, err = s.m.credentials(ctx)
-	return err
-}
-
-func (s *credSession) credentials() (mailbox.Credentials, mailbox.Credentials) { return s.imap, s.smtp }
-
-// testSession resolves the logins of alice with the given flags and
-// environment.
-func testSession(t *testing.T, cred credFlags, env map[string]string) (*credSession, *bytes.Buffer) {
-	var stderr bytes.Buffer
-	g := &globals{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(k string) string { return env[k] }}
-	authMech := cred.authMech
-	if authMech == "" {
-		authMech = "auto"
-	}
-	p := &issuer.Profile{Email: "alice@example.test", SMTPUser: cred.smtpUser, AuthMech: authMech, Login: issuer.Login{
-		PasswordCommand: cred.passwordCommand, PasswordFile: cred.passwordFile, OAuthTokenCommand: cred.oauthTokenCommand,
-		SMTPPasswordCommand: cred.smtpPasswordCommand, SMTPPasswordFile: cred.smtpPasswordFile,
-	}}
-	return &credSession{m: &mailLogin{g: g, p: p, log: g.logger()}}, &stderr
-}
+func init() { secret.TTYPath = filepath.Join(os.TempDir(), "acmemail-test-no-tty", "tty") }
 
 func writeTestSecret(t *testing.T, content string) string {
 	t.Helper()
@@ -118,182 +28,36 @@ func writeTestSecret(t *testing.T, content string) string {
 	return p
 }
 
-func TestMailPasswordSources(t *testing.T) {
-	kr := &fakeKeyring{entries: map[string]string{"acmemail/alice@example.test": "from-keyring", "acmemail/smtp:alice@example.test": "smtp-from-keyring"}}
-	useKeyring(t, kr)
-	file := writeTestSecret(t, "from-file\nsecond line\n")
-	tests := []struct {
-		name     string
-		cred     credFlags
-		env      map[string]string
-		imap     string
-		smtp     string
-		smtpUser string
-	}{
-		{"command beats env and keyring", credFlags{passwordCommand: "echo from-command; echo second"}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-command", "from-command", "alice@example.test"},
-		{"file beats env", credFlags{passwordFile: file}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-file", "from-file", "alice@example.test"},
-		{"keyring, with its SMTP entry", credFlags{}, nil, "from-keyring", "smtp-from-keyring", "alice@example.test"},
-		{"env beats keyring", credFlags{}, map[string]string{"ACMEMAIL_PASSWORD": "from-env", "ACMEMAIL_SMTP_PASSWORD": "smtp-from-env"}, "from-env", "smtp-from-env", "alice@example.test"},
-		{"keyring", credFlags{smtpUser: "alice-smtp"}, nil, "from-keyring", "smtp-from-keyring", "alice-smtp"},
-		{"separate smtp command", credFlags{smtpPasswordCommand: "printf 'smtp-cmd\\r\\n'", smtpUser: "alice-smtp"}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-env", "smtp-cmd", "alice-smtp"},
-		{"separate smtp file", credFlags{smtpPasswordFile: file}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"}, "from-env", "from-file", "alice@example.test"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := testSession(t, tt.cred, tt.env)
-			if err := s.loadCredentials(t.Context()); err != nil {
-				t.Fatalf("loadCredentials() = %v", err)
-			}
-			imap, smtp := s.credentials()
-			if imap.Password != tt.imap || smtp.Password != tt.smtp || smtp.Username != tt.smtpUser || imap.Username != "alice@example.test" {
-				t.Errorf("credentials = %s/%s, %s/%s; want alice@example.test/%s, %s/%s", imap.Username, imap.Password, smtp.Username, smtp.Password, tt.imap, tt.smtpUser, tt.smtp)
-			}
-		})
-	}
-
-	// Without a separate SMTP source, SMTP uses the mail password; and the
-	// keyring is not asked at all when the password came from elsewhere (a
-	// locked keyring would delay every cron run by its timeout).
-	kr = &fakeKeyring{entries: map[string]string{"acmemail/smtp:alice@example.test": "smtp-from-keyring"}}
-	useKeyring(t, kr)
-	s, _ := testSession(t, credFlags{}, map[string]string{"ACMEMAIL_PASSWORD": "from-env"})
-	if err := s.loadCredentials(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, smtp := s.credentials(); smtp.Password != "from-env" {
-		t.Errorf("SMTP password = %q, want the mail password", smtp.Password)
-	}
-	if kr.gets != 0 {
-		t.Errorf("the keyring was asked %d times although ACMEMAIL_PASSWORD was set", kr.gets)
-	}
-}
-
-func TestMailPasswordErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		cred    credFlags
-		keyring *fakeKeyring
-		want    []string // in the error and hints
-		stderr  string   // passed through from the command
-	}{
-		{"command fails", credFlags{passwordCommand: "echo the-secret; echo 'vault is sealed' >&2; exit 3"}, &fakeKeyring{},
-			[]string{"--password-command (for the mail password for alice@example.test) failed: exit status 3", "its error output, if any, is above"}, "vault is sealed"},
-		{"command prints nothing", credFlags{passwordCommand: "true"}, &fakeKeyring{}, []string{"printed nothing on its first line"}, ""},
-		{"command and file", credFlags{passwordCommand: "echo x", passwordFile: "/nonexistent"}, &fakeKeyring{}, []string{"--password-command and --password-file both give"}, ""},
-		{"missing file", credFlags{passwordFile: "/nonexistent/pw"}, &fakeKeyring{}, []string{"read the mail password for alice@example.test from --password-file"}, ""},
-		{"no keyring, no terminal", credFlags{}, &fakeKeyring{err: errors.Join(errNoKeyring, errors.New("no D-Bus session"))},
-			[]string{"no terminal to ask on", "no OS keyring is available", "--password-command", "acmemail login alice@example.test"}, ""},
-		{"not in the keyring, no terminal", credFlags{}, &fakeKeyring{},
-			[]string{"no terminal to ask on", "the OS keyring has no entry for it"}, ""},
-		{"oauth mechanism without token", credFlags{authMech: "xoauth2"}, &fakeKeyring{}, []string{"needs an OAuth2 access token", "--oauth-token-command"}, ""},
-		{"password mechanism with token", credFlags{authMech: "plain", oauthTokenCommand: "echo t"}, &fakeKeyring{}, []string{"needs a password"}, ""},
-		{"unknown mechanism", credFlags{authMech: "cram-md5"}, &fakeKeyring{}, []string{"--auth-mech", "unknown authentication mechanism"}, ""},
-		{"token command fails", credFlags{oauthTokenCommand: "exit 1"}, &fakeKeyring{}, []string{"--oauth-token-command (for the OAuth2 access token for alice@example.test) failed"}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			useKeyring(t, tt.keyring)
-			s, stderr := testSession(t, tt.cred, nil)
-			err := s.loadCredentials(t.Context())
-			if err == nil {
-				t.Fatal("loadCredentials() succeeded")
-			}
-			var out bytes.Buffer
-			printError(&out, err)
-			for _, w := range tt.want {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("error output lacks %q:\n%s", w, out.String())
-				}
-			}
-			if strings.Contains(out.String(), "the-secret") {
-				t.Errorf("the command's output appears in the error:\n%s", out.String())
-			}
-			if tt.stderr != "" && !strings.Contains(stderr.String(), tt.stderr) {
-				t.Errorf("the command's stderr was not passed through: %q", stderr.String())
-			}
-		})
-	}
-}
-
-func TestSecretCommandEnvironment(t *testing.T) {
-	useKeyring(t, &fakeKeyring{})
-	s, _ := testSession(t, credFlags{passwordCommand: `echo "pw-for-$ACMEMAIL_EMAIL"`}, nil)
-	if err := s.loadCredentials(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if imap, _ := s.credentials(); imap.Password != "pw-for-alice@example.test" {
-		t.Errorf("password = %q, want the command to see ACMEMAIL_EMAIL", imap.Password)
-	}
-}
-
-func TestOAuthTokenCommand(t *testing.T) {
-	useKeyring(t, &fakeKeyring{})
-	counter := filepath.Join(t.TempDir(), "n")
-	// Each run prints a new token: token-1, token-2, ...
-	cmd := `n=$(cat "` + counter + `" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "` + counter + `"; echo token-$n`
-	s, _ := testSession(t, credFlags{oauthTokenCommand: cmd, authMech: "oauthbearer"}, map[string]string{"ACMEMAIL_PASSWORD": "unused"})
-	if err := s.loadCredentials(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	imap, smtp := s.credentials()
-	if imap.OAuthToken == nil || smtp.OAuthToken == nil || imap.Password != "" || imap.Mechanism != mailbox.MechOAuthBearer {
-		t.Fatalf("credentials = %+v, want a token source, no password, OAUTHBEARER", imap)
-	}
-	for i, want := range []string{"token-1", "token-2", "token-3"} {
-		got, err := imap.OAuthToken(context.Background())
-		if err != nil || got != want {
-			t.Errorf("token %d = %q, %v; want %q (the first from the check at load time, then a fresh one per login)", i, got, err, want)
-		}
-	}
-}
-
-func TestTimedKeyring(t *testing.T) {
-	block := make(chan struct{})
-	defer close(block)
-	k := timedKeyring{
-		get:     func(string, string) (string, error) { <-block; return "", nil },
-		set:     func(string, string, string) error { return errors.New("org.freedesktop.secrets was not provided") },
-		del:     func(string, string) error { return nil },
-		timeout: 1, // the blocked call can only end by the timeout
-	}
-	if _, err := k.Get("s", "u"); !errors.Is(err, errNoKeyring) || !strings.Contains(err.Error(), "did not answer within") {
-		t.Errorf("Get on a hanging keyring = %v, want errNoKeyring and a timeout", err)
-	}
-	k.timeout = keyringTimeout
-	if err := k.Set("s", "u", "p"); !errors.Is(err, errNoKeyring) || !strings.Contains(err.Error(), "org.freedesktop.secrets") {
-		t.Errorf("Set = %v, want errNoKeyring with the cause", err)
-	}
-}
-
 func TestLogin(t *testing.T) {
-	kr := &fakeKeyring{}
-	useKeyring(t, kr)
+	kr := &secrettest.Keyring{}
+	secrettest.Use(t, kr)
 	env := map[string]string{"ACMEMAIL_PASSWORD": "stored-pw-1"}
 	r := runCLI(t, env, "login", "alice@Example.test")
 	if r.code != 0 || !strings.Contains(r.stderr, `stored the mail password for alice@example.test in the OS keyring (service "acmemail", account "alice@example.test")`) {
 		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
 	}
-	if kr.entries["acmemail/alice@example.test"] != "stored-pw-1" {
-		t.Errorf("keyring = %v", kr.entries)
+	if kr.Entries["acmemail/alice@example.test"] != "stored-pw-1" {
+		t.Errorf("keyring = %v", kr.Entries)
 	}
 	r = runCLI(t, nil, "login", "--smtp", "--password-command", "echo smtp-pw", "alice@example.test")
-	if r.code != 0 || kr.entries["acmemail/smtp:alice@example.test"] != "smtp-pw" {
-		t.Fatalf("login --smtp: exit %d, keyring %v\n%s", r.code, kr.entries, r.stderr)
+	if r.code != 0 || kr.Entries["acmemail/smtp:alice@example.test"] != "smtp-pw" {
+		t.Fatalf("login --smtp: exit %d, keyring %v\n%s", r.code, kr.Entries, r.stderr)
 	}
 	if strings.Contains(r.stderr+r.stdout, "smtp-pw") {
 		t.Errorf("the password appears in the output")
 	}
 	// obtain-side lookup finds it.
-	s, _ := testSession(t, credFlags{}, nil)
-	if err := s.loadCredentials(t.Context()); err != nil {
+	src := &secret.Sources{Getenv: func(string) string { return "" }}
+	imap, smtp, err := src.MailLogin(t.Context(), &issuer.Profile{Email: "alice@example.test", AuthMech: "auto"}, secret.Recorded{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if imap, smtp := s.credentials(); imap.Password != "stored-pw-1" || smtp.Password != "smtp-pw" {
+	if imap.Password != "stored-pw-1" || smtp.Password != "smtp-pw" {
 		t.Errorf("credentials from the keyring = %q, %q", imap.Password, smtp.Password)
 	}
 	r = runCLI(t, nil, "login", "--delete", "alice@example.test")
-	if r.code != 0 || len(kr.entries) != 1 {
-		t.Fatalf("login --delete: exit %d, keyring %v\n%s", r.code, kr.entries, r.stderr)
+	if r.code != 0 || len(kr.Entries) != 1 {
+		t.Fatalf("login --delete: exit %d, keyring %v\n%s", r.code, kr.Entries, r.stderr)
 	}
 	if r := runCLI(t, nil, "login", "--delete", "alice@example.test"); r.code == 0 || !strings.Contains(r.stderr, "holds no mail password") {
 		t.Errorf("second delete: exit %d\n%s", r.code, r.stderr)
@@ -308,14 +72,14 @@ func TestLogin(t *testing.T) {
 func TestLoginNoKeyring(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		kr   *fakeKeyring
+		kr   *secrettest.Keyring
 		want string
 	}{
-		{"none", &fakeKeyring{err: errors.Join(errNoKeyring, errors.New(`exec: "dbus-launch": executable file not found`))}, "cannot store the mail password for alice@example.test: no OS keyring is available"},
-		{"forgetful", &fakeKeyring{forget: true}, "the OS keyring did not keep the mail password"},
+		{"none", &secrettest.Keyring{Err: errors.Join(secret.ErrNoKeyring, errors.New(`exec: "dbus-launch": executable file not found`))}, "cannot store the mail password for alice@example.test: no OS keyring is available"},
+		{"forgetful", &secrettest.Keyring{Forget: true}, "the OS keyring did not keep the mail password"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			useKeyring(t, tt.kr)
+			secrettest.Use(t, tt.kr)
 			r := runCLI(t, map[string]string{"ACMEMAIL_PASSWORD": "pw"}, "login", "alice@example.test")
 			if r.code != exitError || !strings.Contains(r.stderr, tt.want) || !strings.Contains(r.stderr, "hint: give the password with --password-command") {
 				t.Errorf("exit %d, want %d and %q with a hint:\n%s", r.code, exitError, tt.want, r.stderr)
@@ -340,7 +104,7 @@ func secretForms(user, s string) []string {
 // an OAuth token, and checks that none appears anywhere on stdout or
 // stderr, in any encoding a protocol uses.
 func TestSecretsNeverInOutput(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	const pw = "Zebra-Quartz-9931-pw"
 	const tok = "ya29.Distinct-Token-7749"
 	const alice = "alice@example.test"
@@ -490,7 +254,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 // obtain logs in to IMAP and SMTP with OAUTHBEARER, the token coming from
 // --oauth-token-command, and gets the certificate.
 func TestObtainOAuthBearerOnly(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	w, env := world(t, sandbox.Options{OAuth: sandbox.OAuthOnly})
 	const tok = "sandbox-oauth-token-1"
 	if err := w.AddOAuthToken("alice@example.test", tok); err != nil {

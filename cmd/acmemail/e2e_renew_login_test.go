@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret/secrettest"
 )
 
 // challengesIn counts the challenge mails in a sandbox mailbox.
@@ -103,7 +104,7 @@ func TestRenewAlsoOwnMailbox(t *testing.T) {
 // or configuration logs in with it; a source given to renew wins over it
 // (ACMEMAIL_PASSWORD for one run; a flag is recorded instead).
 func TestRenewRecordedLogin(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	w, env := world(t, sandbox.Options{})
 	delete(env, "ACMEMAIL_PASSWORD")
 	dir := t.TempDir()
@@ -175,7 +176,7 @@ func TestRenewRecordedLogin(t *testing.T) {
 // renew logs in to a server that refuses passwords with a fresh token
 // from it, given nothing.
 func TestRenewRecordedOAuth(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	w, env := world(t, sandbox.Options{OAuth: sandbox.OAuthOnly})
 	const tok = "ya29.Renew-Token-8812"
 	if err := w.AddOAuthToken("alice@example.test", tok); err != nil {
@@ -206,7 +207,7 @@ func TestRenewRecordedOAuth(t *testing.T) {
 // --also address read from the primary mailbox; and without a password
 // given, the error says how to give one.
 func TestRenewStateBeforeLoginRecording(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	w, env := world(t, sandbox.Options{})
 	if err := w.AddAlias("alice@example.org", "alice@example.test"); err != nil {
 		t.Fatal(err)

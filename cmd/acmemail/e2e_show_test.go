@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret/secrettest"
 )
 
 // showResult decodes show --json.
@@ -54,7 +55,7 @@ func showBlock(t *testing.T, env map[string]string) (string, map[string][]string
 // PKCS#12 file; in the text and in --json. A recorded file that is gone
 // is a warning, and state without the records says nothing is recorded.
 func TestShowRenewSettings(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	const bob, bobPW = "bob@example.org", "Bob-Show-Pw-5521"
 	w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
 	if err := w.AddUser(bob, bobPW); err != nil {

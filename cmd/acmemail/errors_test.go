@@ -11,6 +11,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/secret/secrettest"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -59,7 +60,7 @@ func TestLibraryErrorHints(t *testing.T) {
 // no OAuth2 mechanism fails before the CA is contacted, and the hint says
 // which flag to drop.
 func TestOAuthNotOfferedHint(t *testing.T) {
-	useKeyring(t, &fakeKeyring{err: errNoKeyring})
+	secrettest.NoKeyring(t)
 	w, env := world(t, sandbox.Options{})
 	delete(env, "ACMEMAIL_PASSWORD")
 	r := runCLI(t, env, obtainArgs(w, "--oauth-token-command", "echo t0ken")...)

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
-	"github.com/acmemail/acmemail/mailbox"
 )
 
 // profileFlags maps each obtain flag that decides an issuance to the
@@ -206,75 +204,6 @@ func describeChanges(old, p issuer.Profile) []string {
 		out = append(out, fmt.Sprintf("%s %s (was %s)", name, value(c.New), value(c.Old)))
 	}
 	return out
-}
-
-// runSecrets gives a run the secrets it needs (issuer.Secrets): the mail
-// login from its sources, the passwords of --also mailboxes, the PKCS#12
-// password; one prompt at a time, the PKCS#12 password read once.
-type runSecrets struct {
-	g *globals
-	// sandbox: the in-process sandbox's logins (made, not read).
-	sandboxLogin *mailbox.Credentials
-	sandboxAlso  map[string]string // --also-imap sandbox mailboxes' passwords, by address
-	// The login sources recorded with the certificate, not given to this
-	// run (renew): errors say so.
-	recordedMail, recordedSMTP bool
-
-	mu    sync.Mutex // one prompt at a time
-	p12PW string
-}
-
-func (s *runSecrets) MailLogin(ctx context.Context, p *issuer.Profile) (mailbox.Credentials, mailbox.Credentials, error) {
-	if s.sandboxLogin != nil {
-		mech, err := mailbox.ParseMechanism(p.AuthMech)
-		if err != nil {
-			return mailbox.Credentials{}, mailbox.Credentials{}, usageErrorf("--auth-mech: %w", err)
-		}
-		c := *s.sandboxLogin
-		c.Mechanism = mech
-		return c, c, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := &mailLogin{g: s.g, p: p, log: s.g.logger(), recordedMail: s.recordedMail, recordedSMTP: s.recordedSMTP}
-	return m.credentials(ctx)
-}
-
-func (s *runSecrets) AlsoPassword(ctx context.Context, p *issuer.Profile, a issuer.Also) (string, error) {
-	if pw, ok := s.sandboxAlso[strings.ToLower(a.Email)]; ok {
-		return pw, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case a.PasswordCommand != "":
-		return runSecretCommand(ctx, s.g, a.PasswordCommand, "also-password-command", "mail password for "+a.User, a.Email, a.User)
-	case a.PasswordFile != "":
-		pw, err := readSecretFile(a.PasswordFile)
-		if err != nil {
-			return "", usageErrorf("read the mail password for %s from --also-password-file: %w", a.User, err)
-		}
-		return pw, nil
-	}
-	pw, err := s.g.secret(secretSource{what: "mail password for " + a.User, flag: "also-password-file " + a.Email + "=FILE"})
-	if err != nil {
-		return "", withHint(err, "give obtain --also-password-file "+a.Email+"=FILE or --also-password-command "+a.Email+"=CMD: renew, too, reads the password from the one obtain recorded")
-	}
-	return pw, nil
-}
-
-func (s *runSecrets) P12Password(ctx context.Context, p *issuer.Profile) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.p12PW != "" {
-		return s.p12PW, nil
-	}
-	pw, err := s.g.secret(secretSource{what: "PKCS#12 password", envVar: "ACMEMAIL_P12_PASSWORD", file: p.P12PasswordFile, flag: "p12-password-file", confirm: true})
-	if err != nil {
-		return "", err
-	}
-	s.p12PW = pw
-	return pw, nil
 }
 
 // newIssuer is the issuer of the state directory for a command.

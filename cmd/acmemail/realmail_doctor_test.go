@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -155,7 +156,7 @@ type mua struct {
 
 func (r *realWorld) newMUA(t *testing.T, email string) *mua {
 	t.Helper()
-	pw, err := readSecretFile(r.password(email))
+	pw, err := secret.ReadFile(r.password(email))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +336,7 @@ func TestRealMailRespond(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("respond: exit status %d; stderr:\n%s\nobtain:\n%s", res.code, res.stderr, b.stderrText())
 	}
-	pw, _ := readSecretFile(r.password(email))
+	pw, _ := secret.ReadFile(r.password(email))
 	if strings.Contains(res.stderr+res.stdout, pw) {
 		t.Error("respond -vv shows the password")
 	}

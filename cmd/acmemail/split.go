@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -31,7 +32,7 @@ func printSplitResult(g *globals, o *obtainOptions, res *issuer.Obtained) error 
 	}
 	var both string
 	if o.out != "" {
-		pw, err := (&runSecrets{g: g}).P12Password(context.Background(), &res.Profile)
+		pw, err := (&secret.Run{Sources: g.secretSources()}).P12Password(context.Background(), &res.Profile)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package secret
 
 import (
 	"errors"
@@ -8,38 +8,40 @@ import (
 	gokeyring "github.com/zalando/go-keyring"
 )
 
-// keyringService is the service name of acmemail's entries in the OS
+// KeyringService is the service name of acmemail's entries in the OS
 // keyring (Secret Service on Linux and BSD, Keychain on macOS, Credential
 // Manager on Windows). The entry's user is the mail address, or
-// "smtp:"+address for a separate submission password.
-const keyringService = "acmemail"
+// "smtp:"+address for a separate submission password (see KeyringUser).
+const KeyringService = "acmemail"
 
 // keyringTimeout bounds every keyring call: a locked keyring that waits
 // for an unlock dialog nobody sees must not hang a cron job.
 const keyringTimeout = 10 * time.Second
 
-// secretStore is the OS keyring, or a fake in tests.
-type secretStore interface {
+// Keyring is the OS keyring, or a fake in tests. Its errors are
+// ErrKeyringNotFound, or wrap ErrNoKeyring.
+type Keyring interface {
 	Get(service, user string) (string, error)
 	Set(service, user, secret string) error
 	Delete(service, user string) error
 }
 
 var (
-	// errKeyringNotFound: the keyring works but has no such entry.
-	errKeyringNotFound = errors.New("no such entry in the keyring")
-	// errNoKeyring wraps every other keyring failure: none is running,
+	// ErrKeyringNotFound: the keyring works but has no such entry.
+	ErrKeyringNotFound = errors.New("no such entry in the keyring")
+	// ErrNoKeyring wraps every other keyring failure: none is running,
 	// it is locked, or it did not answer in time.
-	errNoKeyring = errors.New("no OS keyring is available")
+	ErrNoKeyring = errors.New("no OS keyring is available")
 )
 
-// openKeyring returns the keyring to use; tests replace it.
-var openKeyring = func() secretStore {
+// OpenKeyring returns the keyring to use: the OS keyring, each call with
+// a timeout. Tests replace it (see package secrettest).
+var OpenKeyring = func() Keyring {
 	return timedKeyring{gokeyring.Get, gokeyring.Set, gokeyring.Delete, keyringTimeout}
 }
 
 // timedKeyring runs each call of the OS keyring with a timeout and maps
-// its errors to errKeyringNotFound and errNoKeyring. A call that times out
+// its errors to ErrKeyringNotFound and ErrNoKeyring. A call that times out
 // is abandoned (its goroutine ends when the keyring answers, or with the
 // process).
 type timedKeyring struct {
@@ -67,12 +69,12 @@ func (k timedKeyring) call(fn func() (string, error)) (string, error) {
 		case r.err == nil:
 			return r.v, nil
 		case errors.Is(r.err, gokeyring.ErrNotFound):
-			return "", errKeyringNotFound
+			return "", ErrKeyringNotFound
 		default:
-			return "", fmt.Errorf("%w (%v)", errNoKeyring, r.err)
+			return "", fmt.Errorf("%w (%v)", ErrNoKeyring, r.err)
 		}
 	case <-t.C:
-		return "", fmt.Errorf("%w: it did not answer within %v (is it locked?)", errNoKeyring, k.timeout)
+		return "", fmt.Errorf("%w: it did not answer within %v (is it locked?)", ErrNoKeyring, k.timeout)
 	}
 }
 
@@ -90,9 +92,9 @@ func (k timedKeyring) Delete(service, user string) error {
 	return err
 }
 
-// keyringUser is the keyring entry's user for email's mail password, or
+// KeyringUser is the keyring entry's user for email's mail password, or
 // its separate submission password.
-func keyringUser(email string, smtp bool) string {
+func KeyringUser(email string, smtp bool) string {
 	if smtp {
 		return "smtp:" + email
 	}
