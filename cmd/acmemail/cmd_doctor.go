@@ -15,6 +15,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -106,7 +107,7 @@ func checksWithFixes(r *issuer.Report, p *issuer.Profile) []doctorCheck {
 func printDoctorChecks(w io.Writer, checks []doctorCheck) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Name, escapeLines(c.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Name, termout.EscapeLines(c.Detail))
 		if c.Fix != "" {
 			fmt.Fprintf(tw, "\t\tfix: %s\n", c.Fix)
 		}
@@ -140,7 +141,7 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		}
 		defer w.Close()
 		world = w
-		prog.printf("started the sandbox CA at %s", w.DirectoryURL)
+		prog.Printf("started the sandbox CA at %s", w.DirectoryURL)
 	} else if err := discoverServers(ctx, g, prog, &p, o.cred.rediscover); err != nil {
 		return err
 	}
@@ -175,10 +176,10 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		return fmt.Errorf("%d of %d checks failed: %s", len(failed), len(checks), strings.Join(failed, ", "))
 	}
 	if warned := r.Names(issuer.CheckWarn); len(warned) > 0 {
-		prog.printf("no check failed for %s; %d warned (%s): see their fix lines", p.Email, len(warned), strings.Join(warned, ", "))
+		prog.Printf("no check failed for %s; %d warned (%s): see their fix lines", p.Email, len(warned), strings.Join(warned, ", "))
 		return nil
 	}
-	prog.printf("all checks passed for %s", p.Email)
+	prog.Printf("all checks passed for %s", p.Email)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -241,7 +242,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		defer cancel()
 	}
 	prog := newProgress(g.stderr)
-	prog.deadline, _ = ctx.Deadline()
+	prog.Deadline, _ = ctx.Deadline()
 
 	// Secrets first: fail before anything is sent if one is missing.
 	if _, err := secrets.P12Password(ctx, &p); err != nil {
@@ -263,7 +264,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	}
 	if base != nil {
 		if changes := describeChanges(*base, p); len(changes) > 0 {
-			prog.printf("%s was obtained before; this run changes what renew repeats: %s", norm, strings.Join(changes, "; "))
+			prog.Printf("%s was obtained before; this run changes what renew repeats: %s", norm, strings.Join(changes, "; "))
 		}
 	}
 	if o.ext.active() {
@@ -283,7 +284,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	}
 	res, err := is.Obtain(ctx, p, opts)
 	if err != nil && (res == nil || len(res.Certs) == 0) {
-		return cliError(timeoutError(ctx, err, o.timeout))
+		return cliError(termout.TimeoutError(ctx, err, o.timeout))
 	}
 	if p.Split {
 		if len(res.Certs) < 2 {
@@ -301,13 +302,13 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		p12Path = o.out
 	}
 	if opts.World != nil {
-		prog.printf("the sandbox issued it; it is trusted by no mail client (its root is a test root)")
+		prog.Printf("the sandbox issued it; it is trusted by no mail client (its root is a test root)")
 	}
-	prog.printf("saved the certificate for %s (valid until %s)", norm, c.Meta.NotAfter.UTC().Format(time.DateOnly))
+	prog.Printf("saved the certificate for %s (valid until %s)", norm, c.Meta.NotAfter.UTC().Format(time.DateOnly))
 	if opts.World == nil {
-		prog.printf("next: import %s into your mail client with the PKCS#12 password; 'acmemail renew', run from cron, renews it when due (see acmemail renew --help)", p12Path)
+		prog.Printf("next: import %s into your mail client with the PKCS#12 password; 'acmemail renew', run from cron, renews it when due (see acmemail renew --help)", p12Path)
 	} else {
-		prog.printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", c.Paths.Dir)
+		prog.Printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", c.Paths.Dir)
 	}
 	if o.json {
 		if err := json.NewEncoder(g.stdout).Encode(newObtainResult(res, c, p12Path)); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -168,7 +169,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 	r := &renewer{g: g, o: o, is: is, secrets: secrets}
 	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
 	// answer; cron (no terminal) keeps its silence.
-	r.sayNotDue = explicit && (newProgress(g.stderr).tty || atTerminal())
+	r.sayNotDue = explicit && (newProgress(g.stderr).TTY || atTerminal())
 	outcomes := make([]renewOutcome, len(emails))
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
@@ -276,7 +277,7 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	}
 	var progOut io.Writer = io.Discard
 	if r.g.verbose > 0 {
-		progOut = &lockedWriter{mu: &r.out, w: r.g.stderr}
+		progOut = &termout.LockedWriter{Mu: &r.out, W: r.g.stderr}
 	}
 	// The secrets of this address: its own login sources, the PKCS#12
 	// password shared by all.

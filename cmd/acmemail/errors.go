@@ -11,6 +11,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -76,11 +77,11 @@ func printError(w io.Writer, err error) {
 	}
 	// An error may quote a mail, a CA's problem document or a server's
 	// greeting: nothing of it reaches the terminal unescaped.
-	fmt.Fprintf(w, "acmemail: error: %s\n", escapeLines(strings.TrimSpace(err.Error())))
+	fmt.Fprintf(w, "acmemail: error: %s\n", termout.EscapeLines(strings.TrimSpace(err.Error())))
 	var he *hintError
 	for e := err; errors.As(e, &he); e = he.Err {
 		for _, h := range he.Hints {
-			fmt.Fprintf(w, "acmemail: hint: %s\n", escapeLines(h))
+			fmt.Fprintf(w, "acmemail: hint: %s\n", termout.EscapeLines(h))
 		}
 	}
 	var pe *acmemail.ProblemError

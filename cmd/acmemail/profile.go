@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -218,11 +217,6 @@ func newIssuer(g *globals, secrets issuer.Secrets) (*issuer.Issuer, error) {
 		HookOutput: g.stderr, UserAgent: "acmemail/" + versionString(), OnOrderState: g.onOrderState,
 	}, nil
 }
-
-// Printf, Event and EndLive make *progress an issuer.Reporter.
-func (p *progress) Printf(format string, args ...any) { p.printf(format, args...) }
-func (p *progress) Event(e acmemail.Event)            { p.event(e) }
-func (p *progress) EndLive()                          { p.endLive() }
 
 // parseKeyType is the key type of --key-type, normalized; a value that is
 // none is kept for Profile.Check to refuse.

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/spf13/cobra"
 )
 
@@ -155,7 +156,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if _, ok := stderr.(*os.File); !ok {
 		// Progress, logs and the protocol trace write from several
 		// goroutines; an *os.File takes that, a buffer in a test does not.
-		stderr = &lockedWriter{mu: new(sync.Mutex), w: stderr}
+		stderr = &termout.LockedWriter{Mu: new(sync.Mutex), W: stderr}
 	}
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	g.onOrderState, _ = ctx.Value(orderStateHookKey{}).(func(acmemail.OrderState))

@@ -28,7 +28,7 @@ func printSplitResult(g *globals, o *obtainOptions, res *issuer.Obtained) error 
 	sign, enc := res.Certs[0], res.Certs[1]
 	prog := newProgress(g.stderr)
 	if res.Profile.Server == "sandbox" {
-		prog.printf("the sandbox issued them; they are trusted by no mail client (its root is a test root)")
+		prog.Printf("the sandbox issued them; they are trusted by no mail client (its root is a test root)")
 	}
 	var both string
 	if o.out != "" {
