@@ -165,6 +165,11 @@ func (e *DirectoryError) Error() string {
 		}
 	} else {
 		cause = strings.Replace(cause, "provisioning client: ", "", 1)
+		// acmez's words for a document that is not JSON.
+		if _, rest, ok := strings.Cut(cause, "response Content-Type is "); ok {
+			ct, _, _ := strings.Cut(rest, " but ")
+			cause = "the answer is " + sanitizeText(ct, 100) + ", not the JSON of an ACME directory"
+		}
 	}
 	if strings.HasPrefix(e.Op, "fetch the ACME directory") {
 		return e.Op + ": " + cause

@@ -3,7 +3,9 @@ package issuer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -123,4 +125,33 @@ func UsageNoun(usage string) string {
 		return "encryption"
 	}
 	return ""
+}
+
+// shellWords are the shell's own commands and keywords: a hook that starts
+// with one needs no program of that name.
+var shellWords = map[string]bool{
+	":": true, ".": true, "[": true, "{": true, "(": true, "!": true, "alias": true, "break": true, "case": true, "cd": true,
+	"command": true, "continue": true, "echo": true, "eval": true, "exec": true, "exit": true, "export": true, "false": true,
+	"for": true, "if": true, "printf": true, "read": true, "set": true, "test": true, "true": true, "umask": true,
+	"unset": true, "until": true, "wait": true, "while": true, "call": true, "start": true,
+}
+
+// CheckHook reports a deploy hook that cannot run: the program its command
+// line starts with is not found (on PATH, or at the path given), so the
+// mistake shows before a certificate is ordered, not after. A command line
+// that starts with shell syntax (a variable, a quote, a redirection) is not
+// judged.
+func CheckHook(cmdline string) error {
+	fields := strings.Fields(cmdline)
+	if len(fields) == 0 {
+		return nil
+	}
+	prog := fields[0]
+	if shellWords[prog] || strings.ContainsAny(prog, "$`'\"\\\\<>|&;()=*?~") {
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return &SettingError{Setting: "deploy_hook", Err: fmt.Errorf("%q: %s is not a program that can be run (%v)", cmdline, prog, errors.Unwrap(err))}
+	}
+	return nil
 }

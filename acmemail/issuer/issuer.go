@@ -212,7 +212,13 @@ func (p *Profile) Directory(world *sandbox.World) (string, acmemail.JoinMode, er
 	case strings.HasPrefix(p.Server, "http://"):
 		return "", join, WithHint(&SettingError{Setting: "server", Err: fmt.Errorf("%s: ACME needs HTTPS", p.Server)}, "use the https:// URL of the directory")
 	default:
-		return "", join, &SettingError{Setting: "server", Err: fmt.Errorf("%q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", p.Server)}
+		err := &SettingError{Setting: "server", Err: fmt.Errorf("%q is neither a directory URL nor a known name (sandbox, castle, castle-staging)", p.Server)}
+		for _, name := range []string{"sandbox", "castle", "castle-staging"} {
+			if editDistance(strings.ToLower(p.Server), name) <= 2 {
+				return "", join, WithHint(err, "did you mean --server "+name+"?")
+			}
+		}
+		return "", join, err
 	}
 	if p.Join != "" {
 		j, err := acmemail.ParseJoinMode(p.Join)
@@ -481,4 +487,25 @@ func RandomToken() string {
 	b := make([]byte, 18)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// editDistance is the Levenshtein distance of a and b (short strings).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

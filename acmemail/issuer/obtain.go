@@ -56,6 +56,9 @@ func (is *Issuer) Obtain(ctx context.Context, p Profile, o ObtainOptions) (*Obta
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	if err := CheckHook(p.DeployHook); err != nil {
+		return nil, err
+	}
 	prog := reporter(o.Progress)
 	if o.Observe != nil {
 		next := prog

@@ -213,6 +213,9 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 			replaces, _ = acmemail.CertID(leaf)
 		}
 	}
+	if err := CheckHook(p.DeployHook); err != nil {
+		return fail(err)
+	}
 	p12PW, err := r.secrets.P12Password(ctx, &r.p)
 	if err != nil {
 		return fail(err)

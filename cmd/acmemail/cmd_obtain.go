@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,10 +229,11 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	if err != nil {
 		return err
 	}
-	if o.out != "" {
-		if _, err := os.Stat(o.out); err == nil {
-			return withHint(usageErrorf("--out %s exists; acmemail never overwrites it", o.out), "remove it first, or choose another path")
-		}
+	if err := checkOut(o.out); err != nil {
+		return err
+	}
+	if err := settingErr(issuer.CheckHook(p.DeployHook)); err != nil {
+		return err
 	}
 	if o.ext.active() && len(p.Also) > 0 {
 		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
@@ -399,6 +401,30 @@ func checkEmail(s string) (string, error) {
 		return "", usageErrorf("%q is not a mail address (want local@domain): %v", s, err)
 	}
 	return n, nil
+}
+
+// checkOut finds, before anything is ordered, what would keep --out from
+// being written after the certificate was issued: the file exists, or its
+// directory is missing or not writable.
+func checkOut(path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return withHint(usageErrorf("--out %s exists; acmemail never overwrites it", path), "remove it first, or choose another path")
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".acmemail-out-*")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return withHint(usageErrorf("--out %s: the directory %s does not exist", path, dir), "create it first (mkdir -p "+dir+"), or choose another path")
+		}
+		return withHint(usageErrorf("--out %s: the file cannot be written there: %w", path, err), "choose a directory you can write to")
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return nil
 }
 
 func writeNewFile(path string, data []byte) error {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +153,59 @@ func TestMistakeExportPEMDir(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("%s was created", dir)
+	}
+}
+
+// TestMistakeOutputsCheckedFirst: an --out file that could not be written
+// and a deploy hook that cannot run are found before the order, not after
+// the CA issued (a script retrying would spend another issuance).
+func TestMistakeOutputsCheckedFirst(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"out-dir-missing", []string{"--out", filepath.Join(missing, "alice.p12")}, "the directory " + missing + " does not exist"},
+		{"hook-path-missing", []string{"--deploy-hook", filepath.Join(missing, "deploy.sh") + " --reload"}, "is not a program that can be run"},
+		{"hook-program-unknown", []string{"--deploy-hook", "acmemail-no-such-program reload"}, "acmemail-no-such-program is not a program that can be run"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, env, obtainArgs(w, tc.args...)...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want %d and %q:\n%s", r.code, exitUsage, tc.want, r.stderr)
+			}
+		})
+	}
+	if st := w.Stats(); st.Orders != 0 {
+		t.Errorf("orders = %d, want 0: the mistakes were found after ordering", st.Orders)
+	}
+	// Shell syntax and the shell's own commands are not judged.
+	if r := runCLI(t, env, obtainArgs(w, "--deploy-hook", `test -n "$ACMEMAIL_SERIAL"`)...); r.code != 0 {
+		t.Errorf("a hook starting with a shell command: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestMistakeServerNotJSON: a --server that answers with a web page says
+// so in words, not in the ACME library's ("target container is not
+// io.Writer").
+func TestMistakeServerNotJSON(t *testing.T) {
+	w, env := world(t, sandbox.Options{})
+	page := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain")
+		io.WriteString(rw, "hello\n")
+	}))
+	defer page.Close()
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	pemData, _ := os.ReadFile(env["ACMEMAIL_CA_ROOTS"])
+	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: page.Certificate().Raw})...)
+	if err := os.WriteFile(roots, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["ACMEMAIL_CA_ROOTS"] = roots
+	r := runCLI(t, env, mistakeArgs(w, page.URL+"/directory")...)
+	if r.code != exitError || !strings.Contains(r.stderr, "the answer is text/plain, not the JSON of an ACME directory") || strings.Contains(r.stderr, "io.Writer") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 }
