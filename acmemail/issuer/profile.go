@@ -43,7 +43,11 @@ type Profile struct {
 	// "castle-staging").
 	Server  string   `json:"server"`
 	Join    string   `json:"join,omitempty"` // "string", "octet" or "" for the server's
-	Contact []string `json:"contact,omitempty"`
+	// Contact is the contact of a new ACME account: the address being
+	// certified unless NoContact (the CA learns it anyway, and some CAs,
+	// acme2certifier among them, refuse accounts without one).
+	Contact   []string `json:"contact,omitempty"`
+	NoContact bool     `json:"no_contact,omitempty"`
 	// IssuerRoots is the PEM file of the CA's roots the issued chain must
 	// verify to; CARoots a PEM file of extra roots trusted for HTTPS, IMAP
 	// and SMTP (ACMEMAIL_CA_ROOTS). Absolute paths.
@@ -195,6 +199,12 @@ func (p Profile) WithDefaults() Profile {
 		a.PasswordFile = absPath(a.PasswordFile)
 	}
 	p.Contact = append([]string(nil), p.Contact...)
+	switch {
+	case p.NoContact:
+		p.Contact = nil
+	case len(p.Contact) == 0 && p.Email != "":
+		p.Contact = []string{"mailto:" + p.Email}
+	}
 	return p
 }
 

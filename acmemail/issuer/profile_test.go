@@ -31,7 +31,7 @@ func TestProfileOfSettings(t *testing.T) {
 	}
 	want := Profile{
 		Version: ProfileVersion, Email: "alice@example.test", Also: []Also{{Email: "bob@example.test"}},
-		Server: "sandbox", IMAP: "imaps://127.0.0.1:33737", SMTP: "smtps://127.0.0.1:39999",
+		Server: "sandbox", Contact: []string{"mailto:alice@example.test"}, IMAP: "imaps://127.0.0.1:33737", SMTP: "smtps://127.0.0.1:39999",
 		Mailbox: "INBOX", AuthMech: "auto", Login: Login{PasswordCommand: "echo pw"},
 		KeyType: keystore.KeyP256, Usage: "both", P12Profile: "legacy", DeployHook: "echo deployed",
 		MailWait: Duration(5 * time.Second), ReplySettle: Duration(time.Second),

@@ -365,6 +365,11 @@ func (ca *authority) handleNewAccount(w http.ResponseWriter, req *request) {
 		ca.writeProblem(w, req.url, prob)
 		return
 	}
+	if ca.opt.RequireContact && len(p.Contact) == 0 {
+		// acme2certifier's default.
+		ca.writeProblem(w, req.url, newProblem(probMalformed, "Contact information is missing"))
+		return
+	}
 	var eabKid string
 	switch {
 	case len(p.ExternalAccountBinding) > 0 && string(p.ExternalAccountBinding) != "null":

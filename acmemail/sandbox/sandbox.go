@@ -173,6 +173,9 @@ type Options struct {
 	LookupTXT func(ctx context.Context, name string) ([]string, error)
 	// CertLifetime is the validity of issued certificates. Default 90 days.
 	CertLifetime time.Duration
+	// RequireContact refuses a new account without a contact address, as
+	// acme2certifier does by default (400 malformed).
+	RequireContact bool
 	// Folder is the IMAP mailbox mail is delivered to: "INBOX" (default),
 	// or "Junk" to imitate a spam filter that files the CA's mail there.
 	Folder string

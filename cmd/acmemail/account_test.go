@@ -289,3 +289,27 @@ func TestAccountScripts(t *testing.T) {
 		},
 	})
 }
+
+// TestObtainAccountContact: a new account's contact is the address being
+// certified unless --contact or --no-contact says otherwise; a CA that
+// wants a contact (acme2certifier) refuses --no-contact, and the hint is
+// about the account, not the address.
+func TestObtainAccountContact(t *testing.T) {
+	w, env := world(t, sandbox.Options{RequireContact: true})
+	mustObtain(t, env, w)
+	acct, err := openHome(t, env).LoadAccount(w.DirectoryURL)
+	if err != nil || len(acct.Contact) != 1 || acct.Contact[0] != "mailto:alice@example.test" {
+		t.Fatalf("account contact = %v (%v), want mailto:alice@example.test", acct, err)
+	}
+	env["ACMEMAIL_HOME"] = t.TempDir()
+	r := runCLI(t, env, obtainArgs(w, "--no-contact")...)
+	if r.code != exitCA || !strings.Contains(r.stderr, "Contact information is missing") || !strings.Contains(r.stderr, "refused to create the ACME account") ||
+		strings.Contains(r.stderr, "does not accept this address") {
+		t.Errorf("--no-contact at a CA that wants one: exit %d\n%s", r.code, r.stderr)
+	}
+	env["ACMEMAIL_HOME"] = t.TempDir()
+	mustObtain(t, env, w, "--contact", "ops@example.test")
+	if acct, err := openHome(t, env).LoadAccount(w.DirectoryURL); err != nil || len(acct.Contact) != 1 || strings.TrimPrefix(acct.Contact[0], "mailto:") != "ops@example.test" {
+		t.Errorf("--contact: account contact = %v (%v)", acct, err)
+	}
+}

@@ -42,6 +42,7 @@ type obtainOptions struct {
 	insecure        bool
 	agreeTOS        bool
 	contact         []string
+	noContact       bool
 	skipMailAuth    bool
 	trustAuthserv   string
 	smimeRoots      string
@@ -172,7 +173,8 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	// -1 means "per server"; the help shows what that is, not -1ns.
 	f.Lookup("reply-settle").DefValue = issuer.DefaultReplySettle.String()
 	f.BoolVar(&o.agreeTOS, "agree-tos", false, "agree to the CA's terms of service when creating an account")
-	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable)")
+	f.StringSliceVar(&o.contact, "contact", nil, "contact address for a new ACME account (repeatable; default: EMAIL itself)")
+	f.BoolVar(&o.noContact, "no-contact", false, "create a new ACME account without a contact address (some CAs refuse that)")
 	f.BoolVar(&o.skipMailAuth, "insecure-skip-mail-auth", false, "answer challenge mail WITHOUT checking DKIM or S/MIME (test CAs only)")
 	f.StringVar(&o.trustAuthserv, "trust-authserv-id", "", "trust Authentication-Results headers by this authserv-id (your own provider's receiving server only)")
 	f.StringVar(&o.smimeRoots, "smime-roots", "", "PEM file of roots trusted for S/MIME-signed challenge mail")

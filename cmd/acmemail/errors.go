@@ -88,7 +88,14 @@ func printError(w io.Writer, err error) {
 	// The hints below are about orders; a revocation's problem has its own.
 	if errors.As(err, &pe) && !errors.As(err, new(*revokeCAError)) {
 		switch pe.ShortType() {
-		case "rejectedIdentifier", "malformed", "unsupportedIdentifier":
+		case "malformed", "invalidContact", "unsupportedContact":
+			if strings.HasPrefix(pe.Op, "register the ACME account") {
+				// The request that failed is the account's, not the order's.
+				fmt.Fprintln(w, "acmemail: hint: the CA refused to create the ACME account; check --contact (the default is the address itself; --no-contact leaves it out) and whether the CA wants --eab-kid or other terms")
+				break
+			}
+			fallthrough
+		case "rejectedIdentifier", "unsupportedIdentifier":
 			fmt.Fprintln(w, "acmemail: hint: the CA does not accept this address; check the spelling, or ask the CA which addresses it serves")
 		case "incorrectResponse":
 			fmt.Fprintln(w, "acmemail: hint: the CA rejected the reply; check that your mail provider DKIM-signs outgoing mail for your domain, and try --join octet if this CA joins tokens as octets")

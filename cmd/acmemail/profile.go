@@ -43,7 +43,7 @@ var profileFlags = []struct {
 	{[]string{"p12-password-file"}, func(d, s *issuer.Profile) { d.P12PasswordFile = s.P12PasswordFile }},
 	{[]string{"deploy-hook"}, func(d, s *issuer.Profile) { d.DeployHook = s.DeployHook }},
 	{[]string{"join"}, func(d, s *issuer.Profile) { d.Join = s.Join }},
-	{[]string{"contact"}, func(d, s *issuer.Profile) { d.Contact = s.Contact }},
+	{[]string{"contact", "no-contact"}, func(d, s *issuer.Profile) { d.Contact, d.NoContact = s.Contact, s.NoContact }},
 	{[]string{"mail-wait"}, func(d, s *issuer.Profile) { d.MailWait = s.MailWait }},
 	{[]string{"reply-settle"}, func(d, s *issuer.Profile) { d.ReplySettle = s.ReplySettle }},
 	{[]string{"also", "also-imap", "also-smtp", "also-user", "also-password-file", "also-password-command"}, func(d, s *issuer.Profile) { d.Also = s.Also }},
@@ -119,7 +119,7 @@ func (o *obtainOptions) profile(email string, base *issuer.Profile, set func(fla
 		return issuer.Profile{}, err
 	}
 	f := issuer.Profile{
-		Email: email, Also: also, Server: o.server, Join: o.join, Contact: o.contact, IssuerRoots: o.issuerRoots,
+		Email: email, Also: also, Server: o.server, Join: o.join, Contact: o.contact, NoContact: o.noContact, IssuerRoots: o.issuerRoots,
 		IMAP: o.imap, SMTP: o.smtp, User: o.user, SMTPUser: o.cred.smtpUser, Mailbox: o.mailboxName, AuthMech: o.cred.authMech,
 		Login: issuer.Login{
 			PasswordCommand: o.cred.passwordCommand, PasswordFile: o.passwordFile, OAuthTokenCommand: o.cred.oauthTokenCommand,
