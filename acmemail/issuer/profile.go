@@ -41,8 +41,8 @@ type Profile struct {
 
 	// The CA: Server is a directory URL or a name ("sandbox", "castle",
 	// "castle-staging").
-	Server  string   `json:"server"`
-	Join    string   `json:"join,omitempty"` // "string", "octet" or "" for the server's
+	Server string `json:"server"`
+	Join   string `json:"join,omitempty"` // "string", "octet" or "" for the server's
 	// Contact is the contact of a new ACME account: the address being
 	// certified unless NoContact (the CA learns it anyway, and some CAs,
 	// acme2certifier among them, refuse accounts without one).
