@@ -48,3 +48,17 @@ func (e *HookError) Unwrap() error { return e.Err }
 
 // ErrNotManaged: the state directory has no certificate for the address.
 var ErrNotManaged = errors.New("no certificate for the address is managed here")
+
+// InterruptedError is a run stopped by its context (Ctrl-C, a signal, its
+// timeout), with what it leaves for the next run: whether an order was
+// recorded, and whether its challenges were all answered (then the next
+// run continues it; otherwise the challenge mail went to this run and the
+// next run orders anew, with the same key).
+type InterruptedError struct {
+	Err      error
+	Ordered  bool // an order was recorded
+	Answered bool // and every challenge of it was answered
+}
+
+func (e *InterruptedError) Error() string { return e.Err.Error() }
+func (e *InterruptedError) Unwrap() error { return e.Err }

@@ -427,6 +427,9 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 		Resume: saver.load(r.prog), OnState: saver.save,
 	})
 	r.prog.EndLive()
+	if err != nil && ctx.Err() != nil {
+		return nil, saver.interrupted(err)
+	}
 	if err != nil {
 		return nil, err
 	}

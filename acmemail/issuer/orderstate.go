@@ -15,6 +15,7 @@ type orderSaver struct {
 	email  string
 	hook   func(acmemail.OrderState)
 	onDisk *acmemail.OrderState // the state last read or written
+	last   *acmemail.OrderState // the state last seen (for an interrupted run)
 }
 
 // load returns the state of the interrupted order, if one was recorded,
@@ -38,6 +39,9 @@ func (o *orderSaver) load(prog Reporter) *acmemail.OrderState {
 }
 
 func (o *orderSaver) save(st acmemail.OrderState) error {
+	seen := st
+	seen.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
+	o.last = &seen
 	var write func(string, []byte) error
 	switch acmemail.SaveModeFor(o.onDisk, st) {
 	case acmemail.SaveDurable:
@@ -61,4 +65,18 @@ func (o *orderSaver) save(st acmemail.OrderState) error {
 		o.hook(st)
 	}
 	return nil
+}
+
+// interrupted wraps err of a run stopped by its context with what the
+// order state says the next run does.
+func (o *orderSaver) interrupted(err error) error {
+	ie := &InterruptedError{Err: err}
+	if st := o.last; st != nil && st.OrderURL != "" {
+		ie.Ordered = true
+		ie.Answered = st.Finalized || len(st.Authorizations) > 0
+		for _, a := range st.Authorizations {
+			ie.Answered = ie.Answered && (a.ReplySent || a.Valid)
+		}
+	}
+	return ie
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/spf13/cobra"
 )
@@ -171,7 +172,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		printError(stderr, err)
 		if errors.Is(err, context.Canceled) && cmd != nil && (cmd.Name() == "obtain" || cmd.Name() == "renew") {
-			io.WriteString(stderr, "acmemail: hint: run the same command again to continue: the order and key are kept, and no challenge is answered twice\n")
+			io.WriteString(stderr, "acmemail: hint: "+interruptedHint(err)+"\n")
 		}
 		for _, h := range settingHints(err, g.settingSources) {
 			io.WriteString(stderr, "acmemail: hint: "+h+"\n")
@@ -217,4 +218,17 @@ func emailArgs(c *cobra.Command) {
 		}
 		return nil
 	}
+}
+
+// interruptedHint says what running an interrupted obtain or renew again
+// does, as the recorded order state decides it.
+func interruptedHint(err error) string {
+	var ie *issuer.InterruptedError
+	switch {
+	case !errors.As(err, &ie) || !ie.Ordered:
+		return "run the same command again: nothing was ordered yet, and a key already made is kept"
+	case ie.Answered:
+		return "run the same command again to continue: the order and key are kept, and no challenge is answered twice"
+	}
+	return "run the same command again: its challenge mail came to this run, so the next one starts a new order, with the same key (a challenge is never answered twice)"
 }
