@@ -192,7 +192,11 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		// The configuration file's table for this address (password
 		// source, deploy hook, ...) applies to its renewal only: the flags
 		// are set for it here, one address at a time, and copied.
-		if err := g.settingsForIdentity(cmd, email); err != nil {
+		err := g.settingsForIdentity(cmd, email)
+		if err == nil {
+			err = o.check() // as renew EMAIL checks them
+		}
+		if err != nil {
 			outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: err, Error: err.Error()}
 			r.report(&outcomes[i])
 			continue

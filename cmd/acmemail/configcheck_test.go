@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
 // firstError is the first "acmemail: error:" line of a run's stderr.
@@ -136,5 +138,31 @@ func TestConfigCheckNamesIdentity(t *testing.T) {
 	}
 	if r := runCLI(t, env, "config", "alice@example.com"); r.code != 0 {
 		t.Errorf("config alice@example.com: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRenewConfigRefusedPerIdentity: renew of every managed address
+// refuses a value in one address's table as renew EMAIL would, for that
+// address, instead of renewing with something else; acmemail config says
+// the same.
+func TestRenewConfigRefusedPerIdentity(t *testing.T) {
+	w, env := world(t, sandbox.Options{RenewalWindow: far})
+	mustObtain(t, env, w)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte("[identity.\"alice@example.test\"]\np12-profile = \"ancient\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const want = `--p12-profile "ancient": choose modern or legacy`
+	r := runCLI(t, env, "--config", cfg, "renew", "--force")
+	if r.code != exitSomeFailed || strings.Contains(r.stdout, "renewed") || !strings.Contains(r.stderr, "renew alice@example.test: "+want) {
+		t.Errorf("renew: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, env, "--config", cfg, "renew", "--force", "alice@example.test")
+	if r.code != exitUsage || !strings.Contains(firstError(r.stderr), want) {
+		t.Errorf("renew EMAIL: exit %d\n%s", r.code, r.stderr)
+	}
+	c := runCLI(t, env, "--config", cfg, "config", "alice@example.test")
+	if c.code != exitUsage || firstError(c.stderr) != firstError(r.stderr) {
+		t.Errorf("config: exit %d\n%s\nwant renew's error:\n%s", c.code, c.stderr, r.stderr)
 	}
 }
