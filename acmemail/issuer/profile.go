@@ -16,6 +16,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
 )
 
 // ProfileVersion is the version of the Profile format written to meta.json.
@@ -234,6 +235,14 @@ func (p *Profile) Check() error {
 	if p.Join != "" {
 		if _, err := acmemail.ParseJoinMode(p.Join); err != nil {
 			return bad("join", "%w", err)
+		}
+	}
+	if _, err := mailbox.ParseMechanism(p.AuthMech); err != nil {
+		return bad("auth_mech", "%w", err)
+	}
+	if p.DNSResolver != "" {
+		if _, err := Resolver(p.DNSResolver); err != nil {
+			return err
 		}
 	}
 	for _, a := range p.Also {

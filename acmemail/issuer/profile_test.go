@@ -96,11 +96,13 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("defaults refused: %v", err)
 	}
 	for setting, edit := range map[string]func(*Profile){
-		"key_type":    func(p *Profile) { p.KeyType = "ed25519" },
-		"usage":       func(p *Profile) { p.Usage = "both-ways" },
-		"p12_profile": func(p *Profile) { p.P12Profile = "ancient" },
-		"split":       func(p *Profile) { p.Split, p.Usage = true, "sign" },
-		"join":        func(p *Profile) { p.Join = "glue" },
+		"key_type":     func(p *Profile) { p.KeyType = "ed25519" },
+		"usage":        func(p *Profile) { p.Usage = "both-ways" },
+		"p12_profile":  func(p *Profile) { p.P12Profile = "ancient" },
+		"split":        func(p *Profile) { p.Split, p.Usage = true, "sign" },
+		"join":         func(p *Profile) { p.Join = "glue" },
+		"auth_mech":    func(p *Profile) { p.AuthMech = "cram-md5" },
+		"dns_resolver": func(p *Profile) { p.DNSResolver = "192.0.2.53" },
 		"also": func(p *Profile) {
 			p.Also = []Also{{Email: "b@x", IMAP: "imaps://x", PasswordFile: "/f", PasswordCommand: "c"}}
 		},

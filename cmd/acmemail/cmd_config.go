@@ -15,10 +15,14 @@ ACMEMAIL_* variable, the identity's table or [defaults]. A setting on the comman
 line of another command still beats all of these.
 
 The file is read as every command reads it, so an error here (an unknown key, a
-value of the wrong type, a file others can write) is the error every command would
-stop with. Values that are a choice from a list (key-type, usage, p12-profile,
-auth-mech, join, server) are checked too: after the listing, each one a command
-would refuse is named with its source, and the exit status is 2.
+file others can write) is the error every command would stop with. The settings
+are then checked as obtain and renew check them before they act: set on their
+flags as a run sets them (a value of the wrong type, or one the flag refuses),
+then put through their own checks (key-type, usage, p12-profile, server, join,
+auth-mech, --split with --usage, the --also flags, ...). The first error they
+would stop with follows the listing, word for word, with where the value came
+from; the exit status is 2. Without EMAIL, the settings of an address without a
+table are checked, then those of each identity.
 
 ` + configHelp
 
@@ -109,7 +113,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 		if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
 			return err
 		}
-		return checkSettingValues(res.Settings)
+		return g.checkSettings(email)
 	}
 	w := g.stdout
 	switch {
@@ -134,7 +138,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 		sort.Strings(ids)
 		fmt.Fprintf(w, "# identities: %s\n", strings.Join(ids, ", "))
 	}
-	return checkSettingValues(res.Settings)
+	return g.checkSettings(email)
 }
 
 // tomlValue formats a value as it would be written in the file.

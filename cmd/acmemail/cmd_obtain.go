@@ -155,6 +155,11 @@ func newObtainCmd(g *globals) *cobra.Command {
 	}
 	o.addFlags(cmd.Flags())
 	o.ext.addFlags(cmd.Flags())
+	g.settingsCheck(cmd, func(email string) error {
+		o.getenv = g.getenv
+		_, err := o.settle(email, nil, cmd.Flags().Changed)
+		return err
+	})
 	return cmd
 }
 
@@ -209,9 +214,6 @@ func (o *obtainOptions) addSubmissionFlags(f *pflag.FlagSet) {
 
 func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOptions, email string) error {
 	o.getenv = g.getenv
-	if err := o.ext.check(o.server); err != nil {
-		return err
-	}
 	norm, err := checkEmail(email)
 	if err != nil {
 		return err
@@ -227,7 +229,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	if rec, _, err := is.LoadProfile(norm); err == nil && rec.Server != "sandbox" {
 		base = &rec
 	}
-	p, err := o.profile(norm, base, cmd.Flags().Changed)
+	p, err := o.settle(norm, base, cmd.Flags().Changed)
 	if err != nil {
 		return err
 	}
@@ -236,9 +238,6 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	}
 	if err := settingErr(issuer.CheckHook(p.DeployHook)); err != nil {
 		return err
-	}
-	if o.ext.active() && len(p.Also) > 0 {
-		return usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc

@@ -17,6 +17,7 @@ import (
 	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
+	"github.com/acmemail/acmemail/mailbox"
 )
 
 type renewOptions struct {
@@ -113,7 +114,26 @@ func newRenewCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.parallel, "parallel", 16, "renew at most this many addresses at once")
 	f.BoolVar(&o.json, "json", false, "print one JSON array with the outcome for every address on stdout")
 	o.life.addFlags(f)
+	g.settingsCheck(cmd, func(string) error { return o.check() })
 	return cmd
+}
+
+// check refuses the settings renew cannot use, before it reads a secret or
+// sends anything: what acmemail config checks of renew's settings too
+// (checkSettings).
+func (o *renewOptions) check() error {
+	if o.parallel < 1 {
+		return usageErrorf("--parallel %d: must be at least 1", o.parallel)
+	}
+	if o.p12Profile != "" {
+		if _, err := keystore.ParseP12Profile(o.p12Profile); err != nil {
+			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
+		}
+	}
+	if _, err := mailbox.ParseMechanism(o.cred.authMech); err != nil {
+		return usageErrorf("--auth-mech: %w", err)
+	}
+	return nil
 }
 
 // renewOutcome is what happened to one address.
@@ -138,13 +158,8 @@ type renewer struct {
 }
 
 func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptions, args []string) error {
-	if o.parallel < 1 {
-		return usageErrorf("--parallel %d: must be at least 1", o.parallel)
-	}
-	if o.p12Profile != "" {
-		if _, err := keystore.ParseP12Profile(o.p12Profile); err != nil {
-			return usageErrorf("--p12-profile %q: choose modern or legacy", o.p12Profile)
-		}
+	if err := o.check(); err != nil {
+		return err
 	}
 	secrets := &secret.Run{Sources: g.secretSources()}
 	is, err := newIssuer(g, secrets)
@@ -177,7 +192,11 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		// The configuration file's table for this address (password
 		// source, deploy hook, ...) applies to its renewal only: the flags
 		// are set for it here, one address at a time, and copied.
-		if err := g.settingsForIdentity(cmd, email); err != nil {
+		err := g.settingsForIdentity(cmd, email)
+		if err == nil {
+			err = o.check() // as renew EMAIL checks them
+		}
+		if err != nil {
 			outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: err, Error: err.Error()}
 			r.report(&outcomes[i])
 			continue

@@ -8,9 +8,7 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/spf13/cobra"
 
-	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -63,33 +61,14 @@ func TestExampleConfig(t *testing.T) {
 		if (addr == "alice@example.com") != strings.Contains(hook, "$ACMEMAIL_P12_PATH") {
 			t.Errorf("%s: deploy-hook %q", addr, hook)
 		}
-		// Every setting must also be valid for the command: obtain's own
-		// checks of the values pass.
-		id, err := settingsIdentity(t, env, addr)
-		if err != nil {
+		// Every setting must also be valid for the commands: obtain's and
+		// renew's own checks of the values pass (as acmemail config runs
+		// them).
+		g := &globals{getenv: func(k string) string { return env[k] }, config: c}
+		if err := g.checkSettings(addr); err != nil {
 			t.Errorf("%s: the example's values are refused: %v", addr, err)
-		} else if id.Email != addr {
-			t.Errorf("profile for %q, want %q", id.Email, addr)
 		}
 	}
-}
-
-// settingsIdentity applies the settings for obtain ADDR and validates them
-// as obtain does.
-func settingsIdentity(t *testing.T, env map[string]string, addr string) (*issuer.Profile, error) {
-	t.Helper()
-	g := &globals{getenv: func(k string) string { return env[k] }}
-	var o obtainOptions
-	cmd := &cobra.Command{Use: "obtain"}
-	o.addFlags(cmd.Flags())
-	if err := cmd.ParseFlags(nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.settingsPreRun(cmd, []string{addr}); err != nil {
-		return nil, err
-	}
-	p, err := o.profile(addr, nil, cmd.Flags().Changed)
-	return &p, err
 }
 
 // TestExampleScripts runs the shell examples against the sandbox.

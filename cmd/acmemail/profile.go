@@ -100,6 +100,29 @@ func cliError(err error) error {
 	return settingErr(eabRequiredError(err))
 }
 
+// settle checks obtain's settings for email and builds its profile from
+// them: all that obtain refuses of its flags, before it reads a secret or
+// sends anything. acmemail config runs it too (checkSettings), so the two
+// refuse the same settings with the same words.
+func (o *obtainOptions) settle(email string, base *issuer.Profile, set func(flag string) bool) (issuer.Profile, error) {
+	if err := o.ext.check(o.server); err != nil {
+		return issuer.Profile{}, err
+	}
+	p, err := o.profile(email, base, set)
+	if err != nil {
+		return p, err
+	}
+	if o.ext.active() && len(p.Also) > 0 {
+		return p, usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
+	}
+	if p.Server == "sandbox" {
+		if _, err := o.sandbox.options(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
 // profile builds the issuance profile of email from obtain's flags. For
 // an address obtained before, base is what was recorded: only the flags
 // that were set (on the command line, by ACMEMAIL_* variables or the

@@ -46,6 +46,9 @@ type globals struct {
 	configFile     string         // --config
 	config         *config        // the parsed configuration file, or nil
 	settingSources []configSource // flags set from the environment or the file
+	// settingChecks are the checks a command makes of its settings before
+	// it acts (obtain's, renew's), by command: checkSettings runs them.
+	settingChecks map[*cobra.Command]func(email string) error
 
 	// onOrderState, if set (by tests), sees every order state once the
 	// issuer recorded it.

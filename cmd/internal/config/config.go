@@ -4,9 +4,9 @@
 //
 // It parses the TOML (with the line of every key, for messages), refuses
 // what does not belong in the file (unknown keys, with a suggestion for a
-// typo; secrets; nested tables; a file others can write), turns values into
-// the text a flag takes, and checks the values that are a choice from a
-// list. Applying the settings to the flags is the CLI's part.
+// typo; secrets; nested tables; a file others can write) and turns values
+// into the text a flag takes. Applying the settings to the flags, and
+// checking them as the commands do, is the CLI's part.
 //
 // Mistakes in the file are *[issuer.UsageError]s, some with
 // *[issuer.HintError] hints: the CLI exits with its usage status.

@@ -264,26 +264,6 @@ func TestCheckPerm(t *testing.T) {
 	}
 }
 
-func TestCheckValue(t *testing.T) {
-	for _, tc := range []struct {
-		key string
-		v   any
-		ok  bool
-	}{
-		{"key-type", "p256", true}, {"key-type", "ed25519", false}, {"key-type", "dsa", false},
-		{"usage", "sign", true}, {"usage", "signing", false},
-		{"p12-profile", "legacy", true}, {"p12-profile", "old", false},
-		{"auth-mech", "plain", true}, {"auth-mech", "cram", false},
-		{"join", "octet", true}, {"join", "bytes", false},
-		{"server", "castle", true}, {"server", "sandbox", true}, {"server", "https://ca.example/dir", true}, {"server", "http://ca.example", false},
-		{"imap", "anything", true}, {"key-type", int64(3), true},
-	} {
-		if err := CheckValue(tc.key, tc.v); (err == nil) != tc.ok {
-			t.Errorf("CheckValue(%s, %#v) = %v, want ok %v", tc.key, tc.v, err, tc.ok)
-		}
-	}
-}
-
 // FuzzParseConfig: the parser of a file users (and others) write never
 // panics, and every value it returns carries a real line number.
 func FuzzParseConfig(f *testing.F) {
