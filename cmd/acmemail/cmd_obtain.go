@@ -323,46 +323,22 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	return hookErr
 }
 
-// startSandbox starts the in-process sandbox for p, with a mailbox for its
-// address (and for --also addresses, an alias of it, or with --also-imap
-// ADDR=sandbox a mailbox of their own), and points p at its servers.
+// startSandbox starts the in-process sandbox for p (issuer.StartSandbox)
+// with the logins the secret sources make for it.
 func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.Profile, secrets *secret.Run) (*sandbox.World, error) {
 	opts, err := o.sandbox.options()
 	if err != nil {
 		return nil, err
 	}
 	opts.Logger = g.logger().With("component", "sandbox")
-	w, err := sandbox.Start(ctx, opts)
+	sb, err := issuer.StartSandbox(ctx, opts, p, func(w *sandbox.World) (mailbox.Credentials, error) {
+		return secrets.Sources.SandboxLogin(ctx, p, w, opts.OAuth)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("start the sandbox: %w", err)
-	}
-	creds, err := secrets.Sources.SandboxLogin(ctx, p, w, opts.OAuth)
-	if err != nil {
-		w.Close()
 		return nil, err
 	}
-	secrets.SandboxLogin = &creds
-	if p.IMAP == "" {
-		p.IMAP = w.IMAPURL
-	}
-	if p.SMTP == "" {
-		p.SMTP = w.SMTPURL
-	}
-	secrets.SandboxAlso = map[string]string{}
-	for i := range p.Also {
-		a := &p.Also[i]
-		if a.IMAP != "sandbox" {
-			continue
-		}
-		pw := issuer.RandomToken()
-		if err := w.AddUser(a.Email, pw); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("sandbox: add a mailbox for %s: %w", a.Email, err)
-		}
-		a.IMAP, a.SMTP, a.User = w.IMAPURL, w.SMTPURL, a.Email
-		secrets.SandboxAlso[strings.ToLower(a.Email)] = pw
-	}
-	return w, nil
+	secrets.SandboxLogin, secrets.SandboxAlso = &sb.Login, sb.AlsoPasswords
+	return sb.World, nil
 }
 
 func newObtainResult(res *issuer.Obtained, c *issuer.Issued, p12Path string) obtainResult {
@@ -405,26 +381,17 @@ func checkEmail(s string) (string, error) {
 }
 
 // checkOut finds, before anything is ordered, what would keep --out from
-// being written after the certificate was issued: the file exists, or its
-// directory is missing or not writable.
+// being written after the certificate was issued.
 func checkOut(path string) error {
-	if path == "" {
-		return nil
-	}
-	if _, err := os.Lstat(path); err == nil {
+	err := issuer.CheckNewFile(path)
+	switch {
+	case errors.Is(err, fs.ErrExist):
 		return withHint(usageErrorf("--out %s exists; acmemail never overwrites it", path), "remove it first, or choose another path")
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".acmemail-out-*")
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return withHint(usageErrorf("--out %s: the directory %s does not exist", path, dir), "create it first (mkdir -p "+dir+"), or choose another path")
-		}
+	case errors.Is(err, fs.ErrNotExist):
+		return withHint(usageErrorf("--out %s: the directory %s does not exist", path, filepath.Dir(path)), "create it first (mkdir -p "+filepath.Dir(path)+"), or choose another path")
+	case err != nil:
 		return withHint(usageErrorf("--out %s: the file cannot be written there: %w", path, err), "choose a directory you can write to")
 	}
-	name := f.Name()
-	f.Close()
-	os.Remove(name)
 	return nil
 }
 

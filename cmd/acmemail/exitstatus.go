@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/spf13/cobra"
 )
 
@@ -188,31 +189,10 @@ func exitStatusHelp(c *cobra.Command) string {
 	var b strings.Builder
 	b.WriteString("EXIT STATUS")
 	if intro := exitIntro(c); intro != "" {
-		b.WriteString("\n  " + wrap(intro, "  "))
+		b.WriteString("\n  " + termout.Wrap(intro, "  "))
 	}
 	for _, l := range lines {
-		fmt.Fprintf(&b, "\n  %-3d  %s", l.code, wrap(l.meaning, "       ")) // "  130  "
-	}
-	return b.String()
-}
-
-// wrap fills text into lines of at most 80 columns, each after the first
-// starting with indent, which is where the first starts too.
-func wrap(text, indent string) string {
-	var b strings.Builder
-	col := len(indent)
-	for i, w := range strings.Fields(text) {
-		switch {
-		case i == 0:
-		case col+1+len(w) > 80:
-			b.WriteString("\n" + indent)
-			col = len(indent)
-		default:
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(w)
-		col += len(w)
+		fmt.Fprintf(&b, "\n  %-3d  %s", l.code, termout.Wrap(l.meaning, "       ")) // "  130  "
 	}
 	return b.String()
 }

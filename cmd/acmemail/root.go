@@ -55,27 +55,7 @@ type globals struct {
 	onOrderState func(acmemail.OrderState)
 }
 
-func (g *globals) logger() *slog.Logger {
-	lvl := slog.LevelWarn + 1 // default: no logs, only progress lines
-	switch {
-	case g.verbose >= 2:
-		lvl = slog.LevelDebug
-	case g.verbose == 1:
-		lvl = slog.LevelInfo
-	}
-	if g.verbose == 0 {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
-		Level: lvl,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey && len(groups) == 0 {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
-}
+func (g *globals) logger() *slog.Logger { return termout.Logger(g.stderr, g.verbose) }
 
 const rootLong = `acmemail obtains S/MIME certificates for your own mail address from ACME CAs that
 support RFC 8823 (identifier type "email", challenge "email-reply-00").

@@ -3,6 +3,8 @@ package termout
 import (
 	"bytes"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -53,4 +55,47 @@ func (l *LockedWriter) Write(p []byte) (int, error) {
 	l.Mu.Lock()
 	defer l.Mu.Unlock()
 	return l.W.Write(p)
+}
+
+// Logger is the log of a run at verbosity verbose (-v 1, -vv 2) on w:
+// nothing at 0, steps at 1, protocol details at 2; no timestamps (the
+// lines go to a terminal or to cron's mail, which have their own).
+func Logger(w io.Writer, verbose int) *slog.Logger {
+	if verbose <= 0 {
+		return slog.New(slog.DiscardHandler)
+	}
+	lvl := slog.LevelInfo
+	if verbose >= 2 {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: lvl,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// Wrap fills text into lines of at most 80 columns, the lines after the
+// first indented by indent.
+func Wrap(text, indent string) string {
+	var b strings.Builder
+	col := len(indent)
+	for i, w := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case col+1+len(w) > 80:
+			b.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
 }
