@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/acmemail/acmemail/acmemail"
@@ -100,7 +101,40 @@ type RenewOptions struct {
 	Explicit bool // the address was named: a skip is worth saying
 	Given    Given
 	Progress Reporter
-	Secrets  Secrets // nil: the Issuer's
+	Secrets  Secrets       // nil: the Issuer's
+	Timeout  time.Duration // > 0: give up on the address after this long
+}
+
+// RenewAll renews emails, at most parallel at once; options gives each
+// address's options, called for one address at a time in the order given
+// (its error fails the address without trying); report sees each outcome
+// as it is made. Addresses not yet started when ctx ends fail with its
+// error.
+func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, options func(email string) (RenewOptions, error), report func(*Outcome)) []Outcome {
+	outcomes := make([]Outcome, len(emails))
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for i, email := range emails {
+		o, err := options(email)
+		if err != nil {
+			outcomes[i] = Outcome{Email: email, Status: Failed, Err: err, Error: err.Error()}
+			report(&outcomes[i])
+			continue
+		}
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				outcomes[i] = Outcome{Email: email, Status: Failed, Err: ctx.Err(), Error: ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			outcomes[i] = is.Renew(ctx, email, o)
+			report(&outcomes[i])
+		})
+	}
+	wg.Wait()
+	return outcomes
 }
 
 // Outcome is what happened to one address in a renew run.
@@ -137,6 +171,11 @@ const (
 // the profile recorded with it and what o gives.
 func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc Outcome) {
 	oc = Outcome{Email: email}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
 	fail := func(err error) Outcome {
 		oc.Status, oc.Err, oc.Error = Failed, err, err.Error()
 		return oc

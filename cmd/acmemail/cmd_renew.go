@@ -185,38 +185,19 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
 	// answer; cron (no terminal) keeps its silence.
 	r.sayNotDue = explicit && (newProgress(g.stderr).TTY || atTerminal())
-	outcomes := make([]renewOutcome, len(emails))
-	sem := make(chan struct{}, o.parallel)
-	var wg sync.WaitGroup
-	for i, email := range emails {
+	outcomes := is.RenewAll(ctx, emails, o.parallel, func(email string) (issuer.RenewOptions, error) {
 		// The configuration file's table for this address (password
 		// source, deploy hook, ...) applies to its renewal only: the flags
-		// are set for it here, one address at a time, and copied.
-		err := g.settingsForIdentity(cmd, email)
-		if err == nil {
-			err = o.check() // as renew EMAIL checks them
+		// are set for it here, one address at a time, and checked as
+		// renew EMAIL checks them.
+		if err := g.settingsForIdentity(cmd, email); err != nil {
+			return issuer.RenewOptions{}, err
 		}
-		if err != nil {
-			outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: err, Error: err.Error()}
-			r.report(&outcomes[i])
-			continue
+		if err := o.check(); err != nil {
+			return issuer.RenewOptions{}, err
 		}
-		oi := *o
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				outcomes[i] = renewOutcome{Email: email, Status: issuer.Failed, Err: ctx.Err()}
-				return
-			}
-			defer func() { <-sem }()
-			outcomes[i] = r.one(ctx, &oi, email, explicit)
-			r.report(&outcomes[i])
-		}()
-	}
-	wg.Wait()
+		return r.options(o, explicit), nil
+	}, r.report)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -252,6 +233,10 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 // errors and notes on stderr, nothing for a certificate not due (unless -v,
 // or sayNotDue).
 func (r *renewer) report(oc *renewOutcome) {
+	if oc.Status == issuer.Failed {
+		oc.Err = cliError(oc.Err)
+		oc.Error = oc.Err.Error()
+	}
 	r.out.Lock()
 	defer r.out.Unlock()
 	switch oc.Status {
@@ -278,8 +263,9 @@ func (r *renewer) report(oc *renewOutcome) {
 	}
 }
 
-// one renews email if it is due (or forced).
-func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explicit bool) renewOutcome {
+// options are the renewal options of an address from renew's flags as they
+// are set for it.
+func (r *renewer) options(o *renewOptions, explicit bool) issuer.RenewOptions {
 	given := issuer.Given{
 		Login: issuer.Login{
 			PasswordCommand: o.cred.passwordCommand, PasswordFile: o.cred.passwordFile, OAuthTokenCommand: o.cred.oauthTokenCommand,
@@ -289,11 +275,6 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 		SMTPUser: o.cred.smtpUser, AuthMech: o.cred.authMech, DeployHook: o.life.deployHook,
 		P12Profile: o.p12Profile, P12PasswordFile: o.p12PasswordFile, CARoots: r.g.getenv("ACMEMAIL_CA_ROOTS"),
 	}
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
-	}
 	var progOut io.Writer = io.Discard
 	if r.g.verbose > 0 {
 		progOut = &termout.LockedWriter{Mu: &r.out, W: r.g.stderr}
@@ -302,15 +283,10 @@ func (r *renewer) one(ctx context.Context, o *renewOptions, email string, explic
 	// password shared by all.
 	sec := r.secrets.ForAddress(secret.Recorded{
 		Mail: !given.Login.HasMail() && !given.MailPassword, SMTP: !given.Login.HasSMTP() && !given.SMTPPassword})
-	oc := r.is.Renew(ctx, email, issuer.RenewOptions{
-		Force: o.force, ReuseKey: o.reuseKey, WaitLock: o.life.waitLock, Explicit: explicit,
+	return issuer.RenewOptions{
+		Force: o.force, ReuseKey: o.reuseKey, WaitLock: o.life.waitLock, Explicit: explicit, Timeout: o.timeout,
 		Given: given, Progress: newProgress(progOut), Secrets: sec,
-	})
-	if oc.Status == issuer.Failed {
-		oc.Err = cliError(oc.Err)
-		oc.Error = oc.Err.Error()
 	}
-	return oc
 }
 
 // atTerminal reports whether acmemail runs with a controlling terminal (a
