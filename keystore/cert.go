@@ -523,7 +523,9 @@ func fillFromLeaf(m *CertMeta, leaf *x509.Certificate) {
 // LoadCertificate returns email's installed key, chain (leaf first), meta
 // and paths, or an error wrapping [ErrNotFound] if there is none. It
 // checks that the key is the leaf's. If meta.json is missing, meta is
-// rebuilt from the key and leaf.
+// rebuilt from the key and leaf. It writes nothing, not even a lock file,
+// unless an interrupted install needs completing: a read-only state
+// directory can be read.
 func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.Certificate, meta CertMeta, paths CertPaths, err error) {
 	norm, dir, err := s.certDir(email, false)
 	if err != nil {
@@ -535,7 +537,7 @@ func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.
 		}
 		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lockForRead(dir)
 	if err != nil {
 		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate for %s: %w", norm, err)
 	}
@@ -547,10 +549,9 @@ func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.
 	return key, chain, meta, pathsIn(dir), nil
 }
 
+// loadCertificateLocked reads the installed certificate in dir, locked,
+// with any interrupted install completed.
 func loadCertificateLocked(norm, dir string) (crypto.Signer, []*x509.Certificate, CertMeta, error) {
-	if err := finishInstall(dir); err != nil {
-		return nil, nil, CertMeta{}, err
-	}
 	p := pathsIn(dir)
 	data, err := os.ReadFile(p.Chain)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -608,6 +609,9 @@ func (s *Store) WritePKCS12(email, password string, profile P12Profile) (string,
 		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
 	}
 	defer unlock()
+	if err := finishInstall(dir); err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
 	key, chain, _, err := loadCertificateLocked(norm, dir)
 	if err != nil {
 		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)

@@ -59,6 +59,15 @@
 // next if the process dies half way. [Store.WritePKCS12] exports the installed
 // key and chain.
 //
+// # Reading
+//
+// The methods that only read ([Store.LoadCertificate], [Store.History],
+// [Store.ListCertificates], ...) lock a certificate directory through its
+// existing .lock (shared when it cannot be opened for writing) and never
+// create one, so that a state directory that cannot be written, opened
+// with [OpenExisting], can be read; they write only to complete an
+// interrupted install.
+//
 // # Reply records
 //
 // RFC 8823 forbids answering a challenge twice. [Store.ClaimReply] creates

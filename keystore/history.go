@@ -40,14 +40,11 @@ func (s *Store) History(email string) ([]Generation, error) {
 		}
 		return nil, fmt.Errorf("certificate history: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lockForRead(dir)
 	if err != nil {
 		return nil, fmt.Errorf("certificate history of %s: %w", norm, err)
 	}
 	defer unlock()
-	if err := finishInstall(dir); err != nil {
-		return nil, fmt.Errorf("certificate history of %s: %w", norm, err)
-	}
 
 	var gens []Generation
 	seen := map[string]bool{}

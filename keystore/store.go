@@ -82,6 +82,31 @@ func Open(dir string) (*Store, error) {
 	return &Store{Dir: abs}, nil
 }
 
+// OpenExisting opens the state directory dir for a command that only
+// reads it: unlike [Open] it creates nothing and changes nothing, not even
+// permissions that are too open, so that a read-only state directory (or
+// file system) can be read. A dir that does not exist is an error
+// wrapping fs.ErrNotExist. The certificate methods that read
+// ([Store.LoadCertificate], [Store.History], ...) write nothing either,
+// unless an interrupted install needs completing.
+func OpenExisting(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("open state directory: empty path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", abs, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open state directory %s: not a directory", abs)
+	}
+	return &Store{Dir: abs}, nil
+}
+
 // subdir returns the path of elem below s.Dir, creating every missing
 // directory on the way with mode 0700.
 func (s *Store) subdir(elem ...string) (string, error) {
