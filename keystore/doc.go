@@ -16,6 +16,7 @@
 //	├── certificates/                      0700
 //	│   └── <email>/                       0700  local part as given, domain lowercased
 //	│       ├── pending-key.pem            0600  key for the next certificate (CertKey)
+//	│       ├── pending-key.pem.corrupt-<time>  one that did not parse, kept (CertKey)
 //	│       ├── key.pem                    0600  key of the installed certificate
 //	│       ├── chain.pem                  0600  installed chain, leaf first
 //	│       ├── cert.pem                   0600  installed leaf alone (derived from chain.pem)

@@ -18,9 +18,20 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	// Dir is the absolute path of the state directory.
 	Dir string
+	// Notice, if set, is told what a method did on its own to get past
+	// damage that its caller should hear of, in one sentence: a pending
+	// key that did not parse was moved aside (see [Store.CertKey]). It
+	// may be called from several goroutines at once. Slots share it.
+	Notice func(msg string)
 	// slot, if set, puts the certificate methods' files in
 	// certificates/<email>/<slot>/ (see [Store.Slot]).
 	slot string
+}
+
+func (s *Store) notice(msg string) {
+	if s.Notice != nil {
+		s.Notice(msg)
+	}
 }
 
 // Names of the top-level subdirectories of a Store.
