@@ -144,6 +144,12 @@ func TestReadOnlyState(t *testing.T) {
 	if list, err := ro.ListCertificates(); err != nil || len(list) < 2 || list[0] != locked || list[1] != email {
 		t.Errorf("ListCertificates = %q, %v", list, err)
 	}
+	if list, err := ro.ListIdentities(); err != nil || len(list) < 2 || list[0] != locked || list[1] != email {
+		t.Errorf("ListIdentities = %q, %v", list, err)
+	}
+	if c, err := ro.Contents(email); err != nil || c != CertificateFiles {
+		t.Errorf("Contents = %v, %v", c, err)
+	}
 	if _, chain, meta, _, err := ro.LoadCertificate(email); err != nil || meta.Serial != chain[0].SerialNumber.Text(16) {
 		t.Errorf("LoadCertificate = %v", err)
 	}

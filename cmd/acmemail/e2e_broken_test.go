@@ -2,12 +2,21 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -46,5 +55,122 @@ func TestObtainCorruptPendingKey(t *testing.T) {
 	}
 	if _, _, _, _, err := store.LoadCertificate("alice@example.test"); err != nil {
 		t.Errorf("no certificate after obtain: %v", err)
+	}
+}
+
+// installTestCert installs a self-signed certificate for email in the
+// state directory, as obtain leaves one: key, chain, leaf and meta.
+func installTestCert(t *testing.T, home, email string) {
+	t.Helper()
+	store, err := keystore.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.CertKey(email, keystore.KeyP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: email}, EmailAddresses: []string{email},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := keystore.CertMeta{Directory: "https://ca.example.test/dir", Usage: "both"}
+	if _, err := store.SaveCertificate(email, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), meta); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListBroken: list and show name an address whose certificate files
+// cannot be read as broken, with the file and what is wrong (escaped on
+// the terminal), and exit 1; list shows the others. Before, list left it
+// out and exited 0, printing "no certificates yet" (--json: []) when it
+// was the only one. An address whose first obtain failed is pending,
+// which is no error.
+func TestListBroken(t *testing.T) {
+	// The state directory's name has a control character: what is
+	// wrong is told with its path, escaped.
+	home := filepath.Join(t.TempDir(), "state\x1b[31m")
+	env := map[string]string{"ACMEMAIL_HOME": home}
+	const alice, bob, erin, frank = "alice@example.test", "bob@example.test", "erin@example.test", "frank@example.test"
+	installTestCert(t, home, alice)
+	installTestCert(t, home, bob)
+	bobMeta := filepath.Join(home, "certificates", bob, "meta.json")
+	if err := os.WriteFile(bobMeta, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := keystore.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CertKey(erin, keystore.KeyP256); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WriteOrderState(frank, []byte(`{"directory":"https://ca.example.test/dir","order_url":"https://ca.example.test/order/3"}`)); err != nil {
+		t.Fatal(err)
+	}
+	escaped := termout.Escape(bobMeta)
+
+	r := runCLI(t, env, "list")
+	if r.code != exitError {
+		t.Errorf("list with a broken address: exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	states := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		states[f[0]] = f[6]
+	}
+	if want := map[string]string{alice: "valid", bob: "broken", erin: "pending", frank: "pending"}; !maps.Equal(states, want) {
+		t.Errorf("list states = %v, want %v\n%s", states, want, r.stdout)
+	}
+	if want := "acmemail: error: the files of bob@example.test cannot be read:\n  the certificate of bob@example.test: parse " + escaped + ": "; !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "\x1b") {
+		t.Errorf("list's stderr does not say %q, escaped:\n%q", want, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "acmemail: hint: restore the file from a backup") {
+		t.Errorf("list's stderr has no hint:\n%s", r.stderr)
+	}
+
+	r = runCLI(t, env, "list", "--json")
+	if r.code != exitError {
+		t.Errorf("list --json with a broken address: exit %d, want %d", r.code, exitError)
+	}
+	var list []certInfo
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 4 {
+		t.Fatalf("list --json = %d entries, %v\n%s", len(list), err, r.stdout)
+	}
+	if b := list[1]; b.Email != bob || b.State != "broken" || !strings.HasPrefix(b.Reason, "parse "+bobMeta+": ") {
+		t.Errorf("list --json: %s is %q (%q), want broken with the parse error of %s", b.Email, b.State, b.Reason, bobMeta)
+	}
+	if f := list[3]; f.State != "pending" || f.PendingOrder != "https://ca.example.test/order/3" || f.Reason == "" {
+		t.Errorf("list --json: %s is %+v, want pending with its order", f.Email, f)
+	}
+	if !strings.Contains(r.stdout, `"state":"valid"`) {
+		t.Errorf("list --json has no state of the valid certificate:\n%s", r.stdout)
+	}
+
+	r = runCLI(t, env, "show", bob)
+	if r.code != exitError || !strings.Contains(r.stdout, "broken") || !strings.Contains(r.stderr, "parse "+escaped) {
+		t.Errorf("show of a broken address: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, env, "show", "--json", bob)
+	var ci certInfo
+	if json.Unmarshal([]byte(r.stdout), &ci); r.code != exitError || ci.State != "broken" || !strings.Contains(ci.Reason, bobMeta) {
+		t.Errorf("show --json of a broken address: exit %d, %+v", r.code, ci)
+	}
+	r = runCLI(t, env, "show", erin)
+	if r.code != 0 || !strings.Contains(r.stdout, "pending") || !strings.Contains(r.stdout, "no certificate yet") {
+		t.Errorf("show of a pending address: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Without the broken one, the pending ones are no error.
+	if err := os.Rename(filepath.Join(home, "certificates", bob), filepath.Join(t.TempDir(), bob)); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, env, "list"); r.code != 0 || strings.Count(r.stdout, "pending") != 2 {
+		t.Errorf("list of valid and pending addresses: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
