@@ -43,7 +43,9 @@ encrypted: use a long password and do not leave them lying around.
 --all-history writes one PKCS#12 file holding every key acmemail ever got a
 certificate for at this address (certificates/EMAIL/archive/ keeps them all), with
 its certificate: import it to read old mail that was encrypted to earlier
-certificates.
+certificates. If an archived certificate cannot be read, it fails and names it,
+rather than write a file that lacks a key; without --all-history the archive is
+not read.
 
 The encryption certificate of a pair from obtain --split (certificates/EMAIL/encrypt/)
 is exported along with the signing one: in the same PKCS#12 file, or as
@@ -131,7 +133,11 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 	}
 	exp, err := issuer.ExportOf(store, email, o.allHistory)
 	var ae *issuer.AlsoAddressError
+	var be *keystore.ArchiveEntryError
 	switch {
+	case errors.As(err, &be):
+		return withHint(err, "--all-history puts every archived key into the file, and this one cannot be read: restore its files from a backup, or move "+be.Dir+
+			" out of the state directory, keeping it, and export again; without --all-history the current certificate is exported")
 	case errors.As(err, &ae):
 		return withHint(err, "it is in the certificate of "+ae.Primary+" (obtained with --also); export "+ae.Primary)
 	case errors.Is(err, issuer.ErrNotManaged):

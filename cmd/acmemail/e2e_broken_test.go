@@ -174,3 +174,37 @@ func TestListBroken(t *testing.T) {
 		t.Errorf("list of valid and pending addresses: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestExportDamagedArchive: an archived certificate that cannot be read
+// made every export of the address fail. The current certificate is
+// exported (PEM and PKCS#12); --all-history fails with exit 1, naming the
+// archive entry, with what to do.
+func TestExportDamagedArchive(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "state")
+	env := map[string]string{"ACMEMAIL_HOME": home, "ACMEMAIL_P12_PASSWORD": "test"}
+	const alice = "alice@example.test"
+	installTestCert(t, home, alice)
+	installTestCert(t, home, alice)
+	chains, _ := filepath.Glob(filepath.Join(home, "certificates", alice, "archive", "*", "chain.pem"))
+	if len(chains) != 1 {
+		t.Fatalf("archived chains: %q", chains)
+	}
+	if err := os.WriteFile(chains[0], []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if r := runCLI(t, env, "export", "--format", "pem", "--out", out, alice); r.code != 0 || len(strings.Fields(r.stdout)) != 3 {
+		t.Errorf("export --format pem with a damaged archive: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, env, "export", "--out", filepath.Join(out, "alice.p12"), alice); r.code != 0 {
+		t.Errorf("export with a damaged archive: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "export", "--all-history", "--out", filepath.Join(out, "history.p12"), alice)
+	if r.code != exitError || !strings.Contains(r.stderr, "the archived certificate in "+filepath.Dir(chains[0])+" cannot be read") ||
+		!strings.Contains(r.stderr, "acmemail: hint: --all-history puts every archived key into the file") {
+		t.Errorf("export --all-history with a damaged archive: exit %d, want %d naming %s\nstderr:\n%s", r.code, exitError, filepath.Dir(chains[0]), r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "history.p12")); err == nil {
+		t.Errorf("export --all-history wrote a file without the damaged entry's key")
+	}
+}
