@@ -92,13 +92,15 @@ func newListCmd(g *globals) *cobra.Command {
 		Example: "  acmemail list\n  acmemail list --json | jq -r '.[] | select(.expired) | .email'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(g.getenv)
+			store, err := openStateToRead(g.getenv)
 			if err != nil {
 				return err
 			}
-			infos, err := issuer.Statuses(store, time.Now())
-			if err != nil {
-				return err
+			infos := []certInfo{}
+			if store != nil {
+				if infos, err = issuer.Statuses(store, time.Now()); err != nil {
+					return err
+				}
 			}
 			for _, ci := range infos {
 				if ci.Renew != nil {
@@ -195,11 +197,15 @@ func newShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := openState(g.getenv)
+			store, err := openStateToRead(g.getenv)
 			if err != nil {
 				return err
 			}
-			ci, err := issuer.StatusOf(store, email, time.Now())
+			var ci certInfo
+			err = issuer.ErrNotManaged // without a state directory
+			if store != nil {
+				ci, err = issuer.StatusOf(store, email, time.Now())
+			}
 			if errors.Is(err, issuer.ErrNotManaged) {
 				return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
 			}

@@ -25,7 +25,8 @@ type exportOptions struct {
 	json            bool
 }
 
-const exportLong = `Export the certificate of EMAIL, with its key, from the state directory.
+const exportLong = `Export the certificate of EMAIL, with its key, from the state directory. It writes
+nothing there: a read-only state directory will do.
 
 --format p12 (the default) writes one PKCS#12 file with the key, the certificate and
 the CA certificates of its chain, for a mail client: Thunderbird, Outlook, Apple Mail,
@@ -120,16 +121,14 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 		return withHint(usageErrorf("--all-history writes one PKCS#12 file; it does not go with --format pem"),
 			"drop --format pem; old keys and certificates stay as PEM files in the state directory's certificates/EMAIL/archive/")
 	}
-	home, err := keystore.DefaultDir(g.getenv)
+	// Only read: a read-only state directory can be exported from.
+	store, err := openStateToRead(g.getenv)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(home); err != nil {
-		return withHint(fmt.Errorf("no state directory at %s: %w", home, err), "run acmemail obtain first, or set ACMEMAIL_HOME")
-	}
-	store, err := openStateAt(g.getenv, home)
-	if err != nil {
-		return err
+	if store == nil {
+		home, _ := keystore.DefaultDir(g.getenv)
+		return withHint(fmt.Errorf("no state directory at %s", home), "run acmemail obtain first, or set ACMEMAIL_HOME")
 	}
 	exp, err := issuer.ExportOf(store, email, o.allHistory)
 	var ae *issuer.AlsoAddressError

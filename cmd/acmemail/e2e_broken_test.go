@@ -7,6 +7,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io/fs"
 	"maps"
 	"math/big"
 	"os"
@@ -207,4 +209,139 @@ func TestExportDamagedArchive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "history.p12")); err == nil {
 		t.Errorf("export --all-history wrote a file without the damaged entry's key")
 	}
+}
+
+// stateSnapshot describes every file and directory below dir (dir
+// included): mode, size and modification time.
+func stateSnapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		size := fi.Size()
+		if fi.IsDir() {
+			size = 0
+		}
+		snap[p] = fmt.Sprintf("%v %d %s", fi.Mode(), size, fi.ModTime())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// TestReadOnlyStateDir: list, show and export (into a directory outside
+// it) work on a state directory that cannot be written, and change
+// nothing in it. The test takes the write permission from the state
+// directory (directories 0500, the state directory itself a loose 0555,
+// files 0400) and removes its lock files, as a restored backup may lack
+// them. Root is not held back by permissions, so as root the test proves
+// that nothing is written, created or chmodded, from a snapshot of the
+// tree (names, modes, sizes, modification times) before and after; run
+// as another user it proves too that nothing fails for want of writing.
+// Before, list and show made lock files (or failed to) and chmodded a
+// loose state directory, and the files were listed as broken.
+func TestReadOnlyStateDir(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "state")
+	env := map[string]string{"ACMEMAIL_HOME": home, "ACMEMAIL_P12_PASSWORD": "test"}
+	const alice, erin = "alice@example.test", "erin@example.test"
+	installTestCert(t, home, alice)
+	installTestCert(t, home, alice)
+	store, err := keystore.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CertKey(erin, keystore.KeyP256); err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	err = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, p)
+			return nil
+		case d.Name() == ".lock" || d.Name() == ".run-lock":
+			return os.Remove(p)
+		}
+		return os.Chmod(p, 0o400)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		mode := os.FileMode(0o500)
+		if dirs[i] == home {
+			mode = 0o555
+		}
+		if err := os.Chmod(dirs[i], mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range dirs {
+			os.Chmod(d, 0o700)
+		}
+	})
+	before := stateSnapshot(t, home)
+	out := t.TempDir()
+
+	if r := runCLI(t, env, "list"); r.code != 0 || !strings.Contains(r.stdout, "valid") || !strings.Contains(r.stdout, "pending") {
+		t.Errorf("list: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, env, "list", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"state":"valid"`) {
+		t.Errorf("list --json: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{
+		{"show", alice},
+		{"show", "--json", alice},
+		{"show", erin},
+		{"export", "--format", "pem", "--out", out, alice},
+		{"export", "--out", filepath.Join(out, "alice.p12"), alice},
+		{"export", "--all-history", "--out", filepath.Join(out, "history.p12"), alice},
+	} {
+		if r := runCLI(t, env, args...); r.code != 0 {
+			t.Errorf("%s: exit %d\nstderr:\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	if diff := diffStateSnapshots(before, stateSnapshot(t, home)); len(diff) > 0 {
+		t.Errorf("reading changed the state directory:\n%s", strings.Join(diff, "\n"))
+	}
+
+	// No state directory: nothing is listed, and none is made.
+	env["ACMEMAIL_HOME"] = filepath.Join(out, "none")
+	if r := runCLI(t, env, "list"); r.code != 0 || !strings.Contains(r.stderr, "no certificates yet") {
+		t.Errorf("list without a state directory: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runCLI(t, env, "show", alice); r.code != exitError || !strings.Contains(r.stderr, "no certificate for "+alice+" is managed here") {
+		t.Errorf("show without a state directory: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(env["ACMEMAIL_HOME"]); err == nil {
+		t.Errorf("list or show made the state directory")
+	}
+}
+
+func diffStateSnapshots(before, after map[string]string) []string {
+	var diff []string
+	for p, b := range before {
+		if a, ok := after[p]; !ok {
+			diff = append(diff, "removed "+p)
+		} else if a != b {
+			diff = append(diff, fmt.Sprintf("changed %s: %s -> %s", p, b, a))
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			diff = append(diff, "new "+p)
+		}
+	}
+	return diff
 }
