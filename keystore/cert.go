@@ -23,6 +23,9 @@ const (
 	p12File        = "cert.p12"
 	metaFile       = "meta.json"
 	lockFileName   = ".lock"
+	// A pending key that did not parse is kept as
+	// pending-key.pem.corrupt-<time> (see CertKey).
+	corruptInfix = ".corrupt-"
 	// A staged install: chain.pem.new and meta.json.new (see SaveCertificate).
 	stagedSuffix = ".new"
 )
@@ -159,7 +162,10 @@ func (s *Store) CertificatePaths(email string) (CertPaths, error) {
 // it is reused, so that a resumed run finalizes with the same key; if one
 // of another type exists it is moved to the archive. Otherwise a new key
 // is generated and written (created exclusively, 0600) before CertKey
-// returns, so it is on disk before the order is finalized.
+// returns, so it is on disk before the order is finalized. A
+// pending-key.pem that does not hold a key is renamed to
+// pending-key.pem.corrupt-<time>, kept, and replaced by a new key; the
+// store's Notice is told.
 func (s *Store) CertKey(email string, kt KeyType) (crypto.Signer, error) {
 	if !kt.CertificateKey() {
 		return nil, fmt.Errorf("certificate key for %s: key type %q cannot be used for certificates", email, string(kt))
@@ -177,9 +183,11 @@ func (s *Store) CertKey(email string, kt KeyType) (crypto.Signer, error) {
 		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
 	}
 	path := filepath.Join(dir, pendingKeyFile)
-	key, err := readKey(path)
+	key, err := s.readPendingKey(dir, path)
 	switch {
-	case err == nil:
+	case err != nil:
+		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
+	case key != nil:
 		if got, err := KeyTypeOf(key.Public()); err == nil && got == kt {
 			return key, nil
 		}
@@ -193,8 +201,6 @@ func (s *Store) CertKey(email string, kt KeyType) (crypto.Signer, error) {
 		if err := syncDir(dir); err != nil {
 			return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
 	}
 	key, err = GenerateKey(kt)
 	if err != nil {
@@ -208,6 +214,46 @@ func (s *Store) CertKey(email string, kt KeyType) (crypto.Signer, error) {
 		return nil, fmt.Errorf("certificate key for %s: %w", norm, err)
 	}
 	return key, nil
+}
+
+// readPendingKey reads the pending key at path in the certificate
+// directory dir (locked); nil if there is none. A file that does not
+// parse as a key (a torn write, a failing disk, an edit) would stop every
+// run for the address: it is renamed to pending-key.pem.corrupt-<time>,
+// kept (key material is never deleted), and the Notice told, so that a
+// new key is made. One that cannot be read is an error that names it.
+func (s *Store) readPendingKey(dir, path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w; make it readable, or move it aside for a new key to be made", path, err)
+	}
+	key, perr := ParsePrivateKey(data)
+	if perr == nil {
+		return key, nil
+	}
+	base := path + corruptInfix + time.Now().UTC().Format(archiveTimeFormat)
+	aside := base
+	for i := 2; ; i++ {
+		ok, err := exists(aside)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		aside = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := os.Rename(path, aside); err != nil {
+		return nil, fmt.Errorf("%s does not hold a key (%v), and it cannot be moved aside: %w", path, perr, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	s.notice(fmt.Sprintf("%s did not hold a key (%v): moved it to %s (kept, never deleted); a new key is made", path, perr, aside))
+	return nil, nil
 }
 
 // SaveCertificate installs the certificate chain chainPEM (PEM, leaf
@@ -523,7 +569,9 @@ func fillFromLeaf(m *CertMeta, leaf *x509.Certificate) {
 // LoadCertificate returns email's installed key, chain (leaf first), meta
 // and paths, or an error wrapping [ErrNotFound] if there is none. It
 // checks that the key is the leaf's. If meta.json is missing, meta is
-// rebuilt from the key and leaf.
+// rebuilt from the key and leaf. It writes nothing, not even a lock file,
+// unless an interrupted install needs completing: a read-only state
+// directory can be read.
 func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.Certificate, meta CertMeta, paths CertPaths, err error) {
 	norm, dir, err := s.certDir(email, false)
 	if err != nil {
@@ -535,7 +583,7 @@ func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.
 		}
 		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lockForRead(dir)
 	if err != nil {
 		return nil, nil, CertMeta{}, CertPaths{}, fmt.Errorf("load certificate for %s: %w", norm, err)
 	}
@@ -547,10 +595,9 @@ func (s *Store) LoadCertificate(email string) (key crypto.Signer, chain []*x509.
 	return key, chain, meta, pathsIn(dir), nil
 }
 
+// loadCertificateLocked reads the installed certificate in dir, locked,
+// with any interrupted install completed.
 func loadCertificateLocked(norm, dir string) (crypto.Signer, []*x509.Certificate, CertMeta, error) {
-	if err := finishInstall(dir); err != nil {
-		return nil, nil, CertMeta{}, err
-	}
 	p := pathsIn(dir)
 	data, err := os.ReadFile(p.Chain)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -608,6 +655,9 @@ func (s *Store) WritePKCS12(email, password string, profile P12Profile) (string,
 		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
 	}
 	defer unlock()
+	if err := finishInstall(dir); err != nil {
+		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)
+	}
 	key, chain, _, err := loadCertificateLocked(norm, dir)
 	if err != nil {
 		return "", fmt.Errorf("write PKCS #12 for %s: %w", norm, err)

@@ -433,3 +433,66 @@ func FuzzParseChain(f *testing.F) {
 		}
 	})
 }
+
+// TestCertKeyCorruptPending: a pending-key.pem that does not hold a key
+// used to fail every CertKey, so every obtain and renew of the address,
+// for good. It is moved aside, byte for byte, a new key is made, and the
+// Notice is told where it went; a slot tells the same Notice.
+func TestCertKeyCorruptPending(t *testing.T) {
+	s := openTestStore(t)
+	var notices []string
+	s.Notice = func(msg string) { notices = append(notices, msg) }
+	const email = "corrupt@example.org"
+	dir := filepath.Join(s.Dir, "certificates", email)
+	for i, st := range []*Store{s, mustSlot(t, s, "encrypt")} {
+		if i == 1 {
+			dir = filepath.Join(dir, "encrypt")
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		garbage := []byte("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+		pending := filepath.Join(dir, pendingKeyFile)
+		if err := os.WriteFile(pending, garbage, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := st.CertKey(email, KeyP256)
+		if err != nil {
+			t.Fatalf("CertKey with a corrupt pending key = %v, want a new key", err)
+		}
+		if onDisk, err := readKey(pending); err != nil || !publicKeysEqual(onDisk.Public(), k.Public()) {
+			t.Errorf("the new key is not pending-key.pem: %v", err)
+		}
+		aside, _ := filepath.Glob(pending + ".corrupt-*")
+		if len(aside) != 1 {
+			t.Fatalf("moved aside: %q, want one file", aside)
+		}
+		if data, _ := os.ReadFile(aside[0]); !bytes.Equal(data, garbage) {
+			t.Errorf("%s = %q, want the corrupt file as it was", aside[0], data)
+		}
+		if len(notices) != i+1 || !strings.Contains(notices[i], pending) || !strings.Contains(notices[i], aside[0]) {
+			t.Errorf("notices = %q, want one naming %s and %s", notices, pending, aside[0])
+		}
+	}
+	// One that cannot be read is not moved: the error names it and what
+	// to do. (Root reads it anyway.)
+	if os.Geteuid() != 0 {
+		pending := filepath.Join(dir, pendingKeyFile)
+		if err := os.Chmod(pending, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := mustSlot(t, s, "encrypt").CertKey(email, KeyP256)
+		if err == nil || !strings.Contains(err.Error(), "read "+pending) || !strings.Contains(err.Error(), "move it aside") {
+			t.Errorf("CertKey with an unreadable pending key = %v, want it named with a hint", err)
+		}
+	}
+}
+
+func mustSlot(t *testing.T, s *Store, name string) *Store {
+	t.Helper()
+	slot, err := s.Slot(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot
+}

@@ -16,6 +16,7 @@
 //	├── certificates/                      0700
 //	│   └── <email>/                       0700  local part as given, domain lowercased
 //	│       ├── pending-key.pem            0600  key for the next certificate (CertKey)
+//	│       ├── pending-key.pem.corrupt-<time>  one that did not parse, kept (CertKey)
 //	│       ├── key.pem                    0600  key of the installed certificate
 //	│       ├── chain.pem                  0600  installed chain, leaf first
 //	│       ├── cert.pem                   0600  installed leaf alone (derived from chain.pem)
@@ -58,6 +59,15 @@
 // then chain.pem.new) and completed by whichever certificate method runs
 // next if the process dies half way. [Store.WritePKCS12] exports the installed
 // key and chain.
+//
+// # Reading
+//
+// The methods that only read ([Store.LoadCertificate], [Store.History],
+// [Store.ListCertificates], ...) lock a certificate directory through its
+// existing .lock (shared when it cannot be opened for writing) and never
+// create one, so that a state directory that cannot be written, opened
+// with [OpenExisting], can be read; they write only to complete an
+// interrupted install.
 //
 // # Reply records
 //

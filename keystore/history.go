@@ -28,7 +28,9 @@ type Generation struct {
 // mail stays encrypted to old keys. Archive entries without both a key and
 // a chain (for instance a pending key that was never certified) are left
 // out, and so is a generation seen before (the same leaf). It returns an
-// error wrapping [ErrNotFound] if email has no certificate at all.
+// error wrapping [ErrNotFound] if email has no certificate at all, and
+// one wrapping an *[ArchiveEntryError] if an archived certificate cannot
+// be read.
 func (s *Store) History(email string) ([]Generation, error) {
 	norm, dir, err := s.certDir(email, false)
 	if err != nil {
@@ -40,14 +42,11 @@ func (s *Store) History(email string) ([]Generation, error) {
 		}
 		return nil, fmt.Errorf("certificate history: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lockForRead(dir)
 	if err != nil {
 		return nil, fmt.Errorf("certificate history of %s: %w", norm, err)
 	}
 	defer unlock()
-	if err := finishInstall(dir); err != nil {
-		return nil, fmt.Errorf("certificate history of %s: %w", norm, err)
-	}
 
 	var gens []Generation
 	seen := map[string]bool{}
@@ -72,7 +71,7 @@ func (s *Store) History(email string) ([]Generation, error) {
 	for _, name := range names {
 		g, ok, err := readGeneration(norm, filepath.Join(archRoot, name))
 		if err != nil {
-			return nil, fmt.Errorf("certificate history of %s: %w", norm, err)
+			return nil, fmt.Errorf("certificate history of %s: %w", norm, &ArchiveEntryError{Dir: filepath.Join(archRoot, name), Err: err})
 		}
 		if ok {
 			add(g)
@@ -97,6 +96,49 @@ func (s *Store) History(email string) ([]Generation, error) {
 		return nil, fmt.Errorf("certificate history: no certificate for %s in %s: %w", norm, dir, ErrNotFound)
 	}
 	return gens, nil
+}
+
+// ArchiveEntryError is History's error for an archived certificate whose
+// files cannot be read: Dir is its directory in the archive.
+type ArchiveEntryError struct {
+	Dir string
+	Err error
+}
+
+func (e *ArchiveEntryError) Error() string {
+	return "the archived certificate in " + e.Dir + " cannot be read: " + e.Err.Error()
+}
+func (e *ArchiveEntryError) Unwrap() error { return e.Err }
+
+// Current returns email's installed certificate with its key, as the last
+// generation of [Store.History] but without reading the archive (a damaged
+// archive does not keep the current certificate from being read), or an
+// error wrapping [ErrNotFound] when there is none.
+func (s *Store) Current(email string) (Generation, error) {
+	norm, dir, err := s.certDir(email, false)
+	if err != nil {
+		return Generation{}, fmt.Errorf("current certificate: %w", err)
+	}
+	if ok, err := exists(dir); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("no certificate for %s in %s: %w", norm, dir, ErrNotFound)
+		}
+		return Generation{}, fmt.Errorf("current certificate: %w", err)
+	}
+	unlock, err := lockForRead(dir)
+	if err != nil {
+		return Generation{}, fmt.Errorf("current certificate of %s: %w", norm, err)
+	}
+	defer unlock()
+	g, ok, err := readGeneration(norm, dir)
+	if err != nil {
+		return Generation{}, fmt.Errorf("current certificate of %s: %w", norm, err)
+	}
+	if !ok {
+		return Generation{}, fmt.Errorf("current certificate: no certificate for %s in %s: %w", norm, dir, ErrNotFound)
+	}
+	g.Current = true
+	return g, nil
 }
 
 // readGeneration reads key.pem, chain.pem and meta.json in dir. ok is

@@ -2,6 +2,9 @@ package keystore
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +55,45 @@ func TestHistory(t *testing.T) {
 	}
 	if _, err := s.History("bad address"); err == nil {
 		t.Error("History(bad address) = nil error")
+	}
+}
+
+// TestHistoryDamagedArchive: History names an archived certificate that
+// cannot be read (*ArchiveEntryError); Current does not read the archive.
+func TestHistoryDamagedArchive(t *testing.T) {
+	ca := newTestCA(t)
+	s := openTestStore(t)
+	const email = "heidi@example.org"
+	var last []byte
+	for range 2 {
+		k, err := s.CertKey(email, KeyP256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ca.issue(t, k.Public(), email)
+		if _, err := s.SaveCertificate(email, last, CertMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := filepath.Glob(filepath.Join(s.Dir, "certificates", email, "archive", "*", keyFile))
+	if len(keys) != 1 {
+		t.Fatalf("archived keys: %q", keys)
+	}
+	if err := os.WriteFile(keys[0], []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ae *ArchiveEntryError
+	if _, err := s.History(email); !errors.As(err, &ae) || ae.Dir != filepath.Dir(keys[0]) || !strings.Contains(err.Error(), keys[0]) {
+		t.Errorf("History with a damaged archive = %v, want the entry %s named", err, filepath.Dir(keys[0]))
+	}
+	want, err := ParseChain(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(email); err != nil || !cur.Current || !cur.Chain[0].Equal(want[0]) {
+		t.Errorf("Current = %v, want the last certificate", err)
+	}
+	if _, err := s.Current("nobody@example.org"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Current without a certificate = %v, want ErrNotFound", err)
 	}
 }

@@ -27,3 +27,10 @@ func tryLockFile(path string) (unlock func(), ok bool, err error) {
 	}
 	return mu.Unlock, true, nil
 }
+
+// lockDirRead is lockDir for a method that only reads: on this platform
+// the lock is the process's own and needs no file.
+func lockDirRead(dir string) (unlock func(), exclusive bool, err error) {
+	unlock, err = lockDir(dir)
+	return unlock, err == nil, err
+}

@@ -5,6 +5,7 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -71,4 +72,42 @@ func tryLockFile(path string) (unlock func(), ok bool, err error) {
 		syscall.Flock(fd, syscall.LOCK_UN)
 		f.Close()
 	}, true, nil
+}
+
+// lockDirRead takes dir's lock for a method that only reads, without ever
+// creating the lock file: an existing one that can be opened for writing
+// is locked exclusively (exclusive is true: the caller may complete an
+// interrupted install); one that cannot (a read-only state directory or
+// file system, a lock file of another user) is opened read-only and
+// locked shared, which keeps writers out while it reads. Without a lock
+// file there is nothing to lock: unlock does nothing.
+func lockDirRead(dir string) (unlock func(), exclusive bool, err error) {
+	path := filepath.Join(dir, lockFileName)
+	how := syscall.LOCK_EX
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		how = syscall.LOCK_SH
+		f, err = os.Open(path)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	fd := int(f.Fd())
+	for {
+		err = syscall.Flock(fd, how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(fd, syscall.LOCK_UN)
+		f.Close()
+	}, how == syscall.LOCK_EX, nil
 }

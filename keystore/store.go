@@ -18,9 +18,20 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	// Dir is the absolute path of the state directory.
 	Dir string
+	// Notice, if set, is told what a method did on its own to get past
+	// damage that its caller should hear of, in one sentence: a pending
+	// key that did not parse was moved aside (see [Store.CertKey]). It
+	// may be called from several goroutines at once. Slots share it.
+	Notice func(msg string)
 	// slot, if set, puts the certificate methods' files in
 	// certificates/<email>/<slot>/ (see [Store.Slot]).
 	slot string
+}
+
+func (s *Store) notice(msg string) {
+	if s.Notice != nil {
+		s.Notice(msg)
+	}
 }
 
 // Names of the top-level subdirectories of a Store.
@@ -78,6 +89,31 @@ func Open(dir string) (*Store, error) {
 		if err := os.Chmod(abs, perm&^0o077); err != nil {
 			return nil, fmt.Errorf("open state directory %s: restrict permissions: %w", abs, err)
 		}
+	}
+	return &Store{Dir: abs}, nil
+}
+
+// OpenExisting opens the state directory dir for a command that only
+// reads it: unlike [Open] it creates nothing and changes nothing, not even
+// permissions that are too open, so that a read-only state directory (or
+// file system) can be read. A dir that does not exist is an error
+// wrapping fs.ErrNotExist. The certificate methods that read
+// ([Store.LoadCertificate], [Store.History], ...) write nothing either,
+// unless an interrupted install needs completing.
+func OpenExisting(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("open state directory: empty path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", abs, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open state directory %s: not a directory", abs)
 	}
 	return &Store{Dir: abs}, nil
 }

@@ -54,8 +54,14 @@ func (e *ExistsError) Unwrap() error { return fs.ErrExist }
 // also every archived one. An address without a certificate is an
 // *AlsoAddressError when another address's certificate names it, else
 // ErrNotManaged; one without a current certificate is ErrArchivedOnly.
+//
+// Without history the archive is not read, so an archived certificate
+// that cannot be read does not keep the current one from being exported;
+// with it, that is an error wrapping a *keystore.ArchiveEntryError
+// (failing rather than leaving a key out: the history is for reading old
+// mail, and a file without one of its keys would look complete).
 func ExportOf(store *keystore.Store, email string, history bool) (*Export, error) {
-	gens, err := store.History(email)
+	gens, err := generations(store, email, history)
 	if errors.Is(err, keystore.ErrNotFound) {
 		if primary := certificateHolding(store, email); primary != "" {
 			return nil, &AlsoAddressError{Email: email, Primary: primary, Err: err}
@@ -74,7 +80,7 @@ func ExportOf(store *keystore.Store, email string, history bool) (*Export, error
 	}
 	e := &Export{Email: email, Current: cur}
 	if encStore, err := store.Slot(EncryptSlot); err == nil {
-		encGens, err := encStore.History(email)
+		encGens, err := generations(encStore, email, history)
 		switch {
 		case err == nil:
 			if c := encGens[len(encGens)-1]; c.Current {
@@ -93,6 +99,23 @@ func ExportOf(store *keystore.Store, email string, history bool) (*Export, error
 	}
 	e.Generations = gens
 	return e, nil
+}
+
+// generations are email's certificates to export: with history all of
+// them (keystore.Store.History), else the current one alone, read without
+// the archive; the archive is read only to tell an address with archived
+// certificates but no current one from one without any.
+func generations(store *keystore.Store, email string, history bool) ([]keystore.Generation, error) {
+	if !history {
+		cur, err := store.Current(email)
+		if !errors.Is(err, keystore.ErrNotFound) {
+			if err != nil {
+				return nil, err
+			}
+			return []keystore.Generation{cur}, nil
+		}
+	}
+	return store.History(email)
 }
 
 // Serials are those of the leaves in the PKCS#12 file, in its order.

@@ -101,3 +101,48 @@ func TestExportWritePEM(t *testing.T) {
 		t.Errorf("files were written next to an existing one: %d", len(entries))
 	}
 }
+
+// TestExportOfDamagedArchive: an archived certificate that cannot be read
+// kept the current one from being exported (the whole history was read
+// for it). It is exported; with the history the damaged entry is an
+// error naming it, and the signing and encryption certificates alike.
+func TestExportOfDamagedArchive(t *testing.T) {
+	store := testStore(t)
+	const email = "alice@example.test"
+	p := NewProfile(email)
+	saveTestCert(t, store, p, "sign")
+	cur := saveTestCert(t, store, p, "sign")
+	enc := encSlot(t, store)
+	saveTestCert(t, enc, p, "encrypt")
+	encCur := saveTestCert(t, enc, p, "encrypt")
+	// The encryption certificate's archive first: the history names the
+	// first damaged entry it meets, the signing certificate's first.
+	for _, dir := range []string{filepath.Join(store.Dir, "certificates", email, EncryptSlot), filepath.Join(store.Dir, "certificates", email)} {
+		entries, _ := filepath.Glob(filepath.Join(dir, "archive", "*", "chain.pem"))
+		if len(entries) != 1 {
+			t.Fatalf("archived chains in %s: %q", dir, entries)
+		}
+		if err := os.WriteFile(entries[0], []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e, err := ExportOf(store, email, false)
+		if err != nil {
+			t.Fatalf("export of the current certificate with a damaged archive: %v", err)
+		}
+		if got := e.Serials(); len(got) != 2 || got[0] != cur.SerialNumber.Text(16) || got[1] != encCur.SerialNumber.Text(16) {
+			t.Errorf("current: serials %q", got)
+		}
+		var ae *keystore.ArchiveEntryError
+		if _, err := ExportOf(store, email, true); !errors.As(err, &ae) || ae.Dir != filepath.Dir(entries[0]) {
+			t.Errorf("history with a damaged archive entry: %v, want it named (%s)", err, filepath.Dir(entries[0]))
+		}
+	}
+	// No current certificate: the archive is read to tell whether there
+	// are archived ones, and its damage is the error.
+	if err := os.Remove(filepath.Join(store.Dir, "certificates", email, "chain.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportOf(store, email, false); !errors.As(err, new(*keystore.ArchiveEntryError)) {
+		t.Errorf("no current certificate, a damaged archive: %v", err)
+	}
+}

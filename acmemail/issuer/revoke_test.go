@@ -104,8 +104,8 @@ func TestRevokeRecord(t *testing.T) {
 	if st := LoadRenewalState(store, email, serial); st.Revoked == nil || st.RevocationReason != "keyCompromise" {
 		t.Fatalf("revoked, then found already revoked: %+v", st)
 	}
-	if s, _ := StatusOf(store, email, leaf.NotBefore); s.State() != "revoked" || s.Renew.Skip == "" {
-		t.Errorf("status of a revoked certificate: %s, plan %+v", s.State(), s.Renew)
+	if s, _ := StatusOf(store, email, leaf.NotBefore); s.State != "revoked" || s.Renew.Skip == "" {
+		t.Errorf("status of a revoked certificate: %s, plan %+v", s.State, s.Renew)
 	}
 	// Not the managed certificate any more: nothing is recorded.
 	saveTestCert(t, store, NewProfile(email), "both")

@@ -12,18 +12,39 @@ import (
 	"github.com/acmemail/acmemail/keystore"
 )
 
+// The states of a Status.
+const (
+	StateValid   = "valid"
+	StateExpired = "expired"
+	StateRevoked = "revoked"
+	// StatePending: no certificate yet, only what a first obtain that
+	// failed or was interrupted left (a pending key, a pending order).
+	StatePending = "pending"
+	// StateBroken: the certificate's files are missing, damaged or
+	// cannot be read; Reason says which and what is wrong.
+	StateBroken = "broken"
+)
+
 // Status is what the state directory tells about a managed certificate,
-// offline: list and show print it (--json as is).
+// offline: list and show print it (--json as is). Of a pending or broken
+// address it has only Email, State, Reason, Files.Dir (of a broken one
+// the paths of its files too) and what is known of a pending order.
 type Status struct {
-	Email            string      `json:"email"`
+	Email string `json:"email"`
+	// State is valid, expired or revoked for a certificate, pending or
+	// broken for an address without a usable one.
+	State string `json:"state"`
+	// Reason says why the state is pending or broken: for a broken one
+	// the file and what is wrong with it.
+	Reason           string      `json:"reason,omitempty"`
 	Serial           string      `json:"serial"`
-	NotBefore        time.Time   `json:"not_before"`
-	NotAfter         time.Time   `json:"not_after"`
+	NotBefore        time.Time   `json:"not_before,omitzero"`
+	NotAfter         time.Time   `json:"not_after,omitzero"`
 	KeyType          string      `json:"key_type"`
 	Usage            string      `json:"usage"`
 	CA               string      `json:"ca"`
 	Server           string      `json:"server,omitempty"`
-	RenewalDue       time.Time   `json:"renewal_due"`
+	RenewalDue       time.Time   `json:"renewal_due,omitzero"`
 	RenewalBasis     string      `json:"renewal_basis"` // "ari" (the CA's window) or "lifetime"
 	RenewalWindow    *[2]string  `json:"renewal_window,omitempty"`
 	Expired          bool        `json:"expired"`
@@ -49,21 +70,18 @@ type StatusFiles struct {
 	Meta        string `json:"meta"`
 }
 
-// State is "revoked", "expired" or "valid".
-func (s *Status) State() string {
-	switch {
-	case s.Revoked:
-		return "revoked"
-	case s.Expired:
-		return "expired"
-	}
-	return "valid"
+// Broken reports whether the files of the address's certificate, or of
+// the encryption certificate of its pair, cannot be read.
+func (s *Status) Broken() bool {
+	return s.State == StateBroken || s.Encryption != nil && s.Encryption.State == StateBroken
 }
 
 // StatusOf is the status of the certificate of email at now: its
 // validity, when it is due for renewal (from its renewal state), its
 // revocation, an interrupted order, its files, the encryption certificate
-// of a split pair and the renewal plan. An address with no certificate is
+// of a split pair and the renewal plan. An address whose first
+// certificate is still pending, or whose files cannot be read, has a
+// status of its own (StatePending, StateBroken); one with nothing is
 // ErrNotManaged.
 func StatusOf(store *keystore.Store, email string, now time.Time) (Status, error) {
 	s, err := statusOf(store, email, now)
@@ -73,38 +91,46 @@ func StatusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	return s, err
 }
 
-// Statuses is the status of every managed certificate; one that cannot
-// be read is left out, its error in skipped.
-func Statuses(store *keystore.Store, now time.Time) (list []Status, skipped []error, err error) {
-	emails, err := store.ListCertificates()
+// Statuses is the status of every address of the state directory,
+// pending and broken ones included.
+func Statuses(store *keystore.Store, now time.Time) ([]Status, error) {
+	emails, err := store.ListIdentities()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	list = []Status{}
+	list := []Status{}
 	for _, e := range emails {
 		s, err := statusOf(store, e, now)
+		if errors.Is(err, keystore.ErrNotFound) {
+			continue // gone since it was listed
+		}
 		if err != nil {
-			skipped = append(skipped, err)
-			continue
+			s = Status{Email: e, State: StateBroken, Reason: err.Error()}
 		}
 		list = append(list, s)
 	}
-	return list, skipped, nil
+	return list, nil
 }
 
 func statusOf(store *keystore.Store, email string, now time.Time) (Status, error) {
 	_, chain, meta, paths, err := store.LoadCertificate(email)
 	if err != nil {
-		return Status{}, err
+		return withoutCertificate(store, email, err)
 	}
 	leaf := chain[0]
 	st := LoadRenewalState(store, email, meta.Serial)
 	due, _ := st.RenewAt(leaf)
 	s := Status{
-		Email: meta.Email, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
+		Email: meta.Email, State: StateValid, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
 		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: due.UTC(), RenewalBasis: "lifetime",
 		Expired: !now.Before(leaf.NotAfter), Revoked: st.Revoked != nil, RevocationReason: st.RevocationReason,
 		Files: StatusFiles{Dir: paths.Dir, Certificate: paths.Leaf, Chain: paths.Chain, Key: paths.Key, Meta: paths.Meta},
+	}
+	switch {
+	case s.Revoked:
+		s.State = StateRevoked
+	case s.Expired:
+		s.State = StateExpired
 	}
 	s.Server = recordedServer(meta)
 	if meta.Also != "" {
@@ -131,11 +157,65 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	if _, err := os.Stat(paths.Leaf); err != nil {
 		s.Files.Certificate = ""
 	}
-	if data, err := store.ReadOrderState(email); err == nil {
-		var pending acmemail.OrderState
-		if json.Unmarshal(data, &pending) == nil {
-			s.PendingOrder = pending.OrderURL
+	if o := pendingOrder(store, email); o != nil {
+		s.PendingOrder = o.OrderURL
+	}
+	return s, nil
+}
+
+// pendingOrder is email's recorded pending order, or nil.
+func pendingOrder(store *keystore.Store, email string) *acmemail.OrderState {
+	data, err := store.ReadOrderState(email)
+	if err != nil {
+		return nil
+	}
+	var o acmemail.OrderState
+	if json.Unmarshal(data, &o) != nil {
+		return nil
+	}
+	return &o
+}
+
+// withoutCertificate is the status of an address whose certificate
+// LoadCertificate could not load (loadErr): pending when its directory
+// holds only what a first obtain makes before its certificate, broken
+// when it holds files of a certificate that cannot be read; loadErr (an
+// ErrNotFound) when it holds nothing.
+func withoutCertificate(store *keystore.Store, email string, loadErr error) (Status, error) {
+	norm, err := keystore.NormalizeEmail(email)
+	if err != nil {
+		return Status{}, loadErr
+	}
+	paths, err := store.CertificatePaths(norm)
+	if err != nil {
+		return Status{}, loadErr
+	}
+	s := Status{Email: norm, Files: StatusFiles{Dir: paths.Dir}}
+	contents, err := store.Contents(norm)
+	notFound := errors.Is(loadErr, keystore.ErrNotFound)
+	switch {
+	case err != nil:
+		s.State, s.Reason = StateBroken, err.Error()
+	case notFound && contents == keystore.NoCertificateFiles:
+		return Status{}, loadErr
+	case notFound && contents == keystore.PendingOnly:
+		s.State, s.Reason = StatePending, "no certificate yet: a first obtain failed or was interrupted; running it again continues"
+		if o := pendingOrder(store, norm); o != nil {
+			s.PendingOrder, s.CA = o.OrderURL, o.Directory
 		}
+		return s, nil
+	case notFound:
+		s.State, s.Reason = StateBroken, paths.Chain+" is missing"
+	default:
+		// The address is the status's own: the reason is what is wrong.
+		s.State, s.Reason = StateBroken, strings.TrimPrefix(loadErr.Error(), "load certificate for "+norm+": ")
+	}
+	s.Files.Chain, s.Files.Key, s.Files.Meta = paths.Chain, paths.Key, paths.Meta
+	if _, err := os.Stat(paths.Leaf); err == nil {
+		s.Files.Certificate = paths.Leaf
+	}
+	if o := pendingOrder(store, norm); o != nil {
+		s.PendingOrder = o.OrderURL
 	}
 	return s, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 )
 
 // certInfo is what list and show tell about a managed certificate.
@@ -19,17 +20,29 @@ type certInfo = issuer.Status
 const listLong = `List the certificates acmemail manages in the state directory, one line each:
 address, serial number, expiry, when renew will renew it, key type, usage, state and
 CA. The two certificates of an obtain --split pair are two lines (usage sign and
-encrypt), each with its own state (valid, expired or revoked). It reads only the
-state directory (no network). --json prints an array, one entry per address, with
-the same fields as acmemail show --json, file paths included (a --split pair's
-encryption certificate under "encryption").`
+encrypt), each with its own state: valid, expired or revoked; pending for an
+address whose first obtain failed or was interrupted (a pending key or order is
+kept for the next run: run obtain again); broken for one whose certificate files
+are missing, damaged or cannot be read. Each broken one is named on stderr with
+the file and what is wrong with it, and list exits 1. It reads only the state
+directory (no network) and writes nothing there: a read-only state directory can
+be listed. --json prints an array, one entry per address, with the same fields as
+acmemail show --json, file paths included (a --split pair's encryption
+certificate under "encryption"); "state" is one of those above, and "reason" says
+why an entry is pending or broken.`
 
 const showLong = `Show one managed certificate: address, serial number, validity, key type, usage,
 CA, when renew will renew it (and whether that comes from the CA's renewal window,
 RFC 9773, or from its lifetime), revocation, an interrupted order, the paths of its
 files, the certificate's other addresses (obtain --also) and the encryption
 certificate of an obtain --split pair. It reads only the state directory and the
-configuration file (no network).
+configuration file (no network), and writes nothing.
+
+The state is valid, expired or revoked; pending for an address whose first obtain
+failed or was interrupted (run obtain again); broken when the certificate's files
+(or those of the encryption certificate of a pair) are missing, damaged or cannot
+be read: then stderr says which file and what is wrong, and show exits 1. --json
+has them as "state", and "reason" says why it is pending or broken.
 
 Under "renew repeats:" it says what acmemail renew will do for the certificate, from
 what obtain (or the last renew) recorded with it: the CA, the IMAP and SMTP servers
@@ -79,22 +92,26 @@ func newListCmd(g *globals) *cobra.Command {
 		Example: "  acmemail list\n  acmemail list --json | jq -r '.[] | select(.expired) | .email'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(g.getenv)
+			store, err := openStateToRead(g.getenv)
 			if err != nil {
 				return err
 			}
-			infos, skipped, err := issuer.Statuses(store, time.Now())
-			if err != nil {
-				return err
-			}
-			for _, err := range skipped {
-				fmt.Fprintf(g.stderr, "acmemail: warning: %v\n", err)
+			infos := []certInfo{}
+			if store != nil {
+				if infos, err = issuer.Statuses(store, time.Now()); err != nil {
+					return err
+				}
 			}
 			for _, ci := range infos {
-				planWithConfig(ci.Renew, g, ci.Email)
+				if ci.Renew != nil {
+					planWithConfig(ci.Renew, g, ci.Email)
+				}
 			}
 			if asJSON {
-				return json.NewEncoder(g.stdout).Encode(infos)
+				if err := json.NewEncoder(g.stdout).Encode(infos); err != nil {
+					return err
+				}
+				return brokenError(infos)
 			}
 			if len(infos) == 0 {
 				fmt.Fprintln(g.stderr, "acmemail: no certificates yet; get one with acmemail obtain EMAIL")
@@ -107,16 +124,64 @@ func newListCmd(g *globals) *cobra.Command {
 				// gets a line of its own: its serial, expiry and state.
 				for _, e := range []*certInfo{&c, c.Encryption} {
 					if e != nil {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Email, e.Serial, e.NotAfter.Format(time.DateOnly),
-							e.RenewalDue.Format(time.DateOnly), e.KeyType, e.Usage, e.State(), e.CA)
+						fmt.Fprintln(tw, strings.Join(listRow(e), "\t"))
 					}
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return brokenError(infos)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array on stdout")
 	return cmd
+}
+
+// listRow is the line of list for a certificate: "-" for what a pending
+// or broken one does not have; escaped, as a file may say anything.
+func listRow(e *certInfo) []string {
+	row := []string{e.Email, "-", "-", "-", "-", "-", e.State, "-"}
+	if e.State == issuer.StatePending || e.State == issuer.StateBroken {
+		if e.CA != "" {
+			row[7] = e.CA
+		}
+	} else {
+		row = []string{e.Email, e.Serial, e.NotAfter.Format(time.DateOnly), e.RenewalDue.Format(time.DateOnly),
+			e.KeyType, e.Usage, e.State, e.CA}
+	}
+	for i, f := range row {
+		row[i] = termout.Escape(f)
+	}
+	return row
+}
+
+// brokenError is list's and show's error when a certificate's files
+// cannot be read: each address with the file and what is wrong; nil
+// when there is none.
+func brokenError(infos []certInfo) error {
+	var lines, emails []string
+	for _, c := range infos {
+		if !c.Broken() {
+			continue
+		}
+		emails = append(emails, c.Email)
+		if c.State == issuer.StateBroken {
+			lines = append(lines, fmt.Sprintf("the certificate of %s: %s", c.Email, c.Reason))
+		}
+		if e := c.Encryption; e != nil && e.State == issuer.StateBroken {
+			lines = append(lines, fmt.Sprintf("the encryption certificate of %s: %s", c.Email, e.Reason))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	what := "the files of " + emails[0] + " cannot be read"
+	if len(emails) > 1 {
+		what = fmt.Sprintf("the files of %d addresses cannot be read", len(emails))
+	}
+	return withHint(fmt.Errorf("%s:\n  %s", what, strings.Join(lines, "\n  ")),
+		"restore the file from a backup; or move the address's directory out of the state directory, keeping it (its keys decrypt mail sent to its certificates), and get a new certificate with acmemail obtain EMAIL")
 }
 
 func newShowCmd(g *globals) *cobra.Command {
@@ -132,29 +197,55 @@ func newShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := openState(g.getenv)
+			store, err := openStateToRead(g.getenv)
 			if err != nil {
 				return err
 			}
-			ci, err := issuer.StatusOf(store, email, time.Now())
+			var ci certInfo
+			err = issuer.ErrNotManaged // without a state directory
+			if store != nil {
+				ci, err = issuer.StatusOf(store, email, time.Now())
+			}
 			if errors.Is(err, issuer.ErrNotManaged) {
 				return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
 			}
 			if err != nil {
 				return err
 			}
-			planWithConfig(ci.Renew, g, email)
+			if ci.Renew != nil {
+				planWithConfig(ci.Renew, g, email)
+			}
 			if asJSON {
-				return json.NewEncoder(g.stdout).Encode(ci)
+				if err := json.NewEncoder(g.stdout).Encode(ci); err != nil {
+					return err
+				}
+				return brokenError([]certInfo{ci})
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			row := func(k, v string) {
 				if v != "" {
-					fmt.Fprintf(tw, "%s\t%s\n", k, v)
+					fmt.Fprintf(tw, "%s\t%s\n", k, termout.Escape(v))
 				}
 			}
 			row("email:", ci.Email)
-			row("state:", ci.State())
+			row("state:", ci.State)
+			if ci.State == issuer.StatePending || ci.State == issuer.StateBroken {
+				// What is wrong with a broken one is the error, below.
+				if ci.State == issuer.StatePending {
+					row("why:", ci.Reason)
+				}
+				row("CA:", ci.CA)
+				row("pending order:", ci.PendingOrder)
+				row("certificate:", ci.Files.Certificate)
+				row("chain:", ci.Files.Chain)
+				row("key:", ci.Files.Key)
+				row("meta:", ci.Files.Meta)
+				row("directory:", ci.Files.Dir)
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				return brokenError([]certInfo{ci})
+			}
 			row("serial:", ci.Serial)
 			row("not before:", ci.NotBefore.Format(time.RFC3339))
 			row("not after:", ci.NotAfter.Format(time.RFC3339))
@@ -162,11 +253,18 @@ func newShowCmd(g *globals) *cobra.Command {
 			row("usage:", ci.Usage)
 			row("also:", strings.Join(ci.Also, ", "))
 			if e := ci.Encryption; e != nil {
-				state := e.State()
-				if e.RevocationReason != "" {
-					state += " (" + e.RevocationReason + ")"
+				switch e.State {
+				case issuer.StatePending:
+					row("encryption:", "pending: "+e.Reason)
+				case issuer.StateBroken:
+					row("encryption:", "broken (see below)")
+				default:
+					state := e.State
+					if e.RevocationReason != "" {
+						state += " (" + e.RevocationReason + ")"
+					}
+					row("encryption:", fmt.Sprintf("serial %s, %s, not after %s, %s", e.Serial, state, e.NotAfter.Format(time.RFC3339), e.Files.PKCS12))
 				}
-				row("encryption:", fmt.Sprintf("serial %s, %s, not after %s, %s", e.Serial, state, e.NotAfter.Format(time.RFC3339), e.Files.PKCS12))
 			}
 			row("CA:", ci.CA)
 			basis := "a third of the lifetime left"
@@ -191,7 +289,10 @@ func newShowCmd(g *globals) *cobra.Command {
 			for _, kv := range planRows(ci.Renew) {
 				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return brokenError([]certInfo{ci})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object on stdout")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"sort"
 	"strings"
 
@@ -109,10 +108,9 @@ func completeIdentities(g *globals, args []string, prefix string) []cobra.Comple
 	if err != nil {
 		return nil
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil // nothing managed yet; completion never creates the state directory
-	}
-	store, err := keystore.Open(dir)
+	// Nothing managed yet, or not readable: completion never creates the
+	// state directory, nor changes it.
+	store, err := keystore.OpenExisting(dir)
 	if err != nil {
 		return nil
 	}

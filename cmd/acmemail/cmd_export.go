@@ -25,7 +25,8 @@ type exportOptions struct {
 	json            bool
 }
 
-const exportLong = `Export the certificate of EMAIL, with its key, from the state directory.
+const exportLong = `Export the certificate of EMAIL, with its key, from the state directory. It writes
+nothing there: a read-only state directory will do.
 
 --format p12 (the default) writes one PKCS#12 file with the key, the certificate and
 the CA certificates of its chain, for a mail client: Thunderbird, Outlook, Apple Mail,
@@ -43,7 +44,9 @@ encrypted: use a long password and do not leave them lying around.
 --all-history writes one PKCS#12 file holding every key acmemail ever got a
 certificate for at this address (certificates/EMAIL/archive/ keeps them all), with
 its certificate: import it to read old mail that was encrypted to earlier
-certificates.
+certificates. If an archived certificate cannot be read, it fails and names it,
+rather than write a file that lacks a key; without --all-history the archive is
+not read.
 
 The encryption certificate of a pair from obtain --split (certificates/EMAIL/encrypt/)
 is exported along with the signing one: in the same PKCS#12 file, or as
@@ -118,20 +121,22 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 		return withHint(usageErrorf("--all-history writes one PKCS#12 file; it does not go with --format pem"),
 			"drop --format pem; old keys and certificates stay as PEM files in the state directory's certificates/EMAIL/archive/")
 	}
-	home, err := keystore.DefaultDir(g.getenv)
+	// Only read: a read-only state directory can be exported from.
+	store, err := openStateToRead(g.getenv)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(home); err != nil {
-		return withHint(fmt.Errorf("no state directory at %s: %w", home, err), "run acmemail obtain first, or set ACMEMAIL_HOME")
-	}
-	store, err := openStateAt(g.getenv, home)
-	if err != nil {
-		return err
+	if store == nil {
+		home, _ := keystore.DefaultDir(g.getenv)
+		return withHint(fmt.Errorf("no state directory at %s", home), "run acmemail obtain first, or set ACMEMAIL_HOME")
 	}
 	exp, err := issuer.ExportOf(store, email, o.allHistory)
 	var ae *issuer.AlsoAddressError
+	var be *keystore.ArchiveEntryError
 	switch {
+	case errors.As(err, &be):
+		return withHint(err, "--all-history puts every archived key into the file, and this one cannot be read: restore its files from a backup, or move "+be.Dir+
+			" out of the state directory, keeping it, and export again; without --all-history the current certificate is exported")
 	case errors.As(err, &ae):
 		return withHint(err, "it is in the certificate of "+ae.Primary+" (obtained with --also); export "+ae.Primary)
 	case errors.Is(err, issuer.ErrNotManaged):

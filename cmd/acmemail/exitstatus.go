@@ -112,9 +112,17 @@ var commandExits = map[string]exitStatuses{
 	"account show":       exitsAccount,
 	"account rollover":   exitsAccount,
 	"account deactivate": exitsAccount,
-	// The state directory and the configuration file only.
-	"list":       {codes: exitsLocal},
-	"show":       {codes: exitsLocal},
+	// The state directory and the configuration file only. A
+	// certificate whose files cannot be read is 1 once the others are
+	// printed.
+	"list": {codes: exitsLocal, say: map[int]string{
+		exitOK:    "success, pending addresses included",
+		exitError: "the files of at least one certificate cannot be read (its state is broken; the others are listed, stderr says which file and what is wrong), or another error",
+	}},
+	"show": {codes: exitsLocal, say: map[int]string{
+		exitOK:    "success, a pending address included",
+		exitError: "the files of the certificate, or of the encryption certificate of its pair, cannot be read (its state is broken; stderr says which file and what is wrong), or another error",
+	}},
 	"export":     {codes: exitsLocal},
 	"config":     {codes: exitsLocal},
 	"completion": {codes: exitsLocal},

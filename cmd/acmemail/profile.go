@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -234,6 +235,9 @@ func newIssuer(g *globals, secrets issuer.Secrets) (*issuer.Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What the state directory got past on its own (a pending key that
+	// did not parse, moved aside) is said, as a warning.
+	store.Notice = func(msg string) { fmt.Fprintf(g.stderr, "acmemail: warning: %s\n", termout.Escape(msg)) }
 	return &issuer.Issuer{
 		Store: store, Secrets: secrets, Logger: g.logger(), Trace: g.protocolTrace,
 		Terms:      func(ctx context.Context, url string) error { return askTerms(g, url, false) },
