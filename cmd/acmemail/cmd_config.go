@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 	"sort"
 	"strings"
 
@@ -75,21 +76,20 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 		res.File = path
 	}
 	seen := map[string]bool{}
-	known := allFlagNames(cmd.Root())
+	known := cfgfile.FlagNames(cmd.Root())
 	names := make([]string, 0, len(known))
 	for k := range known {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		env := envName(k)
-		if v, ok := g.lookupEnv(env); ok && !envNotSettings[env] && configReserved[k] == "" {
-			res.Settings = append(res.Settings, setting{Key: k, Value: v, Source: env})
+		if v, ok := cfgfile.Env(g.getenv, k); ok {
+			res.Settings = append(res.Settings, setting{Key: k, Value: v, Source: cfgfile.EnvName(k)})
 			seen[k] = true
 		}
 	}
 	if c != nil {
-		add := func(m map[string]configValue) {
+		add := func(m map[string]cfgfile.Value) {
 			keys := make([]string, 0, len(m))
 			for k := range m {
 				keys = append(keys, k)
@@ -100,13 +100,13 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 					continue
 				}
 				seen[k] = true
-				res.Settings = append(res.Settings, setting{Key: k, Value: m[k].value, Source: m[k].where})
+				res.Settings = append(res.Settings, setting{Key: k, Value: m[k].Value, Source: m[k].Where})
 			}
 		}
 		if email != "" {
-			add(c.identities[email])
+			add(c.Identities[email])
 		}
-		add(c.defaults)
+		add(c.Defaults)
 	}
 	sort.Slice(res.Settings, func(i, j int) bool { return res.Settings[i].Key < res.Settings[j].Key })
 	if o.json {
@@ -119,7 +119,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 	switch {
 	case c != nil:
 		fmt.Fprintf(w, "# %s\n", path)
-		if email != "" && c.identities[email] == nil {
+		if email != "" && c.Identities[email] == nil {
 			fmt.Fprintf(w, "# no [identity.%q] table: only [defaults] applies\n", email)
 		}
 	case path != "":
@@ -130,9 +130,9 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 	for _, s := range res.Settings {
 		fmt.Fprintf(w, "%s = %s  # %s\n", s.Key, tomlValue(s.Value), s.Source)
 	}
-	if c != nil && email == "" && len(c.identities) > 0 {
-		ids := make([]string, 0, len(c.identities))
-		for id := range c.identities {
+	if c != nil && email == "" && len(c.Identities) > 0 {
+		ids := make([]string, 0, len(c.Identities))
+		for id := range c.Identities {
 			ids = append(ids, id)
 		}
 		sort.Strings(ids)

@@ -37,11 +37,11 @@ func (g *globals) checkSettings(email string) error {
 	if err := g.checkAddress(""); err != nil {
 		return err
 	}
-	if g.config == nil {
+	if g.config == nil || g.config.File == nil {
 		return nil
 	}
-	ids := make([]string, 0, len(g.config.identities))
-	for id := range g.config.identities {
+	ids := make([]string, 0, len(g.config.Identities))
+	for id := range g.config.Identities {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
@@ -77,13 +77,8 @@ func (g *globals) checkAddress(email string) error {
 		if err := cmd.ParseFlags(nil); err != nil {
 			return err
 		}
-		var c *config
-		if g.config != nil {
-			cc := *g.config
-			cc.before = nil // what renew puts back between addresses is its own
-			c = &cc
-		}
-		sources, err := fresh.applySettings(cmd, c, email)
+		// What renew puts back between addresses is its own.
+		sources, err := fresh.applySettings(cmd, g.config.Clean(), email)
 		if err == nil {
 			err = check(addr)
 		}

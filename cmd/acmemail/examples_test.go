@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,13 +33,13 @@ func copyExample(t *testing.T, name string) string {
 func TestExampleConfig(t *testing.T) {
 	path := copyExample(t, "config.toml")
 	g := &globals{getenv: func(k string) string { return map[string]string{"HOME": "/home/u"}[k] }}
-	known := allFlagNames(newRootCmd(g))
+	known := cfgfile.FlagNames(newRootCmd(g))
 	c, err := g.loadConfig(path, func(k string) bool { return known[k] })
 	if err != nil {
 		t.Fatalf("examples/config.toml: %v", err)
 	}
-	if len(c.identities) != 2 {
-		t.Fatalf("examples/config.toml has %d identities, want 2", len(c.identities))
+	if len(c.Identities) != 2 {
+		t.Fatalf("examples/config.toml has %d identities, want 2", len(c.Identities))
 	}
 	env := map[string]string{"ACMEMAIL_CONFIG": path, "HOME": "/home/u"}
 	type want struct{ server, keyType, imap, passwordFile, passwordCommand string }
@@ -46,7 +47,7 @@ func TestExampleConfig(t *testing.T) {
 		"alice@example.com": {"castle", "rsa2048", "imaps://imap.example.com:993", "/home/u/.config/acmemail/alice.password", ""},
 		"bob@example.org":   {"https://acme.example.org/directory", "p256", "imap://mail.example.org:143", "", "pass show mail/bob@example.org"},
 	} {
-		if c.identities[addr] == nil {
+		if c.Identities[addr] == nil {
 			t.Errorf("no [identity.%q] in examples/config.toml", addr)
 			continue
 		}

@@ -161,19 +161,14 @@ func renewConfig(g *globals, email string) ([]configSetting, error) {
 		return nil, nil
 	}
 	rc := newRenewCmd(g)
-	gc := *g
-	gc.getenv = func(string) string { return "" }
-	saved := c.before
-	c.before = nil
-	defer func() { c.before = saved }()
-	sources, err := gc.applySettings(rc, c, email)
+	sources, err := c.Clean().Apply(rc.Flags(), func(string) string { return "" }, email)
 	if err != nil {
 		return nil, err
 	}
 	var out []configSetting
 	for _, s := range sources {
-		if f := rc.Flags().Lookup(s.flag); f != nil {
-			out = append(out, configSetting{Flag: s.flag, Value: f.Value.String(), From: s.from})
+		if f := rc.Flags().Lookup(s.Flag); f != nil {
+			out = append(out, configSetting{Flag: s.Flag, Value: f.Value.String(), From: s.From})
 		}
 	}
 	return out, nil

@@ -12,10 +12,10 @@ func settingHints(err error, sources []configSource) []string {
 	msg := err.Error()
 	var hints []string
 	for _, s := range sources {
-		if strings.Contains(msg, s.from) || !mentionsFlag(msg, s.flag) {
+		if strings.Contains(msg, s.From) || !mentionsFlag(msg, s.Flag) {
 			continue
 		}
-		hints = append(hints, "--"+s.flag+" is set by "+s.from+", not on the command line")
+		hints = append(hints, "--"+s.Flag+" is set by "+s.From+", not on the command line")
 	}
 	return hints
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestSettingHints(t *testing.T) {
-	sources := []configSource{{"imap", "config.toml:4"}, {"key-type", "ACMEMAIL_KEY_TYPE"}, {"usage", "config.toml:9"}}
+	sources := []configSource{{Flag: "imap", From: "config.toml:4"}, {Flag: "key-type", From: "ACMEMAIL_KEY_TYPE"}, {Flag: "usage", From: "config.toml:9"}}
 	for _, tc := range []struct {
 		err  string
 		want []string
