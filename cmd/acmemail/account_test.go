@@ -250,6 +250,7 @@ func TestAccountDeactivate(t *testing.T) {
 // terminal (ttyin) against a sandbox started for each script, reachable at
 // $DIRECTORY.
 func TestAccountScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/account",
 		RequireExplicitExec: true,

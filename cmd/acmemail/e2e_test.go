@@ -112,6 +112,7 @@ func checkP12(t *testing.T, path, email string) {
 // TestObtainImitations runs the whole flow against each imitation of a
 // real RFC 8823 server that the sandbox offers.
 func TestObtainImitations(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		opt  sandbox.Options
@@ -159,6 +160,7 @@ func TestObtainImitations(t *testing.T) {
 // TestObtainWrongJoin: with the wrong token join the CA refuses the reply;
 // acmemail says so with the CA exit status, and answers only once.
 func TestObtainWrongJoin(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{TokenLength: 22, Join: "octet"})
 	r := runCLI(t, env, obtainArgs(w, "--join", "string")...)
 	if r.code != exitCA {
@@ -175,6 +177,7 @@ func TestObtainWrongJoin(t *testing.T) {
 // TestObtainWrongPassword: a refused mail login gives exit status 3 before
 // the CA is contacted.
 func TestObtainWrongPassword(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	env["ACMEMAIL_PASSWORD"] = "wrong-password-123"
 	r := runCLI(t, env, obtainArgs(w)...)
@@ -191,6 +194,7 @@ func TestObtainWrongPassword(t *testing.T) {
 
 // TestObtainInProcessSandbox is the README's first command.
 func TestObtainInProcessSandbox(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"ACMEMAIL_HOME": t.TempDir(), "ACMEMAIL_P12_PASSWORD": "test"}
 	r := runCLI(t, env, "obtain", "--server", "sandbox", "alice@example.test")
 	if r.code != 0 {
@@ -207,6 +211,7 @@ func TestObtainInProcessSandbox(t *testing.T) {
 // genuine one and a replay after it. The certificate is issued, exactly one
 // reply was sent, and every forgery was reported as ignored with its reason.
 func TestObtainHostile(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{Hostile: true})
 	r := runCLI(t, env, obtainArgs(w)...)
 	if r.code != 0 {

@@ -37,6 +37,7 @@ func pipeArgs(w *sandbox.World) []string {
 // --smtp, and obtain finishes. A replay of the answered mail finds nobody
 // waiting.
 func TestRespondSMTP(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -104,6 +105,7 @@ func TestRespondSMTP(t *testing.T) {
 // test submits it, as sendmail would), and a second, replayed copy of the
 // challenge handed to a new waiting obtain is refused.
 func TestRespondPrint(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 // TestScript runs the CLI scripts in testdata/script: each is a txtar file
 // of commands and expected output (see testscript's documentation).
 func TestScript(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
