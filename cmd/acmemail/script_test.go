@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		ctx := context.WithValue(context.Background(), orderStateHookKey{}, hangHook)
 		os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(parallelDefault{m}, map[string]func(){
 		"acmemail": func() {
 			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 		},
