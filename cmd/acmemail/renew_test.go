@@ -480,6 +480,7 @@ func TestObtainKilledAfterReply(t *testing.T) {
 // --wait-lock the second is refused (status 8) and one certificate
 // results; with it the second waits, then finds nothing due.
 func TestConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	// The first run to record an order state stops there until released;
 	// any other passes (so a broken lock fails the test, not hangs it).
@@ -625,6 +626,7 @@ func TestRenewConfigPerIdentity(t *testing.T) {
 // created (no reply yet: a new order, same key), after the challenge was
 // POSTed, and after the order was finalized (only the download is left).
 func TestObtainInterrupted(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		stop       func(acmemail.OrderState) bool
@@ -637,6 +639,7 @@ func TestObtainInterrupted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w, env := world(t, sandbox.Options{RenewalWindow: far})
 			ctx, cancel := context.WithCancel(context.Background())
 			var stopped atomic.Bool

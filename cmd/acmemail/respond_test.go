@@ -180,6 +180,7 @@ func padMail(raw []byte, size int) []byte {
 // report headers, a Received chain) goes through the pipe like a small
 // one.
 func TestRespondLargeMail(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := padMail(challengeMail(t, w, 1), 50_058)
@@ -215,6 +216,7 @@ func dialPipe(t *testing.T, env map[string]string) net.Conn {
 // TestPipeSilentPeer: a local client that connects and sends nothing
 // does not keep obtain --pipe from answering a genuine respond at once.
 func TestPipeSilentPeer(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -276,6 +278,7 @@ func replyRecords(t *testing.T, env map[string]string) []string {
 // or stops without having spent the challenge (then the next run orders
 // anew and answers the new challenge).
 func TestPipePeerGone(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -320,6 +323,7 @@ func TestPipePeerGone(t *testing.T) {
 // claimed (the reply may be out) but not validated: obtain stops, and
 // never asks the CA to check a reply nobody confirmed.
 func TestPipePeerGoneAfterVerdict(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
