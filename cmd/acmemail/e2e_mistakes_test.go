@@ -165,6 +165,7 @@ func TestMistakeExportPEMDir(t *testing.T) {
 // and a deploy hook that cannot run are found before the order, not after
 // the CA issued (a script retrying would spend another issuance).
 func TestMistakeOutputsCheckedFirst(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	missing := filepath.Join(t.TempDir(), "no-such-dir")
 	for _, tc := range []struct {
@@ -196,6 +197,7 @@ func TestMistakeOutputsCheckedFirst(t *testing.T) {
 // so in words, not in the ACME library's ("target container is not
 // io.Writer").
 func TestMistakeServerNotJSON(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	page := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain")
