@@ -296,6 +296,7 @@ func TestAccountScripts(t *testing.T) {
 // wants a contact (acme2certifier) refuses --no-contact, and the hint is
 // about the account, not the address.
 func TestObtainAccountContact(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RequireContact: true})
 	mustObtain(t, env, w)
 	acct, err := openHome(t, env).LoadAccount(w.DirectoryURL)
