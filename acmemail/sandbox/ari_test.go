@@ -73,6 +73,7 @@ func getRenewalInfo(t *testing.T, e *env, id string) (int, string, map[string]ma
 }
 
 func TestRenewalInfo(t *testing.T) {
+	t.Parallel()
 	const alice = "alice@example.org"
 	e := newEnv(t, Options{RenewalWindow: &RenewalWindow{Start: time.Hour, End: 2 * time.Hour}, RenewalRetryAfter: time.Hour}, alice)
 	leaf := e.issueCert(alice, "")
@@ -137,6 +138,7 @@ func TestRenewalInfo(t *testing.T) {
 }
 
 func TestNoRenewalInfo(t *testing.T) {
+	t.Parallel()
 	const alice = "alice@example.org"
 	e := newEnv(t, Options{NoRenewalInfo: true}, alice)
 	leaf := e.issueCert(alice, "")

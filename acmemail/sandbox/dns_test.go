@@ -42,6 +42,7 @@ func startTestDNS(t *testing.T, zone map[string][]string) *dnsServer {
 }
 
 func TestDNSWorld(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, Options{})
 	if err := w.AddUser("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ func eabJWS(t testing.TB, header map[string]any, pub *ecdsa.PublicKey, macKey []
 }
 
 func TestExternalAccountBinding(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, Options{ExternalAccountRequired: true})
 	if w.EABKeyID == "" || w.EABHMACKey == "" {
 		t.Fatalf("World.EABKeyID = %q, EABHMACKey = %q; want a generated key", w.EABKeyID, w.EABHMACKey)

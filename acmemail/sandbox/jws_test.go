@@ -206,6 +206,7 @@ func (c *rawClient) newAccount(k jwsKey) string {
 // TestJWSAlgorithms creates accounts and orders with every supported
 // algorithm.
 func TestJWSAlgorithms(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, Options{})
 	if err := w.AddUser("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)
@@ -237,6 +238,7 @@ func TestJWSAlgorithms(t *testing.T) {
 
 // TestJWSRejected sends malformed, forged and replayed requests.
 func TestJWSRejected(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, Options{})
 	if err := w.AddUser("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)

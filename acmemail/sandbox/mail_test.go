@@ -25,6 +25,7 @@ func smtpCode(err error) int {
 }
 
 func TestSubmission(t *testing.T) {
+	t.Parallel()
 	const alice, bob = "alice@example.org", "bob@example.net"
 	e := newEnv(t, Options{}, alice, bob)
 	msg := []byte("From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nhello\r\n")
@@ -157,6 +158,7 @@ func TestAuthResultsSpoof(t *testing.T) {
 }
 
 func TestIMAP(t *testing.T) {
+	t.Parallel()
 	const alice = "alice@example.org"
 	e := newEnv(t, Options{}, alice)
 
@@ -235,6 +237,7 @@ func TestIMAP(t *testing.T) {
 }
 
 func TestAddUser(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, Options{})
 	tests := []struct {
 		email, password, err string
@@ -340,6 +343,7 @@ func TestQuietByDefault(t *testing.T) {
 // unsigned mail, the receiving side says dkim=none, and World.Inbox and
 // WaitInbox return what was delivered.
 func TestNoDKIMSign(t *testing.T) {
+	t.Parallel()
 	const alice = "alice@example.org"
 	for _, noSign := range []bool{false, true} {
 		e := newEnv(t, Options{NoDKIMSign: noSign}, alice)

@@ -26,6 +26,7 @@ func bearer(user, token string) sasl.Client {
 }
 
 func TestOAuthLogins(t *testing.T) {
+	t.Parallel()
 	const alice, token = "alice@example.org", "sandbox-token-alice-42"
 	for _, mode := range []OAuthMode{OAuthOff, OAuthAlso, OAuthOnly} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -97,6 +98,7 @@ func TestOAuthLogins(t *testing.T) {
 // TestOAuthCapabilities: the mechanisms a client can choose from are
 // advertised per mode.
 func TestOAuthCapabilities(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{OAuth: OAuthOnly}, "alice@example.org")
 	c, err := imapclient.DialTLS(hostOf(e.w.IMAPURL), &imapclient.Options{TLSConfig: e.tls})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 )
 
 func TestNewOrderIdentifiers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{}, "alice@example.org")
 	tests := []struct {
 		name     string
@@ -57,6 +58,7 @@ func TestNewOrderIdentifiers(t *testing.T) {
 // TestNewOrderASCIIOnly: Options.ASCIIOnly imitates CAs that refuse
 // internationalized addresses.
 func TestNewOrderASCIIOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{ASCIIOnly: true}, "alice@example.org")
 	for _, v := range []string{"jörg@example.org", "alice@bücher.example"} {
 		_, err := e.client.NewOrder(t.Context(), e.acct, acme.Order{Identifiers: []acme.Identifier{{Type: "email", Value: v}}})
@@ -165,6 +167,7 @@ func kuExtension(t *testing.T, ku x509.KeyUsage) pkix.Extension {
 }
 
 func TestFinalize(t *testing.T) {
+	t.Parallel()
 	const alice = "alice@example.org"
 	e := newEnv(t, Options{}, alice, "bob@example.org")
 	ctx := t.Context()

@@ -13,6 +13,7 @@ import (
 // each is refused for the right reason without touching the challenge; a
 // good reply then still validates it.
 func TestReplyRejected(t *testing.T) {
+	t.Parallel()
 	const alice, bob = "alice@example.org", "bob@example.net"
 	e := newEnv(t, Options{MailTiming: MailAfterChallenge}, alice, bob)
 	_, az, ch := e.order(alice)

@@ -9,6 +9,7 @@ import (
 // TestSRVRecords: a client discovering the mail servers of a user's
 // domain by RFC 6186 finds the world's listeners; other domains have none.
 func TestSRVRecords(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Options{}, "alice@example.org")
 	r := resolverFor(e.w.DNSAddr)
 	port := func(u string) uint16 {

@@ -250,6 +250,7 @@ func TestAccountDeactivate(t *testing.T) {
 // terminal (ttyin) against a sandbox started for each script, reachable at
 // $DIRECTORY.
 func TestAccountScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/account",
 		RequireExplicitExec: true,
@@ -295,6 +296,7 @@ func TestAccountScripts(t *testing.T) {
 // wants a contact (acme2certifier) refuses --no-contact, and the hint is
 // about the account, not the address.
 func TestObtainAccountContact(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RequireContact: true})
 	mustObtain(t, env, w)
 	acct, err := openHome(t, env).LoadAccount(w.DirectoryURL)

@@ -146,6 +146,7 @@ func TestConfigCheckNamesIdentity(t *testing.T) {
 // address, instead of renewing with something else; acmemail config says
 // the same.
 func TestRenewConfigRefusedPerIdentity(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	mustObtain(t, env, w)
 	cfg := filepath.Join(t.TempDir(), "config.toml")

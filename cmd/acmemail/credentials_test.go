@@ -149,6 +149,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w, env := newWorld(t, tt.opt)
 			for k, v := range tt.env {
 				env[k] = v
@@ -209,6 +210,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 		{"refused token", sandbox.Options{OAuth: sandbox.OAuthOnly}, []string{"--oauth-token-command", "echo ya29.Wrong-Token-556"}, "ya29.Wrong-Token-556"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w, env := newWorld(t, tt.opt)
 			r := runCLI(t, env, obtainArgs(w, append([]string{"-vv"}, tt.args...)...)...)
 			if r.code != exitMailAuth {
@@ -233,6 +235,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 		{"in-process sandbox, OAuth only", []string{"--sandbox-oauth", "only", "--oauth-token-command", "echo " + tok}, "AUTHENTICATE OAUTHBEARER [redacted]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			env := map[string]string{"ACMEMAIL_HOME": t.TempDir(), "ACMEMAIL_P12_PASSWORD": "test"}
 			r := runCLI(t, env, append(append([]string{"obtain", "-vv", "--server", "sandbox"}, tt.args...), alice)...)
 			if r.code != 0 {
@@ -297,6 +300,7 @@ func TestObtainOAuthBearerOnly(t *testing.T) {
 // TestObtainSandboxOAuth: --server sandbox --sandbox-oauth only works with
 // nothing to configure.
 func TestObtainSandboxOAuth(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"ACMEMAIL_HOME": t.TempDir(), "ACMEMAIL_P12_PASSWORD": "test"}
 	r := runCLI(t, env, "obtain", "--server", "sandbox", "--sandbox-oauth", "only", "alice@example.test")
 	if r.code != 0 {

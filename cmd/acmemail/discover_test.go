@@ -16,6 +16,7 @@ import (
 // servers remembered for the address, says so, and --rediscover looks
 // again instead (here by SRV records, end to end).
 func TestObtainRememberedServers(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	path, err := issuer.RememberedPath(env["ACMEMAIL_HOME"], "alice@example.test")
 	if err != nil {

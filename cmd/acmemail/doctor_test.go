@@ -42,6 +42,7 @@ func doctorChecks(t *testing.T, r cliResult) map[string]doctorCheck {
 // as a real account is: every check but ca-email passes (a CA unknown by
 // name cannot be told to support email identifiers from its directory).
 func TestDoctorExternalSandbox(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	r := runCLI(t, env, doctorArgs(w, "-vv")...)
 	if r.code != 0 {
@@ -83,6 +84,7 @@ func TestDoctorExternalSandbox(t *testing.T) {
 // TestDoctorNoDKIM: a submission server that does not sign makes only the
 // dkim check fail, with exit status 1.
 func TestDoctorNoDKIM(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{NoDKIMSign: true})
 	r := runCLI(t, env, doctorArgs(w)...)
 	if r.code != exitError {
@@ -105,6 +107,7 @@ func TestDoctorNoDKIM(t *testing.T) {
 // TestDoctorWrongPassword: both logins fail with a fix, the dkim check is
 // skipped, the CA is still checked, and the password shows nowhere.
 func TestDoctorWrongPassword(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	env["ACMEMAIL_PASSWORD"] = "wrong-password-123"
 	r := runCLI(t, env, doctorArgs(w)...)
@@ -134,6 +137,7 @@ func TestDoctorWrongPassword(t *testing.T) {
 // TestDoctorUnreachableCA: a directory URL that does not answer fails
 // ca-directory and skips ca-email.
 func TestDoctorUnreachableCA(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	args := doctorArgs(w)
 	args[2] = strings.Replace(w.DirectoryURL, "/acme/directory", "/no/such/directory", 1)
@@ -153,6 +157,7 @@ func TestDoctorUnreachableCA(t *testing.T) {
 // TestDoctorMessageDoesNotArrive: watching a folder the test message
 // never reaches fails dkim with the spam-folder fix.
 func TestDoctorMessageDoesNotArrive(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	r := runCLI(t, env, doctorArgs(w, "--mailbox", "Junk", "--mail-timeout", "300ms")...)
 	if r.code != exitError {
@@ -167,6 +172,8 @@ func TestDoctorMessageDoesNotArrive(t *testing.T) {
 // TestDoctorTimeout: --timeout shorter than the wait for the test message
 // ends doctor with the checks done so far and a clear error.
 func TestDoctorTimeout(t *testing.T) {
+	// Not parallel: the run up to the wait must fit in --timeout 2s, which
+	// a machine busy with the parallel tests may not give it.
 	w, env := world(t, sandbox.Options{})
 	r := runCLI(t, env, doctorArgs(w, "--mailbox", "Junk", "--timeout", "2s")...)
 	if r.code != exitError {

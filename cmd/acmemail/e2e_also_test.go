@@ -19,6 +19,7 @@ import (
 // second address is an alias delivered into the same mailbox, and when it
 // has a mailbox (and submission login) of its own.
 func TestObtainTwoAddresses(t *testing.T) {
+	t.Parallel()
 	t.Run("alias", func(t *testing.T) {
 		t.Parallel()
 		w, env := world(t, sandbox.Options{})

@@ -27,6 +27,7 @@ import (
 // address with a parse error. obtain moves it aside, kept byte for byte,
 // says so as a warning, and gets the certificate with a new key.
 func TestObtainCorruptPendingKey(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

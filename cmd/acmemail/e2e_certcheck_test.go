@@ -16,6 +16,7 @@ import (
 // error and the CA exit status, and the first certificate stays the
 // current one on disk (chain.pem and cert.p12 unchanged).
 func TestObtainRefusesBadCertificate(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		bad  sandbox.BadCert
 		want string
@@ -63,6 +64,7 @@ func TestObtainRefusesBadCertificate(t *testing.T) {
 // TestObtainWarnsChangedKeyUsage: a CA that issues another keyUsage than
 // asked is accepted (RFC 8823 lets it decide), with a warning.
 func TestObtainWarnsChangedKeyUsage(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{BadCert: sandbox.BadCertKeyUsage})
 	r := runCLI(t, env, obtainArgs(w, "--usage", "sign", "--key-type", "p256")...)
 	if r.code != 0 {
@@ -87,6 +89,7 @@ func readFile(t *testing.T, path string) []byte {
 // sandbox's root is refused (exit 5, nothing saved), and a file without a
 // certificate is a usage error before the CA is contacted.
 func TestObtainIssuerRoots(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	other, _ := world(t, sandbox.Options{})
 	dir := t.TempDir()

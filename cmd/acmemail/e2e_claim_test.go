@@ -35,6 +35,7 @@ func countFiles(dir string) int {
 // gets a certificate from a new order. Looped; no challenge ever gets
 // more than one reply.
 func TestObtainKilledInClaimWindow(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far, SubmitDelay: time.Hour})
 	args := obtainArgs(w)
 	replies := filepath.Join(env["ACMEMAIL_HOME"], "replies")

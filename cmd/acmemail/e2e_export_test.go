@@ -21,6 +21,7 @@ import (
 // openssl and with NSS pk12util into a fresh NSS database, and the
 // imported certificates and keys are checked.
 func TestExport(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	for i, kt := range []string{"p256", "rsa2048"} {
 		// The second obtain writes its cert.p12 with the legacy profile.

@@ -29,8 +29,10 @@ func noRawControl(t *testing.T, what, out string) {
 // -vv too) and is handed to respond (the pipe path). Whatever is said about
 // it is escaped.
 func TestHostileMailEscaped(t *testing.T) {
+	t.Parallel()
 	for _, verbose := range []string{"", "-v", "-vv"} {
 		t.Run("imap"+verbose, func(t *testing.T) {
+			t.Parallel()
 			// The CA mails only after the challenge POST; while obtain
 			// waits for the mail before it, a mail claiming to be the
 			// challenge arrives.
@@ -56,6 +58,7 @@ func TestHostileMailEscaped(t *testing.T) {
 		})
 	}
 	t.Run("pipe", func(t *testing.T) {
+		t.Parallel()
 		w, env := world(t, sandbox.Options{})
 		obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 		raw := challengeMail(t, w, 1)

@@ -17,6 +17,7 @@ import (
 // an SmtpUTF8Mailbox otherName, the mail goes with SMTPUTF8), a non-ASCII
 // domain (sent as A-labels, an rfc822Name), and both.
 func TestObtainInternationalized(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		arg     string // as typed

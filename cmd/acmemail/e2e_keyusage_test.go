@@ -17,6 +17,7 @@ import (
 // key type and usage and shows the keyUsage of the issued certificate
 // (-v prints the table).
 func TestObtainKeyUsageMatrix(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	type row struct{ key, usage, got string }
 	want := map[string]string{

@@ -26,6 +26,7 @@ func mistakeArgs(w *sandbox.World, server string, extra ...string) []string {
 // about the mail address, but says what --server wants; a server that is
 // not there says to check the host.
 func TestMistakeServerNotDirectory(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	for _, tc := range []struct {
 		name, server, hint string
@@ -58,6 +59,7 @@ func TestMistakeServerNotDirectory(t *testing.T) {
 // the IMAP server, gives a hint that the port is the other protocol's, and
 // no order is placed.
 func TestMistakeSwappedPorts(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	imapAtSMTP := "imaps://" + strings.TrimPrefix(w.SMTPURL, "smtps://")
 	smtpAtIMAP := "smtps://" + strings.TrimPrefix(w.IMAPURL, "imaps://")
@@ -89,6 +91,7 @@ func TestMistakeSwappedPorts(t *testing.T) {
 // connection with the CLI's way out (not the library's AllowInsecure), and
 // never contacts the CA.
 func TestMistakePlaintextURL(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	for _, tc := range []struct {
 		name string
@@ -122,6 +125,7 @@ func TestMistakePlaintextURL(t *testing.T) {
 // TestMistakeDomainTypo: an address whose domain the DNS does not know
 // (a typo) asks whether it is spelled right, before the usual hints.
 func TestMistakeDomainTypo(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	base := []string{"obtain", "--server", w.DirectoryURL, "--dns-resolver", w.DNSAddr, "--agree-tos"}
 	r := runCLI(t, env, append(base, "alice@exmaple.test")...)
@@ -139,6 +143,7 @@ func TestMistakeDomainTypo(t *testing.T) {
 // TestMistakeExportPEMDir: export --format pem into a directory that does
 // not exist says how to make it, and writes nothing.
 func TestMistakeExportPEMDir(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	if r := runCLI(t, env, obtainArgs(w)...); r.code != 0 {
 		t.Fatalf("obtain exit %d\n%s", r.code, r.stderr)
@@ -160,6 +165,7 @@ func TestMistakeExportPEMDir(t *testing.T) {
 // and a deploy hook that cannot run are found before the order, not after
 // the CA issued (a script retrying would spend another issuance).
 func TestMistakeOutputsCheckedFirst(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	missing := filepath.Join(t.TempDir(), "no-such-dir")
 	for _, tc := range []struct {
@@ -191,6 +197,7 @@ func TestMistakeOutputsCheckedFirst(t *testing.T) {
 // so in words, not in the ACME library's ("target container is not
 // io.Writer").
 func TestMistakeServerNotJSON(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	page := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain")

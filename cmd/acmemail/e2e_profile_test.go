@@ -20,6 +20,7 @@ import (
 // environment that holds nothing but the state directory, renews, and
 // records a profile equal to obtain's, field by field.
 func TestRenewRepeatsObtainProfile(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		extra []string
@@ -29,6 +30,7 @@ func TestRenewRepeatsObtainProfile(t *testing.T) {
 		{"usage-sign", []string{"--usage", "sign"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w, env := world(t, sandbox.Options{Folder: "Junk", RenewalWindow: far})
 			const bob = "bob@example.test"
 			if err := w.AddAlias(bob, "alice@example.test"); err != nil {
@@ -97,6 +99,7 @@ func TestRenewRepeatsObtainProfile(t *testing.T) {
 // keeps what it is not told to change (the hook, the --also address and
 // its own mailbox, the login's source) and says what it changes.
 func TestObtainAgainKeepsProfile(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	const bob = "bob@example.test"
 	if err := w.AddUser(bob, "bob-secret-pw"); err != nil {

@@ -41,9 +41,11 @@ func metaJSON(t *testing.T, env map[string]string) (string, map[string]any) {
 // from the file (~/ expanded) or the command obtain was given, recorded
 // by path or as the command, never the password.
 func TestRenewAlsoOwnMailbox(t *testing.T) {
+	t.Parallel()
 	const bob, bobPW = "bob@example.org", "Bob-Distinct-Pw-4471"
 	for _, how := range []string{"file", "command"} {
 		t.Run(how, func(t *testing.T) {
+			t.Parallel()
 			w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
 			if err := w.AddUser(bob, bobPW); err != nil {
 				t.Fatal(err)

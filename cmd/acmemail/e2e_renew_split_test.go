@@ -15,6 +15,7 @@ import (
 // pair, each with a new key and its own usage, and --p12-profile changes
 // the profile of the new PKCS#12 files.
 func TestRenewSplitPair(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	if r := runCLI(t, env, obtainArgs(w, "--split")...); r.code != 0 {
 		t.Fatalf("obtain --split: exit %d\nstderr:\n%s", r.code, r.stderr)
@@ -85,6 +86,7 @@ func isLegacyP12(data []byte) bool {
 // renews: renew repeats the second mailbox (and --issuer-roots) that
 // obtain was given.
 func TestRenewTwoMailboxes(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	if err := w.AddUser("bob@example.org", "bob-secret-pw"); err != nil {
 		t.Fatal(err)

@@ -15,10 +15,12 @@ import (
 // files and ACMEMAIL_CERT_USAGE; a failing hook keeps both certificates
 // and exits 7 (obtain) or 6 (renew).
 func TestDeployHookSplit(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	out := filepath.Join(t.TempDir(), "hook.env")
-	t.Setenv("HOOK_OUT", out)
-	hook := `env | grep -E '^ACMEMAIL_' | sort >> "$HOOK_OUT"; echo --- >> "$HOOK_OUT"; echo hook ran for $ACMEMAIL_CERT_USAGE`
+	// The file is named in the hook itself: a hook sees the process's
+	// environment, which a parallel test must not change.
+	hook := `env | grep -E '^ACMEMAIL_' | sort >> ` + shq(out) + `; echo --- >> ` + shq(out) + `; echo hook ran for $ACMEMAIL_CERT_USAGE`
 	sign, enc := splitPair(t, w, env, "--deploy-hook", hook)
 	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test")
 	check := func(run map[string]string, usage, serial, dir string) {
@@ -71,7 +73,7 @@ func TestDeployHookSplit(t *testing.T) {
 
 	// A hook that fails for the encryption certificate: both are kept,
 	// the signing one's hook ran, exit 7; renew then exits 6.
-	failing := `echo "$ACMEMAIL_CERT_USAGE" >> "$HOOK_OUT.usages"; [ "$ACMEMAIL_CERT_USAGE" != encrypt ] || { echo broken >&2; exit 3; }`
+	failing := `echo "$ACMEMAIL_CERT_USAGE" >> ` + shq(out+".usages") + `; [ "$ACMEMAIL_CERT_USAGE" != encrypt ] || { echo broken >&2; exit 3; }`
 	r = runCLI(t, env, obtainArgs(w, "--split", "--deploy-hook", failing)...)
 	if r.code != exitHookFailed || !strings.Contains(r.stderr, "the deploy hook for the encryption certificate of alice@example.test failed") ||
 		!strings.Contains(r.stderr, "is saved in "+filepath.Join(dir, "encrypt")) {
@@ -96,9 +98,9 @@ func TestDeployHookSplit(t *testing.T) {
 // cannot be obtained, the signing one is saved and its hook runs; the
 // run fails for the encryption certificate, not for the hook.
 func TestDeployHookSplitEncryptionFails(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	out := filepath.Join(t.TempDir(), "hook.env")
-	t.Setenv("HOOK_OUT", out)
 	// A file where the encryption slot's directory belongs: its key
 	// cannot be written.
 	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test")
@@ -108,7 +110,7 @@ func TestDeployHookSplitEncryptionFails(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "encrypt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := runCLI(t, env, obtainArgs(w, "--split", "--deploy-hook", `env | grep -E '^ACMEMAIL_' | sort >> "$HOOK_OUT"; echo --- >> "$HOOK_OUT"`)...)
+	r := runCLI(t, env, obtainArgs(w, "--split", "--deploy-hook", `env | grep -E '^ACMEMAIL_' | sort >> `+shq(out)+`; echo --- >> `+shq(out))...)
 	if r.code == 0 || r.code == exitHookFailed || !strings.Contains(r.stderr, "the encryption certificate: ") ||
 		!strings.Contains(r.stderr, "the signing certificate is saved in "+dir) {
 		t.Fatalf("obtain --split with no room for the encryption certificate: exit %d\n%s", r.code, r.stderr)
@@ -120,4 +122,9 @@ func TestDeployHookSplitEncryptionFails(t *testing.T) {
 	if n := w.Stats().CertificatesIssued; n != 1 {
 		t.Errorf("%d certificates issued, want 1 (the signing one)", n)
 	}
+}
+
+// shq quotes s as one word for sh.
+func shq(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

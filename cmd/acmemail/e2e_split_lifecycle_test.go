@@ -69,6 +69,7 @@ func listLines(t *testing.T, env map[string]string) []string {
 // obtain --split pair at the CA, with one reason, reports both (text and
 // --json), and list, show and renew see both as revoked.
 func TestRevokeSplitPair(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	sign, enc := splitPair(t, w, env)
 	if lines := listLines(t, env); len(lines) != 2 || !strings.Contains(lines[0], sign+" ") || !strings.Contains(lines[0], " sign valid ") ||
@@ -133,6 +134,7 @@ func TestRevokeSplitPair(t *testing.T) {
 // later revoke of the address revokes the other and counts the first as
 // revoked. --only and --key are refused where they name nothing.
 func TestRevokeSplitOnly(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	sign, enc := splitPair(t, w, env, "--key-type", "p256")
 
@@ -200,6 +202,7 @@ func TestRevokeSplitOnly(t *testing.T) {
 // of the pair, the other is still revoked; revoke exits with the CA's
 // status and says which one is left and how to revoke it alone.
 func TestRevokeSplitOneFails(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	_, enc := splitPair(t, w, env)
 	// The signing slot now holds a certificate (and its key) from another
@@ -249,6 +252,7 @@ func TestRevokeSplitOneFails(t *testing.T) {
 // own (a damaged state directory): the signing certificate is revoked
 // anyway, and revoke fails saying how to revoke the other.
 func TestRevokeSplitUnreadable(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	sign, enc := splitPair(t, w, env)
 	dir := filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test")
@@ -289,6 +293,7 @@ func TestRevokeSplitUnreadable(t *testing.T) {
 // TestRevokeSplitCertFile: --cert FILE naming a pair's encryption
 // certificate revokes that one alone, with its own key, and list says so.
 func TestRevokeSplitCertFile(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	sign, enc := splitPair(t, w, env)
 	r := runCLI(t, env, "revoke", "--cert", filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/encrypt/cert.pem"), "--reason", "keyCompromise")
@@ -310,6 +315,7 @@ func TestRevokeSplitCertFile(t *testing.T) {
 // --force gets a new pair; the revoked certificate is not claimed as
 // replaced (RFC 9773 replaces is for certificates still in use).
 func TestRenewSplitRevokedEncryption(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	sign, enc := splitPair(t, w, env)
 	if r := runCLI(t, env, "revoke", "--only", "encryption", "alice@example.test"); r.code != 0 {

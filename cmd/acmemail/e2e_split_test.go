@@ -18,6 +18,7 @@ import (
 // that reuses the first order's valid authorization (no second challenge
 // mail: nothing to answer). Either way no challenge is answered twice.
 func TestObtainSplit(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name                          string
 		opt                           sandbox.Options

@@ -74,6 +74,7 @@ func TestExampleConfig(t *testing.T) {
 
 // TestExampleScripts runs the shell examples against the sandbox.
 func TestExampleScripts(t *testing.T) {
+	t.Parallel()
 	examples, err := filepath.Abs(filepath.Join("..", "..", "examples"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +96,7 @@ func TestExampleScripts(t *testing.T) {
 // every managed address, applies each one's table in turn (its password
 // file wins over the one recorded with the certificate).
 func TestConfigReachesObtainAndRenew(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	delete(env, "ACMEMAIL_PASSWORD")
 	dir := t.TempDir()

@@ -43,6 +43,7 @@ func exampleCommand(t *testing.T, file, home string) string {
 // with the sandbox CA's roots given only then (ACMEMAIL_CA_ROOTS) and the
 // mail and PKCS#12 passwords in files: when renewal is due, both renew.
 func TestExamplesUnattended(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	home := t.TempDir()
 	// acmemail as the examples find it: ~/go/bin/acmemail (this test

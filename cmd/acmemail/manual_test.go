@@ -185,6 +185,7 @@ func noMailEnv(env map[string]string) map[string]string {
 // line ends, as a terminal gives it), acmemail prints the reply, the user
 // sends it and confirms with Enter, and the certificate is issued.
 func TestObtainManualStdin(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	cli := startCLI(t, noMailEnv(env), manualArgs(w)...)
 	cli.waitLine(t, "paste it here")
@@ -222,7 +223,9 @@ func TestObtainManualStdin(t *testing.T) {
 // TestObtainManualFile: --challenge-file, read after Enter; a forged copy
 // is refused with the same reasons as over IMAP, and nothing is printed.
 func TestObtainManualFile(t *testing.T) {
+	t.Parallel()
 	t.Run("genuine", func(t *testing.T) {
+		t.Parallel()
 		w, env := world(t, sandbox.Options{})
 		file := t.TempDir() + "/challenge.eml"
 		cli := startCLI(t, noMailEnv(env), manualArgs(w, "--challenge-file", file)...)
@@ -240,6 +243,7 @@ func TestObtainManualFile(t *testing.T) {
 		}
 	})
 	t.Run("forged", func(t *testing.T) {
+		t.Parallel()
 		w, env := world(t, sandbox.Options{})
 		file := t.TempDir() + "/challenge.eml"
 		cli := startCLI(t, noMailEnv(env), manualArgs(w, "--challenge-file", file)...)
@@ -264,6 +268,7 @@ func TestObtainManualFile(t *testing.T) {
 		}
 	})
 	t.Run("abort", func(t *testing.T) {
+		t.Parallel()
 		w, env := world(t, sandbox.Options{})
 		cli := startCLI(t, noMailEnv(env), manualArgs(w)...)
 		cli.waitLine(t, "paste it here")
@@ -293,6 +298,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 // the reply is printed; a CA that keeps looking for the reply (the
 // sandbox, for 30 s) validates it when it arrives afterwards.
 func TestObtainManualYes(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	cli := startCLI(t, noMailEnv(env), manualArgs(w, "--yes")...)
 	cli.waitLine(t, "paste it here")

@@ -27,8 +27,10 @@ import (
 // stderr to a pseudo-terminal of that size; the bytes read from the
 // master side are played on a model of such a terminal.
 func TestWaitingLineOneRowOnPTY(t *testing.T) {
+	t.Parallel()
 	for _, cols := range []int{40, 80, 200} {
 		t.Run(strconv.Itoa(cols), func(t *testing.T) {
+			t.Parallel()
 			out := obtainOnPTY(t, cols)
 			scr := playTerminal(out, cols)
 			draws := 0

@@ -70,6 +70,8 @@ func TestTimeoutError(t *testing.T) {
 // challenge mail on its --timeout says how long it waited, with the
 // mail-timeout exit status.
 func TestObtainTimeoutSaysHowLong(t *testing.T) {
+	// Not parallel: the run up to the wait must fit in --timeout 2s, which
+	// a machine busy with the parallel tests may not give it.
 	// The CA mails only once asked, and acmemail asks after a minute.
 	w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
 	r := runCLI(t, env, obtainArgs(w, "--mail-wait", "1m", "--timeout", "2s")...)

@@ -93,6 +93,7 @@ func publicKeyOf(t *testing.T, path string) crypto.PublicKey {
 // TestRenewARIWindow: renew is quiet while the CA's window is in the
 // future, and renews, replacing the old certificate, once it opens.
 func TestRenewARIWindow(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	old := mustObtain(t, env, w)
 	oldKey := publicKeyOf(t, filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/key.pem"))
@@ -170,6 +171,7 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 // TestRenewWithoutARI: without renewalInfo the third-of-lifetime rule
 // decides, and renewal orders carry no replaces.
 func TestRenewWithoutARI(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{NoRenewalInfo: true})
 	old := mustObtain(t, env, w)
 	r := runCLI(t, env, "renew", "--json")
@@ -193,6 +195,7 @@ func TestRenewWithoutARI(t *testing.T) {
 // TestRenewFailureStatus: a renewal that fails is reported with exit
 // status 6 and the certificate is kept.
 func TestRenewFailureStatus(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	old := mustObtain(t, env, w)
 	env["ACMEMAIL_PASSWORD"] = "not-the-password"
@@ -312,6 +315,7 @@ func hookRuns(t *testing.T, path string) []map[string]string {
 // TestRevokeListShow: revoke by address; the sandbox reports it revoked,
 // list and show say so, and renew leaves it alone.
 func TestRevokeListShow(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	meta := mustObtain(t, env, w)
 
@@ -368,6 +372,7 @@ func TestRevokeListShow(t *testing.T) {
 
 // TestRevokeCertFile revokes by --cert FILE: the managed key signs it.
 func TestRevokeCertFile(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	meta := mustObtain(t, env, w)
 	leaf := filepath.Join(env["ACMEMAIL_HOME"], "certificates/alice@example.test/cert.pem")
@@ -399,6 +404,7 @@ func hangHook(st acmemail.OrderState) {
 // reply; the next run completes the same order with the same key, and the
 // CA received exactly one reply.
 func TestObtainKilledAfterReply(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	args := obtainArgs(w)
 	cmd := exec.Command(os.Args[0], args...)
@@ -474,6 +480,7 @@ func TestObtainKilledAfterReply(t *testing.T) {
 // --wait-lock the second is refused (status 8) and one certificate
 // results; with it the second waits, then finds nothing due.
 func TestConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	// The first run to record an order state stops there until released;
 	// any other passes (so a broken lock fails the test, not hangs it).
@@ -587,6 +594,7 @@ func (w *watchWriter) String() string {
 // TestRenewConfigPerIdentity: renew of several addresses applies each
 // one's table of the configuration file to its own renewal only.
 func TestRenewConfigPerIdentity(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	if err := w.AddUser("bob@example.test", "alice-secret-pw"); err != nil {
 		t.Fatal(err)
@@ -618,6 +626,7 @@ func TestRenewConfigPerIdentity(t *testing.T) {
 // created (no reply yet: a new order, same key), after the challenge was
 // POSTed, and after the order was finalized (only the download is left).
 func TestObtainInterrupted(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		stop       func(acmemail.OrderState) bool
@@ -630,6 +639,7 @@ func TestObtainInterrupted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w, env := world(t, sandbox.Options{RenewalWindow: far})
 			ctx, cancel := context.WithCancel(context.Background())
 			var stopped atomic.Bool
@@ -680,6 +690,7 @@ func TestObtainInterrupted(t *testing.T) {
 // acmemail refuses is not continued again (that would fetch the same
 // certificate forever); the next run makes a new order.
 func TestRefusedCertificateForgetsOrder(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{BadCert: sandbox.BadCertForeignKey})
 	if r := runCLI(t, env, obtainArgs(w)...); r.code != exitCA {
 		t.Fatalf("obtain: exit %d, want %d\n%s", r.code, exitCA, r.stderr)

@@ -37,6 +37,7 @@ func pipeArgs(w *sandbox.World) []string {
 // --smtp, and obtain finishes. A replay of the answered mail finds nobody
 // waiting.
 func TestRespondSMTP(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -104,6 +105,7 @@ func TestRespondSMTP(t *testing.T) {
 // test submits it, as sendmail would), and a second, replayed copy of the
 // challenge handed to a new waiting obtain is refused.
 func TestRespondPrint(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -178,6 +180,7 @@ func padMail(raw []byte, size int) []byte {
 // report headers, a Received chain) goes through the pipe like a small
 // one.
 func TestRespondLargeMail(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := padMail(challengeMail(t, w, 1), 50_058)
@@ -213,6 +216,7 @@ func dialPipe(t *testing.T, env map[string]string) net.Conn {
 // TestPipeSilentPeer: a local client that connects and sends nothing
 // does not keep obtain --pipe from answering a genuine respond at once.
 func TestPipeSilentPeer(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -274,6 +278,7 @@ func replyRecords(t *testing.T, env map[string]string) []string {
 // or stops without having spent the challenge (then the next run orders
 // anew and answers the new challenge).
 func TestPipePeerGone(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)
@@ -318,6 +323,7 @@ func TestPipePeerGone(t *testing.T) {
 // claimed (the reply may be out) but not validated: obtain stops, and
 // never asks the CA to check a reply nobody confirmed.
 func TestPipePeerGoneAfterVerdict(t *testing.T) {
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	obtain := startCLI(t, noMailEnv(env), pipeArgs(w)...)
 	raw := challengeMail(t, w, 1)

@@ -14,6 +14,7 @@ import (
 // stderr; run as printed (its one variable as the environment), it gets a
 // certificate from that sandbox.
 func TestSandboxCommandTry(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "sb")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

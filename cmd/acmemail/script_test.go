@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		ctx := context.WithValue(context.Background(), orderStateHookKey{}, hangHook)
 		os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(parallelDefault{m}, map[string]func(){
 		"acmemail": func() {
 			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 		},
@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 // TestScript runs the CLI scripts in testdata/script: each is a txtar file
 // of commands and expected output (see testscript's documentation).
 func TestScript(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,

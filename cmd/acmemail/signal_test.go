@@ -26,6 +26,7 @@ import (
 // error carries the context's cause). The test binary runs main,
 // re-executed, and gets the signal from outside as acmemail would.
 func TestSignalExitStatus(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		sig  syscall.Signal
