@@ -676,6 +676,20 @@ func (s *Store) WritePKCS12(email, password string, profile P12Profile) (string,
 // ListCertificates returns the (normalized) addresses that have an
 // installed certificate, sorted.
 func (s *Store) ListCertificates() ([]string, error) {
+	return s.certDirs(func(dir string) bool {
+		for _, name := range []string{chainFile, chainFile + stagedSuffix} {
+			if ok, _ := exists(filepath.Join(dir, name)); ok {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// certDirs returns, sorted, the names of the certificate directories (one
+// per normalized address) for which keep, given the directory's path,
+// says yes.
+func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
 	root := filepath.Join(s.Dir, certificatesDir)
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -692,12 +706,8 @@ func (s *Store) ListCertificates() ([]string, error) {
 		if n, err := NormalizeEmail(e.Name()); err != nil || n != e.Name() {
 			continue
 		}
-		dir := filepath.Join(root, e.Name())
-		for _, name := range []string{chainFile, chainFile + stagedSuffix} {
-			if ok, _ := exists(filepath.Join(dir, name)); ok {
-				out = append(out, e.Name())
-				break
-			}
+		if keep(filepath.Join(root, e.Name())) {
+			out = append(out, e.Name())
 		}
 	}
 	sort.Strings(out)

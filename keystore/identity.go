@@ -2,11 +2,9 @@ package keystore
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -75,26 +73,8 @@ func (s *Store) Contents(email string) (DirContents, error) {
 // looks into the slots of this view's addresses: a view of a slot lists
 // an address when its slot directory holds something.
 func (s *Store) ListIdentities() ([]string, error) {
-	root := filepath.Join(s.Dir, certificatesDir)
-	entries, err := os.ReadDir(root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list certificates: %w", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		if n, err := NormalizeEmail(e.Name()); err != nil || n != e.Name() {
-			continue
-		}
-		if c, err := s.Contents(e.Name()); err != nil || c != NoCertificateFiles {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return s.certDirs(func(dir string) bool {
+		c, err := s.Contents(filepath.Base(dir))
+		return err != nil || c != NoCertificateFiles
+	})
 }
