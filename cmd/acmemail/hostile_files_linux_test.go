@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,10 @@ import (
 // maxRSS is the peak memory any command may use, whatever its input.
 const maxRSS = 100 << 20
 
+// peakMemoryFile names the file the test binary acting as acmemail writes
+// its peak memory to (see TestMain).
+const peakMemoryFile = "ACMEMAIL_TEST_PEAK_MEMORY_FILE"
+
 // runBounded runs acmemail (this test binary acting as it) with args and
 // env, and returns its exit status, stderr and peak resident memory. A
 // run that does not end within a minute fails the test: a FIFO must not
@@ -26,7 +31,8 @@ func runBounded(t *testing.T, env map[string]string, stdin []byte, args ...strin
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = []string{actAsMain + "=1", "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	peak := filepath.Join(t.TempDir(), "peak")
+	cmd.Env = []string{peakMemoryFile + "=" + peak, "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -42,8 +48,15 @@ func runBounded(t *testing.T, env map[string]string, stdin []byte, args ...strin
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
-	return code, errb.String(), rss
+	data, err := os.ReadFile(peak)
+	if err != nil {
+		t.Fatalf("acmemail did not say its peak memory: %v", err)
+	}
+	kb, err := strconv.ParseInt(strings.TrimSuffix(string(data), " kB"), 10, 64)
+	if err != nil {
+		t.Fatalf("peak memory %q: %v", data, err)
+	}
+	return code, errb.String(), kb << 10
 }
 
 // TestHostileFiles: every file a flag or variable names is read bounded:
