@@ -915,7 +915,8 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	}
 	// The mail's own keys (token-part1, Message-ID) protect later runs
 	// against a replayed copy of this mail. They are written while the
-	// reply travels, and are durable before the CA is asked to validate.
+	// reply travels, and are durable before the CA is asked to validate
+	// (unless they cannot be written at all: see below).
 	mailClaims := make(chan error, 1)
 	go func() {
 		for _, k := range mailKeys(cm) {
@@ -931,11 +932,15 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	if sendErr != nil {
 		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, sendErr)
 	}
-	if claimErr != nil {
-		return fmt.Errorf("record the reply for %s: %w", p.email, claimErr)
-	}
 	p.replied = true
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
+	if claimErr != nil {
+		// The reply is out and its challenge claimed: stopping now (a
+		// full disk) would only make the next run start a new order and
+		// answer again. What is lost is the record of this mail, which
+		// lets a later order ignore a replayed copy of it.
+		c.emit(EventWarning, p.email, "warning: the answered challenge mail for %s could not be recorded (%v); a replayed copy of it would not be recognized", p.email, claimErr)
+	}
 	if err := save(); err != nil {
 		return err
 	}
