@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -466,6 +467,9 @@ func renameStaged(dir string, files []stagedFile, tmps []string) error {
 // end; a system crash before it may keep any subset of them, each of
 // which is one of these states.
 func finishInstall(dir string) error {
+	if err := removeStaleTemps(dir); err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
 	stagedChain := filepath.Join(dir, chainFile+stagedSuffix)
 	stagedMeta := filepath.Join(dir, metaFile+stagedSuffix)
 	data, err := os.ReadFile(stagedChain)
@@ -540,6 +544,28 @@ func finishInstall(dir string) error {
 		return fmt.Errorf("complete the install: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// removeStaleTemps removes the temporary files (see writeTemp) that a
+// process killed in the middle of a write left in the certificate
+// directory dir. Every write there holds dir's lock, as the caller does,
+// so any such file is stale: a copy of a file written completely under
+// its own name (a key's among them: writeFileExclusive links it), or one
+// never put in place (for a key: before CertKey returned it, so before
+// any CSR was made with it). Left, they pile up, keys included.
+func removeStaleTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, ".") && strings.Contains(name, tempInfix) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // finishMeta handles a meta.json.new, cert.pem.new or cert.p12.new

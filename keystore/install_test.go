@@ -281,3 +281,40 @@ func testSaveDiskFull(t *testing.T, save func(s *Store, email string, chain, p12
 		t.Errorf("the order state is still there after the install: %v", err)
 	}
 }
+
+// TestStaleTempsRemoved: the temporary files a killed process left in a
+// certificate directory (a copy of the pending key among them) are
+// removed by the next certificate method; the keys themselves stay.
+func TestStaleTempsRemoved(t *testing.T) {
+	s := openTestStore(t)
+	const email = "kim@example.org"
+	key, err := s.CertKey(email, KeyP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(s.Dir, "certificates", email)
+	pending := filepath.Join(dir, pendingKeyFile)
+	// writeFileExclusive killed after its link: a second name of the key.
+	if err := os.Link(pending, filepath.Join(dir, "."+pendingKeyFile+tempInfix+"123")); err != nil {
+		t.Fatal(err)
+	}
+	// Killed before the rename of an atomic write, and of a staged file.
+	for _, name := range []string{"." + orderFile + tempInfix + "456", "." + chainFile + stagedSuffix + tempInfix + "789"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := s.CertKey(email, KeyP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !publicKeysEqual(again.Public(), key.Public()) {
+		t.Fatal("the pending key changed")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*"+tempInfix+"*")); len(left) != 0 {
+		t.Errorf("stale temporary files left: %v", left)
+	}
+	if ok, _ := exists(pending); !ok {
+		t.Error("the pending key is gone")
+	}
+}

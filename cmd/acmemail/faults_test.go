@@ -34,9 +34,9 @@ const runTimeout = 30 * time.Second
 // acmemail itself (a re-executed test binary), are SIGKILLed at random
 // points of their run, each followed by the same command run to its end.
 // After every rerun there is a valid certificate, no challenge got more
-// than one reply, and no key was lost: every certificate key the state
-// directory ever held (pending, installed) is still there, current or in
-// archive/. The delays are drawn from a seed that is logged; set
+// than one reply, no key was lost (every certificate key the state
+// directory ever held, pending or installed, is still there, current or
+// in archive/), and no temporary file of the killed run is left. The delays are drawn from a seed that is logged; set
 // ACMEMAIL_FAULT_SEED to it to draw the same ones again.
 func TestKillAnywhere(t *testing.T) {
 	if testing.Short() {
@@ -126,6 +126,11 @@ func TestKillAnywhere(t *testing.T) {
 		}
 		if lost := keys.missing(t, home); len(lost) > 0 {
 			t.Fatalf("point %d: keys lost: %v", point, lost)
+		}
+		// What a killed run was writing does not pile up (some of it
+		// copies of keys).
+		if temps, _ := filepath.Glob(filepath.Join(home, "certificates", "alice@example.test", ".*.tmp-*")); len(temps) > 0 {
+			t.Errorf("point %d: temporary files left: %v", point, temps)
 		}
 	}
 
