@@ -134,6 +134,16 @@ type Client struct {
 	thumb    string
 	initErr  error
 	guardMem memoryGuard
+
+	// The mailbox is read by one goroutine per Obtain. A reader whose
+	// Obtain ended may still be inside Mail.Next (Next may return a
+	// message that is ready although its ctx ended, and a pasted mail is
+	// read whatever the ctx): what it gets is kept in unread for the
+	// next Obtain of the Client, and mailTurn lets one reader at a time
+	// read, so that no message is taken by a reader nobody listens to.
+	mailTurn chan struct{}
+	unreadMu sync.Mutex
+	unread   [][]byte
 }
 
 // EventKind says what an [Event] is about.
@@ -247,6 +257,7 @@ func (c *Client) init(ctx context.Context) error {
 			Logger:       c.Logger,
 		}
 		c.account = acme.Account{PrivateKey: c.AccountKey, Location: c.AccountURL}
+		c.mailTurn = make(chan struct{}, 1)
 		c.thumb, c.initErr = c.account.Thumbprint()
 	})
 	return c.initErr
@@ -403,21 +414,7 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	defer stopMail()
 	inbox := make(chan []byte)
 	mailErr := make(chan error, 1)
-	go func() {
-		for {
-			raw, err := c.Mail.Next(mailCtx)
-			if err != nil {
-				mailErr <- err
-				return
-			}
-			select {
-			case inbox <- raw:
-			case <-mailCtx.Done():
-				mailErr <- mailCtx.Err()
-				return
-			}
-		}
-	}()
+	go c.readMail(mailCtx, inbox, mailErr)
 	started := c.now()
 
 	st := &orderRun{req: req}
@@ -498,6 +495,62 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	}
 	stopMail()
 	return c.finish(ctx, req, order, st)
+}
+
+// readMail hands each message of the watched mailbox to inbox until ctx
+// ends, then sends why it stopped to mailErr. It takes the mailbox's
+// turn for each message (see Client.mailTurn): first the messages an
+// earlier reader kept, then Mail.Next's. A message it got once ctx had
+// ended is kept for the next reader, not dropped: a renewal that orders
+// again (the CA said alreadyReplaced) and the second order of a pair
+// read the same mailbox right after the first order's reader stopped,
+// and losing the challenge mail there meant waiting for it forever.
+func (c *Client) readMail(ctx context.Context, inbox chan<- []byte, mailErr chan<- error) {
+	for {
+		select {
+		case c.mailTurn <- struct{}{}:
+		case <-ctx.Done():
+			mailErr <- ctx.Err()
+			return
+		}
+		raw, err := c.takeUnread(), error(nil)
+		if raw == nil {
+			raw, err = c.Mail.Next(ctx)
+		}
+		if err == nil {
+			select {
+			case inbox <- raw:
+			case <-ctx.Done():
+				c.keepUnread(raw)
+				err = ctx.Err()
+			}
+		}
+		<-c.mailTurn
+		if err != nil {
+			mailErr <- err
+			return
+		}
+	}
+}
+
+// takeUnread returns the oldest message an earlier reader kept, or nil.
+func (c *Client) takeUnread() []byte {
+	c.unreadMu.Lock()
+	defer c.unreadMu.Unlock()
+	if len(c.unread) == 0 {
+		return nil
+	}
+	raw := c.unread[0]
+	c.unread = c.unread[1:]
+	return raw
+}
+
+// keepUnread puts raw back in front of the kept messages: it is the
+// oldest (the turn is held from taking a message to handing it over).
+func (c *Client) keepUnread(raw []byte) {
+	c.unreadMu.Lock()
+	defer c.unreadMu.Unlock()
+	c.unread = append([][]byte{raw}, c.unread...)
 }
 
 // orderRun tracks the state of one order for OnState.
@@ -915,7 +968,8 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	}
 	// The mail's own keys (token-part1, Message-ID) protect later runs
 	// against a replayed copy of this mail. They are written while the
-	// reply travels, and are durable before the CA is asked to validate.
+	// reply travels, and are durable before the CA is asked to validate
+	// (unless they cannot be written at all: see below).
 	mailClaims := make(chan error, 1)
 	go func() {
 		for _, k := range mailKeys(cm) {
@@ -931,11 +985,15 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	if sendErr != nil {
 		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, sendErr)
 	}
-	if claimErr != nil {
-		return fmt.Errorf("record the reply for %s: %w", p.email, claimErr)
-	}
 	p.replied = true
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
+	if claimErr != nil {
+		// The reply is out and its challenge claimed: stopping now (a
+		// full disk) would only make the next run start a new order and
+		// answer again. What is lost is the record of this mail, which
+		// lets a later order ignore a replayed copy of it.
+		c.emit(EventWarning, p.email, "warning: the answered challenge mail for %s could not be recorded (%v); a replayed copy of it would not be recognized", p.email, claimErr)
+	}
 	if err := save(); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -269,13 +270,35 @@ func (s *Store) readPendingKey(dir, path string) (crypto.Signer, error) {
 // The previous key.pem, chain.pem, meta.json and cert.p12 are preserved in
 // certificates/<email>/archive/<timestamp>/ (paths.Archive); nothing is
 // deleted. cert.p12 no longer exists afterwards: it belonged to the old
-// certificate (see [Store.WritePKCS12]).
+// certificate (see [Store.WritePKCS12] and
+// [Store.SaveCertificateWithPKCS12]).
 //
-// The install is atomic as a whole: the new chain and meta are first
-// staged as chain.pem.new and meta.json.new, then renamed into place; if
-// the process dies in between, the next call of any certificate method for
-// email completes the install.
+// The install is atomic as a whole: the new files are written first,
+// before anything else changes (so that a full disk fails the save before
+// the previous generation is archived, and leaves everything as it was),
+// then staged as meta.json.new, cert.pem.new and chain.pem.new, then
+// renamed into place; if the process dies in between, the next call of
+// any certificate method for email completes the install. The pending
+// order's state (order.json) is removed by the install, not before: a
+// save that fails keeps it, so the order can be continued and its
+// certificate downloaded again.
 func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (paths CertPaths, err error) {
+	return s.saveCertificate(email, chainPEM, meta, nil)
+}
+
+// SaveCertificateWithPKCS12 is [Store.SaveCertificate] that installs p12
+// (the PKCS #12 encoding of the certificate's key and chain, see
+// [EncodePKCS12]; not checked here, it is encrypted) as cert.p12 in the
+// same atomic install: the certificate is installed with its PKCS #12
+// file or not at all.
+func (s *Store) SaveCertificateWithPKCS12(email string, chainPEM []byte, meta CertMeta, p12 []byte) (paths CertPaths, err error) {
+	if len(p12) == 0 {
+		return CertPaths{}, errors.New("save certificate: empty PKCS #12 file")
+	}
+	return s.saveCertificate(email, chainPEM, meta, p12)
+}
+
+func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p12 []byte) (paths CertPaths, err error) {
 	norm, dir, err := s.certDir(email, true)
 	if err != nil {
 		return CertPaths{}, fmt.Errorf("save certificate: %w", err)
@@ -327,7 +350,24 @@ func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (p
 	}
 	paths = pathsIn(dir)
 
-	// 1. Preserve the current generation (hard links: the current names
+	// 1. Write the new certificate's files, the chain first, under
+	//    temporary names: this is what takes space, and nothing has
+	//    changed yet if it fails.
+	files := []stagedFile{
+		{chainFile + stagedSuffix, encodeChain(chain)},
+		{leafFile + stagedSuffix, encodeChain(chain[:1])},
+		{metaFile + stagedSuffix, append(metaJSON, '\n')},
+	}
+	if p12 != nil {
+		files = append(files, stagedFile{p12File + stagedSuffix, p12})
+	}
+	tmps, err := writeStaged(dir, files)
+	if err != nil {
+		return fail(err)
+	}
+	defer removeTemps(tmps)
+
+	// 2. Preserve the current generation (hard links: the current names
 	//    stay in place until they are replaced).
 	var old []string
 	for _, name := range []string{keyFile, chainFile, metaFile, p12File} {
@@ -340,40 +380,63 @@ func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (p
 		}
 	}
 	if len(old) > 0 {
-		arch, err := newArchiveDir(dir, time.Now())
+		arch, err := archiveCurrent(dir, old)
 		if err != nil {
-			return fail(err)
-		}
-		for _, name := range old {
-			if err := preserve(filepath.Join(dir, name), filepath.Join(arch, name)); err != nil {
-				return fail(err)
-			}
-		}
-		if err := syncDir(arch); err != nil {
 			return fail(err)
 		}
 		paths.Archive = arch
 	}
 
-	// 2. Stage. chain.pem.new appears last: its existence means the
+	// 3. Stage. chain.pem.new appears last: its existence means the
 	//    staged install is complete and must be rolled forward, so
-	//    meta.json.new and cert.pem.new are durable before it is renamed
-	//    into place. The three files are written (and fsynced) first, so
-	//    one directory fsync does for all of them; the one that makes the
-	//    chain's rename durable is finishInstall's.
-	if err := stage(dir, []stagedFile{
-		{metaFile + stagedSuffix, append(metaJSON, '\n')},
-		{leafFile + stagedSuffix, encodeChain(chain[:1])},
-		{chainFile + stagedSuffix, encodeChain(chain)},
-	}); err != nil {
+	//    meta.json.new, cert.pem.new (and cert.p12.new) are renamed into
+	//    place and durable before it is. One directory fsync does for
+	//    all of them; the one that makes the chain's rename durable is
+	//    finishInstall's.
+	if err := renameStaged(dir, files, tmps); err != nil {
+		if paths.Archive != "" {
+			unarchive(paths.Archive, old)
+		}
 		return fail(err)
 	}
 
-	// 3. Commit.
+	// 4. Commit.
 	if err := finishInstall(dir); err != nil {
 		return fail(err)
 	}
 	return paths, nil
+}
+
+// archiveCurrent links the files names of dir (the current generation)
+// into a new archive directory and returns it. If that fails, the
+// directory is removed again: it held only second names of files that
+// are still current.
+func archiveCurrent(dir string, names []string) (string, error) {
+	arch, err := newArchiveDir(dir, time.Now())
+	if err != nil {
+		return "", err
+	}
+	for i, name := range names {
+		if err := preserve(filepath.Join(dir, name), filepath.Join(arch, name)); err != nil {
+			unarchive(arch, names[:i])
+			return "", err
+		}
+	}
+	if err := syncDir(arch); err != nil {
+		unarchive(arch, names)
+		return "", err
+	}
+	return arch, nil
+}
+
+// unarchive undoes archiveCurrent when the install it prepared failed
+// before anything was replaced: the files names in arch are second names
+// (or copies) of files still current in its certificate directory.
+func unarchive(arch string, names []string) {
+	for _, name := range names {
+		os.Remove(filepath.Join(arch, name))
+	}
+	os.Remove(arch)
 }
 
 // stagedFile is a file of a staged install.
@@ -382,33 +445,45 @@ type stagedFile struct {
 	data []byte
 }
 
-// stage writes files into dir, each complete and fsynced under a
-// temporary name, then renames all but the last into place, fsyncs dir,
-// and renames the last. The caller makes that last rename durable.
-func stage(dir string, files []stagedFile) error {
+// writeStaged writes each of files completely and fsynced under a
+// temporary name in dir and returns those names. On error nothing is
+// left behind.
+func writeStaged(dir string, files []stagedFile) ([]string, error) {
 	tmps := make([]string, 0, len(files))
-	defer func() {
-		for _, t := range tmps {
-			if t != "" {
-				os.Remove(t)
-			}
-		}
-	}()
 	for _, f := range files {
 		tmp, err := writeTemp(filepath.Join(dir, f.name), f.data, filePerm)
 		if err != nil {
-			return fmt.Errorf("write %s: %w", filepath.Join(dir, f.name), err)
+			removeTemps(tmps)
+			return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, f.name), err)
 		}
 		tmps = append(tmps, tmp)
 	}
-	for i, f := range files {
-		if i == len(files)-1 {
+	return tmps, nil
+}
+
+// removeTemps removes the temporary files of writeStaged not renamed
+// into place ("").
+func removeTemps(tmps []string) {
+	for _, t := range tmps {
+		if t != "" {
+			os.Remove(t)
+		}
+	}
+}
+
+// renameStaged renames the temporary files of files (written by
+// writeStaged) to their names: all but the first in reverse order, then
+// fsyncs dir, then the first. The caller makes that last rename durable.
+// A renamed file is marked "" in tmps.
+func renameStaged(dir string, files []stagedFile, tmps []string) error {
+	for i := len(files) - 1; i >= 0; i-- {
+		if i == 0 {
 			if err := syncDir(dir); err != nil {
 				return err
 			}
 		}
-		if err := os.Rename(tmps[i], filepath.Join(dir, f.name)); err != nil {
-			return fmt.Errorf("write %s: %w", filepath.Join(dir, f.name), err)
+		if err := os.Rename(tmps[i], filepath.Join(dir, files[i].name)); err != nil {
+			return fmt.Errorf("write %s: %w", filepath.Join(dir, files[i].name), err)
 		}
 		tmps[i] = ""
 	}
@@ -421,20 +496,26 @@ func stage(dir string, files []stagedFile) error {
 //
 // States, in the order SaveCertificate creates them:
 //
-//	meta.json.new or         staging was interrupted (discarded), or
-//	cert.pem.new, no         the renames after the chain's were lost
-//	chain.pem.new            (rolled forward; told apart by the serial
-//	                         number and the leaf)
+//	meta.json.new,           staging was interrupted (discarded), or
+//	cert.pem.new or          the renames after the chain's were lost
+//	cert.p12.new, no         (rolled forward; told apart by the serial
+//	chain.pem.new            number and the leaf; cert.p12.new, which
+//	                         is encrypted, goes with meta.json.new)
 //	chain.pem.new present    staged: remove cert.p12 (archived), rename
 //	                         pending-key.pem -> key.pem if it is the
 //	                         leaf's key, cert.pem.new -> cert.pem,
+//	                         remove order.json and renewal.json,
 //	                         chain.pem.new -> chain.pem,
+//	                         cert.p12.new -> cert.p12 (if staged),
 //	                         meta.json.new -> meta.json
 //
 // The renames of a commit are made durable by one directory fsync at the
 // end; a system crash before it may keep any subset of them, each of
 // which is one of these states.
 func finishInstall(dir string) error {
+	if err := removeStaleTemps(dir); err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
 	stagedChain := filepath.Join(dir, chainFile+stagedSuffix)
 	stagedMeta := filepath.Join(dir, metaFile+stagedSuffix)
 	data, err := os.ReadFile(stagedChain)
@@ -499,17 +580,47 @@ func finishInstall(dir string) error {
 	if err := os.Rename(stagedChain, filepath.Join(dir, chainFile)); err != nil {
 		return fmt.Errorf("complete the install: %w", err)
 	}
+	// The staged PKCS #12 file goes before meta.json.new: one left
+	// without chain.pem.new belongs to the installed chain exactly when
+	// meta.json.new does (see finishMeta).
+	if err := os.Rename(filepath.Join(dir, p12File+stagedSuffix), filepath.Join(dir, p12File)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("complete the install: %w", err)
+	}
 	if err := os.Rename(stagedMeta, filepath.Join(dir, metaFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("complete the install: %w", err)
 	}
 	return syncDir(dir)
 }
 
-// finishMeta handles a meta.json.new or cert.pem.new without
-// chain.pem.new: one that belongs to the installed chain is what is left
-// of an install interrupted after the chain's rename, so it is renamed
-// into place; otherwise staging was interrupted and the stale file is
-// removed.
+// removeStaleTemps removes the temporary files (see writeTemp) that a
+// process killed in the middle of a write left in the certificate
+// directory dir. Every write there holds dir's lock, as the caller does,
+// so any such file is stale: a copy of a file written completely under
+// its own name (a key's among them: writeFileExclusive links it), or one
+// never put in place (for a key: before CertKey returned it, so before
+// any CSR was made with it). Left, they pile up, keys included.
+func removeStaleTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, ".") && strings.Contains(name, tempInfix) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finishMeta handles a meta.json.new, cert.pem.new or cert.p12.new
+// without chain.pem.new: one that belongs to the installed chain is what
+// is left of an install interrupted after the chain's rename, so it is
+// renamed into place; otherwise staging was interrupted and the stale
+// file is removed. cert.p12.new is encrypted: it belongs when
+// meta.json.new does (the install renames it before meta.json.new, and
+// staging renames it first, before meta.json.new).
 func finishMeta(dir, stagedMeta string) error {
 	metaData, err := os.ReadFile(stagedMeta)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -522,7 +633,12 @@ func finishMeta(dir, stagedMeta string) error {
 		return fmt.Errorf("complete the interrupted install: %w", err)
 	}
 	haveLeaf := err == nil
-	if !haveMeta && !haveLeaf {
+	stagedP12 := filepath.Join(dir, p12File+stagedSuffix)
+	haveP12, err := exists(stagedP12)
+	if err != nil {
+		return fmt.Errorf("complete the interrupted install: %w", err)
+	}
+	if !haveMeta && !haveLeaf && !haveP12 {
 		return nil
 	}
 	var installed *x509.Certificate
@@ -549,10 +665,15 @@ func finishMeta(dir, stagedMeta string) error {
 			return err
 		}
 	}
+	var m CertMeta
+	metaBelongs := haveMeta && json.Unmarshal(metaData, &m) == nil && installed != nil && m.Serial != "" && m.Serial == installed.SerialNumber.Text(16)
+	if haveP12 {
+		if err := settle(stagedP12, filepath.Join(dir, p12File), metaBelongs); err != nil {
+			return err
+		}
+	}
 	if haveMeta {
-		var m CertMeta
-		belongs := json.Unmarshal(metaData, &m) == nil && installed != nil && m.Serial != "" && m.Serial == installed.SerialNumber.Text(16)
-		if err := settle(stagedMeta, filepath.Join(dir, metaFile), belongs); err != nil {
+		if err := settle(stagedMeta, filepath.Join(dir, metaFile), metaBelongs); err != nil {
 			return err
 		}
 	}

@@ -21,7 +21,7 @@
 //	│       ├── chain.pem                  0600  installed chain, leaf first
 //	│       ├── cert.pem                   0600  installed leaf alone (derived from chain.pem)
 //	│       ├── meta.json                  0600  CertMeta
-//	│       ├── cert.p12                   0600  PKCS #12 export (WritePKCS12)
+//	│       ├── cert.p12                   0600  PKCS #12 export (WritePKCS12, SaveCertificateWithPKCS12)
 //	│       ├── order.json                 0600  pending order's state (WriteOrderState)
 //	│       ├── renewal.json               0600  renewal window of the installed certificate
 //	│       ├── .lock                      0600  flock while a method works here
@@ -55,9 +55,12 @@
 // the caller builds the CSR with it and finalizes the order.
 // [Store.SaveCertificate] checks that the issued leaf is for that key, then
 // archives the current generation and installs the new one: the pending
-// key becomes key.pem. The install is staged (meta.json.new, cert.pem.new,
-// then chain.pem.new) and completed by whichever certificate method runs
-// next if the process dies half way. [Store.WritePKCS12] exports the installed
+// key becomes key.pem. The new files are written before anything else
+// changes, so a save that fails (a full disk) leaves the directory as it
+// was, the pending order's state included. The install is staged
+// (cert.p12.new with [Store.SaveCertificateWithPKCS12], meta.json.new,
+// cert.pem.new, then chain.pem.new) and completed by whichever
+// certificate method runs next if the process dies half way. [Store.WritePKCS12] exports the installed
 // key and chain.
 //
 // # Reading

@@ -81,6 +81,9 @@ func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// tempInfix marks the name of a temporary file: .<name>.tmp-<random>.
+const tempInfix = ".tmp-"
+
 // writeTemp writes data to a new temporary file next to path and returns
 // its name. The file has mode perm and is fsynced and closed.
 func writeTemp(path string, data []byte, perm os.FileMode) (name string, err error) {
@@ -88,7 +91,7 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+base+tempInfix+"*")
 	if err != nil {
 		return "", err
 	}

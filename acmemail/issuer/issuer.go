@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/acmemail/acmemail/acmemail"
@@ -396,6 +397,12 @@ type target struct {
 // writes the PKCS#12 file into the state directory.
 func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12Password, replaces string, reuseKey bool) (*Issued, error) {
 	p, store := &r.p, t.store
+	saver := &orderSaver{store: store, email: p.Email, hook: r.is.OnOrderState, warn: r.prog.Printf}
+	resume := saver.load(r.prog)
+	// The certificate must fit on the disk once the CA has issued it.
+	if err := checkSpace(store, resume != nil); err != nil {
+		return nil, err
+	}
 	var certKey crypto.Signer
 	switch {
 	case reuseKey:
@@ -421,10 +428,9 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 		return nil, err
 	}
 	r.prog.Printf("ordering a certificate for %s from %s", strings.Join(emails, ", "), r.dirURL)
-	saver := &orderSaver{store: store, email: p.Email, hook: r.is.OnOrderState}
 	cert, err := client.Obtain(ctx, acmemail.ObtainRequest{
 		Emails: emails, CSR: csr, Replaces: replaces,
-		Resume: saver.load(r.prog), OnState: saver.save,
+		Resume: resume, OnState: saver.save,
 	})
 	r.prog.EndLive()
 	if err != nil && ctx.Err() != nil {
@@ -457,10 +463,17 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 		Serial: cert.Chain[0].SerialNumber.Text(16), NotBefore: cert.Chain[0].NotBefore, NotAfter: cert.Chain[0].NotAfter,
 		OrderURL: cert.OrderURL, CertURL: cert.CertURL, Profile: r.rec.encode(),
 	}
-	paths, err := store.SaveCertificate(p.Email, cert.ChainPEM, meta)
+	// The certificate is saved with its PKCS#12 file in one install,
+	// which also removes the order's state: until both are saved, the
+	// order can be continued, and its certificate downloaded again.
+	prof, _ := keystore.ParseP12Profile(p.P12Profile)
+	p12, err := keystore.EncodePKCS12(certKey, cert.Chain, p12Password, prof)
 	if err != nil {
-		forget()
-		return nil, err
+		return nil, notSaved(store, meta.Serial, cert.OrderURL, err)
+	}
+	paths, err := store.SaveCertificateWithPKCS12(p.Email, cert.ChainPEM, meta, p12)
+	if err != nil {
+		return nil, notSaved(store, meta.Serial, cert.OrderURL, err)
 	}
 	// RFC 9773: the window is fetched right after issuance.
 	if ri := cert.RenewalInfo; ri != nil {
@@ -474,15 +487,19 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	if err != nil {
 		return nil, err
 	}
-	prof, _ := keystore.ParseP12Profile(p.P12Profile)
-	p12, err := keystore.EncodePKCS12(key, chain, p12Password, prof)
-	if err != nil {
-		return nil, err
-	}
-	if err := keystore.WriteFileAtomic(paths.PKCS12, p12, 0o600); err != nil {
-		return nil, err
-	}
 	return &Issued{Meta: meta, Paths: paths, Chain: chain, Key: key, P12: p12, OrderURL: cert.OrderURL}, nil
+}
+
+// notSaved is the error of a certificate the CA issued that could not be
+// saved. Its order's state is kept: the next run continues the order and
+// downloads the certificate again, without a new order or reply.
+func notSaved(store *keystore.Store, serial, orderURL string, err error) error {
+	err = fmt.Errorf("the CA issued the certificate (serial %s), but it could not be saved: %w", serial, err)
+	again := "run the same command again: it downloads this certificate from its order " + orderURL + ", without a new order or reply"
+	if errors.Is(err, syscall.ENOSPC) {
+		return WithHint(err, "free space on the disk of "+store.Dir+", then "+again)
+	}
+	return WithHint(err, "once the cause is fixed, "+again)
 }
 
 // RandomToken is a random hex string (sandbox passwords).

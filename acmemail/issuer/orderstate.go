@@ -14,8 +14,10 @@ type orderSaver struct {
 	store  *keystore.Store
 	email  string
 	hook   func(acmemail.OrderState)
-	onDisk *acmemail.OrderState // the state last read or written
-	last   *acmemail.OrderState // the state last seen (for an interrupted run)
+	warn   func(format string, args ...any) // nil: no warnings
+	warned bool                             // a write failed and was told
+	onDisk *acmemail.OrderState             // the state last read or written
+	last   *acmemail.OrderState             // the state last seen (for an interrupted run)
 }
 
 // load returns the state of the interrupted order, if one was recorded,
@@ -43,7 +45,8 @@ func (o *orderSaver) save(st acmemail.OrderState) error {
 	seen.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
 	o.last = &seen
 	var write func(string, []byte) error
-	switch acmemail.SaveModeFor(o.onDisk, st) {
+	mode := acmemail.SaveModeFor(o.onDisk, st)
+	switch mode {
 	case acmemail.SaveDurable:
 		write = o.store.WriteOrderState
 	case acmemail.SaveAtomic:
@@ -54,12 +57,25 @@ func (o *orderSaver) save(st acmemail.OrderState) error {
 		if err != nil {
 			return err
 		}
-		if err := write(o.email, append(data, '\n')); err != nil {
+		switch err := write(o.email, append(data, '\n')); {
+		case err != nil && mode == acmemail.SaveAtomic:
+			// The order itself is recorded; this write only lets a run
+			// killed before the challenge is POSTed continue the order.
+			// Stopping here (a full disk) would give up the order whose
+			// reply was just sent; going on loses nothing, as the CA's
+			// own state tells a later run what was done once the
+			// challenge is POSTed. The next change is written again.
+			if o.warn != nil && !o.warned {
+				o.warn("warning: %v (going on: the order itself is recorded)", err)
+				o.warned = true
+			}
+		case err != nil:
 			return err
+		default:
+			onDisk := st
+			onDisk.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
+			o.onDisk = &onDisk
 		}
-		onDisk := st
-		onDisk.Authorizations = append([]acmemail.AuthzState(nil), st.Authorizations...)
-		o.onDisk = &onDisk
 	}
 	if o.hook != nil {
 		o.hook(st)
