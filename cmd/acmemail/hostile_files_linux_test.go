@@ -98,6 +98,9 @@ func TestHostileFiles(t *testing.T) {
 		{"--config", nil, func(p string) []string { return append([]string{"--config", p}, base...) }},
 		{"ACMEMAIL_CA_ROOTS", nil, func(p string) []string { return base }},
 		{"revoke --cert", nil, func(p string) []string { return []string{"revoke", "--server", w.DirectoryURL, "--cert", p} }},
+		{"--also-password-file", nil, func(p string) []string {
+			return obtain("--also", "bob@example.test", "--also-imap", "bob@example.test="+w.IMAPURL, "--also-password-file", "bob@example.test="+p)
+		}},
 	}
 	for _, tc := range cases {
 		for _, path := range []string{"/dev/zero", fifo} {
