@@ -18,10 +18,6 @@ import (
 // maxRSS is the peak memory any command may use, whatever its input.
 const maxRSS = 100 << 20
 
-// peakMemoryFile names the file the test binary acting as acmemail writes
-// its peak memory to (see TestMain).
-const peakMemoryFile = "ACMEMAIL_TEST_PEAK_MEMORY_FILE"
-
 // runBounded runs acmemail (this test binary acting as it) with args and
 // env, and returns its exit status, stderr and peak resident memory. A
 // run that does not end within a minute fails the test: a FIFO must not

@@ -13,6 +13,10 @@ import (
 // main (see TestMain): acmemail as installed, signal handling included.
 const actAsMain = "ACMEMAIL_TEST_MAIN"
 
+// peakMemoryFile names the file the test binary acting as acmemail writes
+// its peak memory to (Linux; see TestMain and TestHostileFiles).
+const peakMemoryFile = "ACMEMAIL_TEST_PEAK_MEMORY_FILE"
+
 func TestMain(m *testing.M) {
 	// Re-executed by TestHostileFiles as acmemail that writes its peak
 	// memory (VmHWM, which exec resets: the parent's pages do not count,
