@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
 )
 
 // TestObtainKeyUsageMatrix obtains a certificate from the sandbox for each
@@ -28,6 +30,19 @@ func TestObtainKeyUsageMatrix(t *testing.T) {
 		"p384/sign": "digitalSignature", "p384/encrypt": "keyAgreement", "p384/both": "digitalSignature,keyAgreement",
 	}
 	results := make(chan row, len(want))
+	// One key per type, handed to each of its three runs as the pending key
+	// obtain reuses (keystore.Store.CertKey): what is tested is the keyUsage
+	// per key type and usage, and RSA keys take seconds of CPU to make.
+	keys := map[string][]byte{}
+	for _, kt := range []string{"rsa2048", "rsa3072", "rsa4096", "p256", "p384"} {
+		key, err := keystore.GenerateKey(keystore.KeyType(kt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys[kt], err = keystore.MarshalPrivateKey(key); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Run("obtain", func(t *testing.T) {
 		i := 0
 		for _, kt := range []string{"rsa2048", "rsa3072", "rsa4096", "p256", "p384"} {
@@ -44,6 +59,13 @@ func TestObtainKeyUsageMatrix(t *testing.T) {
 						e[k] = v
 					}
 					e["ACMEMAIL_HOME"] = filepath.Join(t.TempDir(), "home")
+					dir := filepath.Join(e["ACMEMAIL_HOME"], "certificates", addr)
+					if err := os.MkdirAll(dir, 0o700); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, "pending-key.pem"), keys[kt], 0o600); err != nil {
+						t.Fatal(err)
+					}
 					args := obtainArgs(w, "--key-type", kt, "--usage", u, "--json")
 					args[len(args)-1] = addr
 					r := runCLI(t, e, args...)
