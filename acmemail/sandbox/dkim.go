@@ -47,7 +47,7 @@ func (r *dkimRegistry) key(domain string) (*rsa.PrivateKey, error) {
 	}
 	r.mu.Unlock()
 	dk.once.Do(func() {
-		dk.key, dk.err = rsa.GenerateKey(rand.Reader, 2048)
+		dk.key, dk.err = processKey(domain)
 		if dk.err != nil {
 			return
 		}
@@ -65,6 +65,30 @@ func (r *dkimRegistry) key(domain string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("dkim key for %s: %w", domain, dk.err)
 	}
 	return dk.key, nil
+}
+
+// processKeys are the DKIM keys of this process, one per domain: a
+// world publishes its own records, but the worlds of one process (tests
+// start hundreds) share the RSA keys, each of which costs a fraction of a
+// second of CPU to make. They sign test mail only.
+var processKeys struct {
+	mu   sync.Mutex
+	keys map[string]*domainKey
+}
+
+func processKey(domain string) (*rsa.PrivateKey, error) {
+	processKeys.mu.Lock()
+	if processKeys.keys == nil {
+		processKeys.keys = map[string]*domainKey{}
+	}
+	dk := processKeys.keys[domain]
+	if dk == nil {
+		dk = &domainKey{}
+		processKeys.keys[domain] = dk
+	}
+	processKeys.mu.Unlock()
+	dk.once.Do(func() { dk.key, dk.err = rsa.GenerateKey(rand.Reader, 2048) })
+	return dk.key, dk.err
 }
 
 // lookup returns the TXT record published at name (lowercase, no final dot).
