@@ -60,9 +60,7 @@ func runBounded(t *testing.T, env map[string]string, stdin []byte, args ...strin
 // are refused with an error naming the flag, in bounded time and memory.
 // So is a configuration file of deeply nested inline tables.
 func TestHostileFiles(t *testing.T) {
-	// Not parallel: on Linux a child's Maxrss includes the peak of the
-	// memory it was forked from, the test process's, which the parallel
-	// tests raise past maxRSS (serial tests run before them).
+	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
