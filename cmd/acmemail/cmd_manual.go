@@ -54,7 +54,7 @@ type externalMail interface {
 	Close() error
 }
 
-// openExternal prepares --manual or --pipe for the session.
+// openExternal prepares --manual or --pipe for one obtain run.
 func openExternal(g *globals, prog *progress, stateDir, email string, e *externalFlags) (externalMail, error) {
 	if e.manual {
 		if e.challengeFile == "" && g.stdin == nil {

@@ -124,7 +124,7 @@ func runRespond(ctx context.Context, g *globals, o *respondOptions, email string
 
 // respondSender logs in to the submission server before anything is
 // handed over. The login comes from the same sources as obtain's
-// (session.loadCredentials).
+// (secret.Sources.MailLogin).
 func respondSender(ctx context.Context, g *globals, o *respondOptions, email string) (*mailbox.Sender, error) {
 	ep, err := mailbox.ParseSMTPURL(o.smtp)
 	if err != nil {

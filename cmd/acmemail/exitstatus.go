@@ -58,7 +58,7 @@ var commandExits = map[string]exitStatuses{
 	"": {say: map[int]string{
 		exitMailTimeout: "no acceptable challenge mail arrived in time (respond: the mail was not answered)",
 	}},
-	// Mail login (3) and mail wait (4) through the session, the CA (5)
+	// Mail login (3) and mail wait (4) through the mailbox, the CA (5)
 	// through the order, the hook (7) once the certificate is saved, the
 	// identity's lock (8) before anything is sent.
 	"obtain": {codes: slices.Concat(exitsLocal, []int{exitMailAuth, exitMailTimeout, exitCA, exitHookFailed, exitLocked}, exitsInterrupted)},
