@@ -17,6 +17,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/sandboxflags"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/mailbox"
@@ -49,7 +50,7 @@ type obtainOptions struct {
 	issuerRoots     string
 	eab             eabFlags
 	cred            credFlags
-	sandbox         sandboxFlags
+	sandbox         sandboxflags.Flags
 	also            alsoFlags
 	split           bool
 	ext             externalFlags // --manual, --pipe
@@ -200,7 +201,7 @@ func (o *obtainOptions) addServerMailFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dnsResolver, "dns-resolver", "", "DNS server (HOST:PORT) for DKIM key lookups (default: the system resolver)")
 	o.addSubmissionFlags(f)
 	o.cred.addFlags(f)
-	o.sandbox.addFlags(f, true)
+	o.sandbox.AddFlags(f, true)
 }
 
 // addSubmissionFlags adds the flags for logging in to the submission
@@ -326,7 +327,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 // startSandbox starts the in-process sandbox for p (issuer.StartSandbox)
 // with the logins the secret sources make for it.
 func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.Profile, secrets *secret.Run) (*sandbox.World, error) {
-	opts, err := o.sandbox.options()
+	opts, err := o.sandbox.Options()
 	if err != nil {
 		return nil, err
 	}

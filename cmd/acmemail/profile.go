@@ -117,7 +117,7 @@ func (o *obtainOptions) settle(email string, base *issuer.Profile, set func(flag
 		return p, usageErrorf("--also needs IMAP and SMTP; it does not work with --manual or --pipe")
 	}
 	if p.Server == "sandbox" {
-		if _, err := o.sandbox.options(); err != nil {
+		if _, err := o.sandbox.Options(); err != nil {
 			return p, err
 		}
 	}
