@@ -112,6 +112,10 @@ type Client struct {
 	// challenge, for CAs that look for the reply only briefly after the
 	// POST and need it delivered already. Default 0.
 	ReplySettle time.Duration
+	// PostAtOnce POSTs each challenge as soon as its authorization is
+	// fetched, without waiting MailWait for the mail first: for a CA known
+	// to mail only after the POST. A mail that comes anyway is answered.
+	PostAtOnce bool
 	// PollInterval is the first delay when polling a pending resource; it
 	// doubles up to MaxPollDelay unless the server sends Retry-After.
 	PollInterval time.Duration
@@ -180,6 +184,25 @@ type Certificate struct {
 	// RenewalInfo is the CA's renewal window (RFC 9773) fetched right
 	// after the download, or nil when the CA offers none.
 	RenewalInfo *RenewalInfo
+	// Profile is the certificate profile the CA names in the order
+	// ("profile", draft-ietf-acme-profiles), or "".
+	Profile string
+	// Timings say when the CA mailed each challenge this run answered
+	// (not those answered by an earlier run, nor already valid ones).
+	Timings []ChallengeTiming
+}
+
+// ChallengeTiming is when the CA's challenge mail for one address came,
+// as this run saw it: what lets a caller learn how the CA times its mail.
+type ChallengeTiming struct {
+	Email string
+	// BeforePost: the mail arrived before the challenge was POSTed.
+	BeforePost bool
+	// Arrival is how long the mail took: from the authorization fetch
+	// when BeforePost, else from the challenge POST.
+	Arrival time.Duration
+	// Settle is the pause between the reply and the POST (BeforePost).
+	Settle time.Duration
 }
 
 // ObtainRequest describes one certificate order.
@@ -379,6 +402,26 @@ type pending struct {
 	replied   bool // the reply was sent (by this run)
 	posted    bool // the challenge was POSTed
 	done      bool // the authorization is valid
+
+	fetched  time.Time // when its authorization was fetched (this run)
+	postedAt time.Time // when the challenge POST was sent
+	mailAt   time.Time // when its challenge mail was read from the mailbox
+	settled  time.Duration
+}
+
+// timing is what p's challenge mail says about the CA, if this run
+// fetched its authorization and answered its mail.
+func (p *pending) timing() (ChallengeTiming, bool) {
+	if p.fetched.IsZero() || p.mailAt.IsZero() {
+		return ChallengeTiming{}, false
+	}
+	t := ChallengeTiming{Email: p.email, Settle: p.settled}
+	if p.postedAt.IsZero() || p.mailAt.Before(p.postedAt) {
+		t.BeforePost, t.Arrival = true, p.mailAt.Sub(p.fetched)
+	} else {
+		t.Arrival, t.Settle = p.mailAt.Sub(p.postedAt), 0
+	}
+	return t, true
 }
 
 // Obtain runs one order to the end: it creates the order, answers each
@@ -412,7 +455,7 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 	// soon as the authorization is fetched.
 	mailCtx, stopMail := context.WithCancel(ctx)
 	defer stopMail()
-	inbox := make(chan []byte)
+	inbox := make(chan inMail)
 	mailErr := make(chan error, 1)
 	go c.readMail(mailCtx, inbox, mailErr)
 	started := c.now()
@@ -494,7 +537,23 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 		}
 	}
 	stopMail()
-	return c.finish(ctx, req, order, st)
+	cert, err := c.finish(ctx, req, order, st)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range work {
+		if t, ok := p.timing(); ok {
+			cert.Timings = append(cert.Timings, t)
+		}
+	}
+	cert.Profile = order.Profile
+	return cert, nil
+}
+
+// inMail is a message of the watched mailbox and when it was read.
+type inMail struct {
+	raw []byte
+	at  time.Time
 }
 
 // readMail hands each message of the watched mailbox to inbox until ctx
@@ -505,7 +564,7 @@ func (c *Client) Obtain(ctx context.Context, req ObtainRequest) (*Certificate, e
 // again (the CA said alreadyReplaced) and the second order of a pair
 // read the same mailbox right after the first order's reader stopped,
 // and losing the challenge mail there meant waiting for it forever.
-func (c *Client) readMail(ctx context.Context, inbox chan<- []byte, mailErr chan<- error) {
+func (c *Client) readMail(ctx context.Context, inbox chan<- inMail, mailErr chan<- error) {
 	for {
 		select {
 		case c.mailTurn <- struct{}{}:
@@ -519,7 +578,7 @@ func (c *Client) readMail(ctx context.Context, inbox chan<- []byte, mailErr chan
 		}
 		if err == nil {
 			select {
-			case inbox <- raw:
+			case inbox <- inMail{raw, c.now()}:
 			case <-ctx.Done():
 				c.keepUnread(raw)
 				err = ctx.Err()
@@ -638,6 +697,7 @@ func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []
 	resuming := resumed != nil
 	var work []*pending
 	for _, u := range order.Authorizations {
+		fetched := c.now() // a CA may mail as it answers
 		authz, err := c.acme.GetAuthorization(ctx, c.account, u)
 		if err != nil {
 			return nil, fromACME("fetch the authorization "+u, err)
@@ -670,7 +730,7 @@ func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []
 		if ch.Token == "" {
 			return nil, fmt.Errorf("the CA's %s challenge for %s has no token", ChallengeType, email)
 		}
-		p := &pending{email: email, authzURL: u, challenge: *ch}
+		p := &pending{email: email, authzURL: u, challenge: *ch, fetched: fetched}
 		if resuming {
 			answered, err := c.guard().Claimed(replyKey(c.DirectoryURL, ch.URL))
 			if err != nil {
@@ -841,7 +901,7 @@ func (c *Client) waitOrder(ctx context.Context, order acme.Order) (acme.Order, e
 // each challenge after its reply was sent. When no mail came within
 // MailWait, the remaining challenges are POSTed (some CAs mail only then)
 // and the wait goes on.
-func (c *Client) answer(ctx context.Context, work []*pending, started time.Time, inbox <-chan []byte, mailErr <-chan error, st *orderRun, order acme.Order) error {
+func (c *Client) answer(ctx context.Context, work []*pending, started time.Time, inbox <-chan inMail, mailErr <-chan error, st *orderRun, order acme.Order) error {
 	if len(work) == 0 {
 		return nil
 	}
@@ -860,6 +920,31 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 	}
 	c.emit(EventWaitingForMail, names[0], "%s", msg)
 	var ignored []error // why mails were ignored, for the timeout error
+	// postAll asks the CA to validate (and so to mail) every challenge
+	// not yet POSTed.
+	postAll := func(why string) error {
+		for _, p := range work {
+			if p.posted {
+				continue
+			}
+			c.emit(EventChallengePosted, p.email, "%s", why)
+			if err := c.post(ctx, p); err != nil {
+				return err
+			}
+			if err := st.save(c, order); err != nil {
+				return err
+			}
+		}
+		c.expectMail()
+		return nil
+	}
+	if c.PostAtOnce {
+		// Before any mail is looked at: a mail read before the POST
+		// still shows (its time) that the CA now mails earlier.
+		if err := postAll("asking the CA to send the challenge mail (POST to the challenge; this CA mails only then)"); err != nil {
+			return err
+		}
+	}
 	nudge := time.NewTimer(c.mailWait())
 	defer nudge.Stop()
 	for {
@@ -887,21 +972,11 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 		case err := <-mailErr:
 			return fmt.Errorf("watch the mailbox: %w", err)
 		case <-nudge.C:
-			for _, p := range work {
-				if p.posted {
-					continue
-				}
-				c.emit(EventChallengePosted, p.email, "no challenge mail yet; asking the CA to send it (POST to the challenge)")
-				if err := c.post(ctx, p); err != nil {
-					return err
-				}
-				if err := st.save(c, order); err != nil {
-					return err
-				}
+			if err := postAll("no challenge mail yet; asking the CA to send it (POST to the challenge)"); err != nil {
+				return err
 			}
-			c.expectMail()
-		case raw := <-inbox:
-			if err := c.consider(ctx, work, started, raw, &ignored, func() error { return st.save(c, order) }); err != nil {
+		case m := <-inbox:
+			if err := c.consider(ctx, work, started, m, &ignored, func() error { return st.save(c, order) }); err != nil {
 				return err
 			}
 		}
@@ -912,7 +987,8 @@ func (c *Client) answer(ctx context.Context, work []*pending, started time.Time,
 // answers it if it is the genuine challenge for one of them. Mail that is
 // not is reported, its reason kept in *ignored (the most recent
 // mailTimeoutMaxIgnored), and ignored; only failures to act are returned.
-func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, raw []byte, ignored *[]error, save func() error) error {
+func (c *Client) consider(ctx context.Context, work []*pending, started time.Time, m inMail, ignored *[]error, save func() error) error {
+	raw := m.raw
 	if len(raw) > maxMailSize {
 		c.logger().Debug("ignored an oversized mail", slog.Int("size", len(raw)))
 		return nil
@@ -985,7 +1061,7 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	if sendErr != nil {
 		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, sendErr)
 	}
-	p.replied = true
+	p.replied, p.mailAt = true, m.at
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))
 	if claimErr != nil {
 		// The reply is out and its challenge claimed: stopping now (a
@@ -999,6 +1075,7 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	}
 	if !p.posted {
 		if c.ReplySettle > 0 {
+			p.settled = c.ReplySettle
 			select {
 			case <-time.After(c.ReplySettle):
 			case <-ctx.Done():
@@ -1116,6 +1193,7 @@ func mailKeys(cm *ChallengeMail) []string {
 }
 
 func (c *Client) post(ctx context.Context, p *pending) error {
+	p.postedAt = c.now()
 	ch, err := c.acme.InitiateChallenge(ctx, c.account, p.challenge)
 	if err != nil {
 		return fromACME("ask the CA to validate "+p.email, err)
@@ -1155,7 +1233,7 @@ func (c *Client) waitValid(ctx context.Context, p *pending) error {
 		}
 		if err := c.pollPause(ctx, p.authzURL, &delay); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("the CA did not validate %s within %s", p.email, c.pollTimeout())
+				return validationError{fmt.Errorf("the CA did not validate %s within %s", p.email, c.pollTimeout())}
 			}
 			return err
 		}
@@ -1183,20 +1261,31 @@ func (c *Client) pollPause(ctx context.Context, url string, delay *time.Duration
 	}
 }
 
+// ErrValidationFailed is matched (errors.Is) by the errors of a challenge
+// the CA did not validate: it became invalid (the CA refused the reply, or
+// found none in time), or it was still not valid when the poll gave up.
+var ErrValidationFailed = errors.New("the CA did not validate the challenge")
+
+type validationError struct{ err error }
+
+func (e validationError) Error() string        { return e.err.Error() }
+func (e validationError) Unwrap() error        { return e.err }
+func (e validationError) Is(target error) bool { return target == ErrValidationFailed }
+
 func authzError(authz acme.Authorization) error {
 	for _, ch := range authz.Challenges {
 		if ch.Type == ChallengeType && ch.Error != nil {
 			return challengeError(authz.Identifier.Value, ch)
 		}
 	}
-	return fmt.Errorf("the authorization for %s is %s; start a new order", authz.Identifier.Value, authz.Status)
+	return validationError{fmt.Errorf("the authorization for %s is %s; start a new order", authz.Identifier.Value, authz.Status)}
 }
 
 func challengeError(email string, ch acme.Challenge) error {
 	if ch.Error != nil {
-		return fromACME("validation of "+email+" failed", *ch.Error)
+		return validationError{fromACME("validation of "+email+" failed", *ch.Error)}
 	}
-	return fmt.Errorf("validation of %s failed (challenge %s); start a new order", email, ch.Status)
+	return validationError{fmt.Errorf("validation of %s failed (challenge %s); start a new order", email, ch.Status)}
 }
 
 func checkOrderIdentifiers(order acme.Order, emails []string) error {

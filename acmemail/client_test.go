@@ -66,9 +66,9 @@ func TestMailTimeoutKeepsIgnoredReasons(t *testing.T) {
 			return nil, fmt.Errorf("refusal %d", calls)
 		}),
 	}
-	inbox := make(chan []byte, total)
+	inbox := make(chan inMail, total)
 	for range total {
-		inbox <- challengeTestMail("From: ca@ca.example", "To: "+user, "Subject: ACME: "+caTok)
+		inbox <- inMail{raw: challengeTestMail("From: ca@ca.example", "To: "+user, "Subject: ACME: "+caTok), at: time.Now()}
 	}
 	// The wait ends, as at its deadline, once every mail was refused.
 	ctx := &deadlineAfter{Context: t.Context(), done: make(chan struct{})}

@@ -32,18 +32,18 @@ func TestReadMailAfterAStoppedReader(t *testing.T) {
 
 	ctx1, stop1 := context.WithCancel(t.Context())
 	err1 := make(chan error, 1)
-	go c.readMail(ctx1, make(chan []byte), err1)
+	go c.readMail(ctx1, make(chan inMail), err1)
 	<-m.entered // the first reader waits in Next
 	stop1()     // its Obtain ended
 
-	inbox2, err2 := make(chan []byte), make(chan error, 1)
+	inbox2, err2 := make(chan inMail), make(chan error, 1)
 	go c.readMail(t.Context(), inbox2, err2)
 	m.msgs <- []byte("the challenge mail") // taken by the first reader
 
 	select {
 	case got := <-inbox2:
-		if string(got) != "the challenge mail" {
-			t.Errorf("the second reader got %q", got)
+		if string(got.raw) != "the challenge mail" {
+			t.Errorf("the second reader got %q", got.raw)
 		}
 	case err := <-err2:
 		t.Fatalf("the second reader stopped: %v", err)
@@ -56,7 +56,7 @@ func TestReadMailAfterAStoppedReader(t *testing.T) {
 	// The second reader reads the mailbox itself next.
 	<-m.entered
 	m.msgs <- []byte("the next mail")
-	if got := <-inbox2; string(got) != "the next mail" {
-		t.Errorf("then the second reader got %q", got)
+	if got := <-inbox2; string(got.raw) != "the next mail" {
+		t.Errorf("then the second reader got %q", got.raw)
 	}
 }

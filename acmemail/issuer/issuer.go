@@ -134,6 +134,12 @@ type run struct {
 	smime     *x509.CertPool // roots for S/MIME-signed challenges, or nil
 	lookupTXT func(context.Context, string) ([]string, error)
 	closers   []func()
+
+	// How the run times its challenges (see useTiming): learnable says
+	// whether it learns about the CA, learned is what it knew before.
+	rt        RunTiming
+	learnable bool
+	learned   *CATiming
 }
 
 func (r *run) close() {
@@ -319,8 +325,9 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 		InsecureSkipMailAuth: r.p.SkipMailAuth,
 		Guard:                acmemail.ReplyGuard(store),
 		Mail:                 mail,
-		MailWait:             r.p.MailWait.D(),
-		ReplySettle:          r.p.ReplySettle.D(),
+		MailWait:             r.rt.MailWait,
+		ReplySettle:          r.rt.ReplySettle,
+		PostAtOnce:           r.rt.PostAtOnce,
 		Logger:               r.log.With("component", "acme"),
 		Progress:             r.prog.Event,
 		OnAccount: func(u string) error {
@@ -437,8 +444,10 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 		return nil, saver.interrupted(err)
 	}
 	if err != nil {
+		r.unlearn(err)
 		return nil, err
 	}
+	r.learn(cert.Timings)
 	// The order is done at the CA. If its certificate cannot be used,
 	// continuing the order again would only fetch the same one: forget it.
 	forget := func() {

@@ -89,6 +89,8 @@ func (is *Issuer) Obtain(ctx context.Context, p Profile, o ObtainOptions) (*Obta
 			return nil, err
 		}
 	}
+	// A pasted or handed-over mail says nothing about the CA's timing.
+	r.useTiming(o.Mail == nil)
 	client, err := r.newClient(ctx, mail, o.AgreeTOS || o.World != nil, o.Guard)
 	if err != nil {
 		return nil, err

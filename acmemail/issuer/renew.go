@@ -148,6 +148,9 @@ type Outcome struct {
 	NotAfter *time.Time `json:"not_after,omitempty"`
 	PKCS12   string     `json:"pkcs12,omitempty"`
 	Replaced string     `json:"replaced,omitempty"` // serial of the certificate it replaces
+	// TimingRetry: a renewal with the timings learned about the CA failed,
+	// and was tried once more with the safe defaults.
+	TimingRetry bool `json:"timing_retry,omitempty"`
 	// The encryption certificate of a split pair, renewed along.
 	EncryptionSerial string `json:"encryption_serial,omitempty"`
 	EncryptionPKCS12 string `json:"encryption_pkcs12,omitempty"`
@@ -233,6 +236,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 	if st.Revoked != nil && !o.Force {
 		return skip(fmt.Sprintf("its certificate was revoked (%s); renew --force or obtain gets a new one", st.RevocationReason), o.Explicit)
 	}
+	r.useTiming(true)
 	client, err := r.newClient(ctx, nil, false, nil)
 	if err != nil {
 		return fail(err)
@@ -269,12 +273,20 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 		return fail(fmt.Errorf("the recorded usage of %s: %w", email, err))
 	}
 	res, err := r.renewOne(ctx, client, target{store: is.Store, usage: usage}, p12PW, replaces, meta.Serial, o.ReuseKey)
+	if err != nil && r.retrySafe(ctx, client, err) {
+		oc.TimingRetry = true
+		res, err = r.renewOne(ctx, client, target{store: is.Store, usage: usage}, p12PW, replaces, meta.Serial, o.ReuseKey)
+	}
 	if err != nil {
 		return fail(err)
 	}
 	na := res.Meta.NotAfter
 	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced, oc.Profile = Renewed, res.Meta.Serial, &na, res.Paths.PKCS12, meta.Serial, &r.rec
 	enc, err := r.renewEncryptSlot(ctx, client, p12PW, o.ReuseKey)
+	if err != nil && r.retrySafe(ctx, client, err) {
+		oc.TimingRetry = true
+		enc, err = r.renewEncryptSlot(ctx, client, p12PW, o.ReuseKey)
+	}
 	if err != nil {
 		// The signing certificate is saved; the run still fails, so it is seen.
 		oc.Err = err
@@ -291,6 +303,18 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 		oc.Error = oc.Err.Error()
 	}
 	return oc
+}
+
+// retrySafe reports whether a renewal that failed with err is to be tried
+// once more, with the safe timings: when it used timings learned about the
+// CA (and not yet retried) and failed in a way they could have caused.
+func (r *run) retrySafe(ctx context.Context, client *acmemail.Client, err error) bool {
+	if !r.rt.Learned || ctx.Err() != nil || !LearnedTimingFailure(err) {
+		return false
+	}
+	r.prog.Printf("%s failed with the timings learned about the CA (%v); trying once more with the safe defaults", r.p.Email, err)
+	r.safeTiming(client)
+	return true
 }
 
 // renewOne orders the replacement of one certificate, saying which one it
