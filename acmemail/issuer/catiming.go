@@ -242,3 +242,34 @@ func (r *run) unlearn(err error) {
 	}
 	r.learned = nil
 }
+
+// LearnedTiming is what show and doctor say about a CA's learned timing.
+type LearnedTiming struct {
+	Summary string    `json:"summary"`
+	Learned *CATiming `json:"learned,omitempty"` // nil: nothing learned
+	// Next is how the next run with the profile times its challenges.
+	Next    RunTiming `json:"next"`
+	Warning string    `json:"warning,omitempty"` // the learned file cannot be used
+}
+
+// LearnedTimingOf is what was learned about the CA at directory and how a
+// run with profile p would use it. It writes nothing.
+func LearnedTimingOf(store *keystore.Store, directory string, p Profile) *LearnedTiming {
+	t, err := LoadCATiming(store, directory)
+	lt := &LearnedTiming{Learned: t, Summary: t.Describe(), Next: t.Timing(p)}
+	if err != nil {
+		lt.Warning = err.Error()
+	}
+	if t != nil && !lt.Next.Learned {
+		lt.Summary += "; the next run does not need it (the recorded --mail-wait or --reply-settle wins, or it changes nothing)"
+	}
+	return lt
+}
+
+// Text is the summary, or "" for nil (show's row).
+func (lt *LearnedTiming) Text() string {
+	if lt == nil {
+		return ""
+	}
+	return lt.Summary
+}

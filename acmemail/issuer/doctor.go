@@ -15,6 +15,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -49,6 +50,7 @@ const (
 	CauseCANotWorking    Cause = "ca-not-working"   // the directory's newNonce does not answer (Err)
 	CauseEABRequired     Cause = "eab-required"     // warn: new accounts need an external account binding
 	CauseEmailUnknown    Cause = "email-unknown"    // warn: whether the CA issues for email identifiers cannot be told
+	CauseTimingDamaged   Cause = "timing-damaged"   // warn: the file of what was learned about the CA cannot be used
 )
 
 // Check is one check of a Doctor: imap-login, imap-idle, smtp-login,
@@ -113,6 +115,9 @@ type Doctor struct {
 	// TermsNote is said after the URL of the CA's terms of service in the
 	// detail of ca-directory: how they are agreed to.
 	TermsNote string
+	// Store is the state directory, for what was learned about the CA's
+	// timing (ca-timing); nil: no such check.
+	Store *keystore.Store
 }
 
 // doctorRun is what the checks of one Run share.
@@ -396,6 +401,14 @@ func (s *doctorRun) checkCA(ctx context.Context) {
 	default:
 		s.r.add("ca-email", CheckWarn, CauseEmailUnknown, nil,
 			"an ACME directory does not say which identifier types a CA accepts, so whether this CA supports email identifiers shows only when an order is placed (doctor places none)")
+	}
+	if s.Store != nil && s.World == nil {
+		lt := LearnedTimingOf(s.Store, s.dirURL, *s.p)
+		if lt.Warning != "" {
+			s.r.add("ca-timing", CheckWarn, CauseTimingDamaged, nil, lt.Summary+"; "+lt.Warning)
+		} else {
+			s.r.pass("ca-timing", "%s", lt.Summary)
+		}
 	}
 }
 

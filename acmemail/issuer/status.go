@@ -57,6 +57,9 @@ type Status struct {
 	// Renew is what a renewal will do, from what was recorded (not in the
 	// encryption object: the pair is renewed as one).
 	Renew *Plan `json:"renew,omitempty"`
+	// Timing is what was learned about the CA's challenge mail and how
+	// the next renewal uses it (not for the in-process sandbox).
+	Timing *LearnedTiming `json:"learned_timing,omitempty"`
 }
 
 // StatusFiles are the files of a certificate; PKCS12 and Certificate are
@@ -138,7 +141,7 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	}
 	if enc, err := store.Slot(EncryptSlot); err == nil {
 		if e, err := statusOf(enc, email, now); err == nil {
-			e.Renew = nil
+			e.Renew, e.Timing = nil, nil
 			s.Encryption = &e
 		}
 	}
@@ -147,6 +150,9 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 		revoked = &st.RevocationReason
 	}
 	s.Renew = PlanOfMeta(meta, paths.PKCS12, s.Encryption != nil, revoked)
+	if p, err := ProfileOf(meta); err == nil && p.Server != "sandbox" && meta.Directory != "" {
+		s.Timing = LearnedTimingOf(store, meta.Directory, p)
+	}
 	if st.Window != nil && !st.Chosen.IsZero() {
 		s.RenewalBasis = "ari"
 		s.RenewalWindow = &[2]string{st.Window.Start.UTC().Format(time.RFC3339), st.Window.End.UTC().Format(time.RFC3339)}

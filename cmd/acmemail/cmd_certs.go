@@ -273,6 +273,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			}
 			row("renewal due:", ci.RenewalDue.Format(time.RFC3339)+" ("+basis+")")
 			row("revoked:", ci.RevocationReason)
+			row("learned timing:", ci.Timing.Text())
 			row("pending order:", ci.PendingOrder)
 			row("PKCS#12:", ci.Files.PKCS12)
 			row("certificate:", ci.Files.Certificate)

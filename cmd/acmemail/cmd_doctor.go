@@ -149,6 +149,7 @@ func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) 
 		Profile: p, World: world, Secrets: secrets, Logger: g.logger(), Trace: g.protocolTrace, Progress: prog,
 		MailTimeout: o.mailTimeout, KeepTestMessage: o.keepTest, TermsNote: "obtain asks you to agree with --agree-tos",
 	}
+	d.Store, _ = openStateToRead(g.getenv) // for ca-timing; none yet: nothing learned
 	r, err := d.Run(ctx)
 	if err != nil && r == nil { // before the checks
 		return settingErr(err)
