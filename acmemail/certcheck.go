@@ -16,6 +16,19 @@ import (
 // issued something other than what was asked for.
 var ErrCertificateRefused = errors.New("the CA's certificate was refused")
 
+// ErrKeyUsageRefused is matched (errors.Is) by the refusal of a
+// certificate whose keyUsage does not allow what it was requested for: a
+// signing certificate without digitalSignature, an encryption certificate
+// without keyEncipherment (RSA) or keyAgreement (EC), or one for both
+// that allows neither.
+var ErrKeyUsageRefused = errors.New("the certificate's key usage does not allow what it was requested for")
+
+type keyUsageError struct{ err error }
+
+func (e keyUsageError) Error() string        { return e.err.Error() }
+func (e keyUsageError) Unwrap() error        { return e.err }
+func (e keyUsageError) Is(target error) bool { return target == ErrKeyUsageRefused }
+
 type refusedError struct{ err error }
 
 func (e refusedError) Error() string        { return e.err.Error() }
@@ -103,6 +116,13 @@ func (cc CertificateCheck) check(chain []*x509.Certificate) (warnings []string, 
 		return nil, errors.New("the certificate is not for email protection (its extended key usage lacks emailProtection)")
 	}
 	if ku, ok := KeyUsageFor(cc.PublicKey, cc.Usage); ok && leaf.KeyUsage != ku {
+		// A certificate that cannot do its job is refused; one that can,
+		// with other bits than asked, is accepted with a warning (RFC 8823
+		// lets the CA decide). No keyUsage at all allows every use.
+		if missing := ku &^ leaf.KeyUsage; leaf.KeyUsage != 0 && missing != 0 && (cc.Usage != UsageBoth || missing == ku) {
+			return nil, keyUsageError{fmt.Errorf("the certificate cannot be used for %s: the CA issued it with keyUsage %s, without %s (asked %s)",
+				usageJob(cc.Usage), keyUsageString(leaf.KeyUsage), keyUsageString(missing), keyUsageString(ku))}
+		}
 		if leaf.KeyUsage == 0 {
 			warnings = append(warnings, fmt.Sprintf("the CA issued the certificate without a key usage (asked %s); mail clients will use it for signing and encryption", keyUsageString(ku)))
 		} else {
@@ -130,6 +150,17 @@ func (cc CertificateCheck) check(chain []*x509.Certificate) (warnings []string, 
 		}
 	}
 	return warnings, nil
+}
+
+// usageJob is what a certificate requested for u is used for.
+func usageJob(u Usage) string {
+	switch u {
+	case UsageSign:
+		return "signing"
+	case UsageEncrypt:
+		return "encryption"
+	}
+	return "signing or encryption"
 }
 
 // sanCompareKey is how a normalized address from the certificate is

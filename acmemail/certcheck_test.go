@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"strings"
@@ -113,6 +114,14 @@ func TestCheckCertificate(t *testing.T) {
 		{name: "no EKU", usage: UsageBoth, edit: func(c *x509.Certificate) { c.ExtKeyUsage = nil }, errText: "lacks emailProtection"},
 		{name: "clientAuth only", usage: UsageBoth, edit: func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }, errText: "lacks emailProtection"},
 		{name: "key usage changed", usage: UsageSign, warnText: "the CA changed the key usage (asked digitalSignature, got digitalSignature,keyAgreement)"},
+		{name: "encryption certificate without keyAgreement", usage: UsageEncrypt, edit: func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature },
+			errText: "cannot be used for encryption: the CA issued it with keyUsage digitalSignature, without keyAgreement"},
+		{name: "signing certificate without digitalSignature", usage: UsageSign, edit: func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyAgreement },
+			errText: "cannot be used for signing"},
+		{name: "both, only signing allowed", usage: UsageBoth, edit: func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature },
+			warnText: "the CA changed the key usage (asked digitalSignature,keyAgreement, got digitalSignature)"},
+		{name: "both, neither allowed", usage: UsageBoth, edit: func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageCertSign },
+			errText: "cannot be used for signing or encryption"},
 		{name: "no key usage", usage: UsageEncrypt, edit: func(c *x509.Certificate) { c.KeyUsage = 0 }, warnText: "without a key usage (asked keyAgreement)"},
 		{name: "other root", usage: UsageBoth, roots: otherRoots, errText: "does not verify to the CA's root"},
 		{name: "SmtpUTF8Mailbox", usage: UsageBoth, emails: []string{"alice@example.com", "jörg@bücher.example"},
@@ -141,6 +150,9 @@ func TestCheckCertificate(t *testing.T) {
 			if tt.errText != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errText) {
 					t.Fatalf("Check error = %v, want one containing %q", err, tt.errText)
+				}
+				if got, want := errors.Is(err, ErrKeyUsageRefused), strings.Contains(tt.errText, "cannot be used for"); got != want {
+					t.Errorf("errors.Is(err, ErrKeyUsageRefused) = %v, want %v", got, want)
 				}
 				return
 			}

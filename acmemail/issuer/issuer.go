@@ -458,7 +458,11 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	warnings, err := acmemail.CertificateCheck{PublicKey: certKey.Public(), Emails: emails, Usage: t.usage, Roots: r.issuers}.Check(cert.Chain)
 	if err != nil {
 		forget()
-		return nil, WithHint(fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err), "report this to the CA")
+		err = fmt.Errorf("the CA's certificate is not acceptable, nothing was saved: %w", err)
+		if errors.Is(err, acmemail.ErrKeyUsageRefused) {
+			return nil, WithHint(err, keyUsageHint(cert.Profile, t.usage))
+		}
+		return nil, WithHint(err, "report this to the CA")
 	}
 	for _, w := range warnings {
 		r.prog.Printf("warning: %s", w)
@@ -497,6 +501,21 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 		return nil, err
 	}
 	return &Issued{Meta: meta, Paths: paths, Chain: chain, Key: key, P12: p12, OrderURL: cert.OrderURL}, nil
+}
+
+// keyUsageHint says what to do about a certificate whose keyUsage does
+// not allow what it was requested for: the CA's profile decides it.
+func keyUsageHint(profile string, u acmemail.Usage) string {
+	which := "the CA's certificate profile"
+	if profile != "" {
+		which = fmt.Sprintf("the CA's certificate profile %q (named in the order)", profile)
+	}
+	other := "sign"
+	if u == acmemail.UsageSign {
+		other = "encrypt"
+	}
+	return which + " sets the key usage whatever the request asks (secsy-pki's smime-sign profile, for one, issues digitalSignature only): " +
+		"ask the CA's operator for a profile that allows " + u.String() + ", or obtain with --usage " + other + " if that is what this CA issues"
 }
 
 // notSaved is the error of a certificate the CA issued that could not be

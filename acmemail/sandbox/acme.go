@@ -527,6 +527,7 @@ type orderJSON struct {
 	Finalize       string       `json:"finalize"`
 	Certificate    string       `json:"certificate,omitempty"`
 	Error          *problem     `json:"error,omitempty"`
+	Profile        string       `json:"profile,omitempty"`
 }
 
 func (ca *authority) orderJSONLocked(o *order) orderJSON {
@@ -538,6 +539,9 @@ func (ca *authority) orderJSONLocked(o *order) orderJSON {
 		Authorizations: []string{},
 		Finalize:       o.url + "/finalize",
 		Error:          o.err,
+	}
+	if ca.opt.BadCert == BadCertKeyUsage {
+		j.Profile = KeyUsageProfile
 	}
 	for _, a := range o.authzs {
 		j.Authorizations = append(j.Authorizations, a.url)

@@ -28,10 +28,18 @@ const (
 	// without the emailProtection extended key usage.
 	BadCertNoEmailProtection BadCert = "no-email-protection"
 	// BadCertKeyUsage issues the certificate with a keyUsage other than
-	// the CSR asked for (digitalSignature and nonRepudiation, plus the
-	// key type's encryption bit), as some CAs do by policy.
+	// the CSR asked for, as CAs do by certificate profile, and names that
+	// profile (KeyUsageProfile) in its orders: a CSR that asks for
+	// encryption only gets digitalSignature only (as secsy-pki's
+	// smime-sign profile issues), one that asks for signing only gets the
+	// key type's encryption bit only, and one that asks for both gets
+	// digitalSignature and nonRepudiation plus the encryption bit.
 	BadCertKeyUsage BadCert = "changed-key-usage"
 )
+
+// KeyUsageProfile is the certificate profile the CA names in its orders
+// ("profile", draft-ietf-acme-profiles) with [BadCertKeyUsage].
+const KeyUsageProfile = "changed-key-usage"
 
 // BadCerts lists the non-zero [BadCert] values.
 var BadCerts = []BadCert{BadCertForeignKey, BadCertWrongSAN, BadCertNoEmailProtection, BadCertKeyUsage}
@@ -70,7 +78,15 @@ func (b BadCert) spoil(tmpl *x509.Certificate, pub crypto.PublicKey) (crypto.Pub
 		if _, ok := pub.(*ecdsa.PublicKey); ok {
 			enc = x509.KeyUsageKeyAgreement
 		}
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment | enc
+		asked := tmpl.KeyUsage
+		switch {
+		case asked&x509.KeyUsageDigitalSignature == 0 && asked&enc != 0:
+			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		case asked&x509.KeyUsageDigitalSignature != 0 && asked&enc == 0:
+			tmpl.KeyUsage = enc
+		default:
+			tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment | enc
+		}
 	}
 	return pub, nil
 }
