@@ -253,3 +253,20 @@ func TestAddressFold(t *testing.T) {
 		}
 	}
 }
+
+// TestSANNotNFC: a certificate that names an address in Unicode NFD is
+// not for the NFC address that was asked for (a mail client would not
+// match it with the sender's), though both normalize to the same.
+func TestSANNotNFC(t *testing.T) {
+	der, err := marshalEmailSAN([]string{"jo\u0308rg@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseSANEmails(der); err == nil || !strings.Contains(err.Error(), "NFC") {
+		t.Errorf("ParseSANEmails of an NFD SmtpUTF8Mailbox = %+q, %v; want an error", got.Emails, err)
+	}
+	der, _ = marshalEmailSAN([]string{"j\u00f6rg@example.test"})
+	if got, err := ParseSANEmails(der); err != nil || len(got.Emails) != 1 || got.Emails[0] != "j\u00f6rg@example.test" {
+		t.Errorf("ParseSANEmails of the NFC one = %+q, %v", got.Emails, err)
+	}
+}
