@@ -85,6 +85,25 @@ func TestAddressNFD(t *testing.T) {
 	if dirs := certDirs(t, env); len(dirs) != 1 || dirs[0] != nfd {
 		t.Errorf("certificates/ holds %+q, want only the older %+q", dirs, nfd)
 	}
+
+	// The older acmemail recorded the address in NFD too: list and show
+	// tell it normalized.
+	meta := filepath.Join(home, nfd, "meta.json")
+	data, err := os.ReadFile(meta)
+	if err != nil || !strings.Contains(string(data), nfc) {
+		t.Fatalf("meta.json: %v\n%s", err, data)
+	}
+	if err := os.WriteFile(meta, []byte(strings.ReplaceAll(string(data), nfc, nfd)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if list := listJSON(t, env); len(list) != 1 || list[0].Email != nfc {
+		t.Errorf("list with the address recorded in NFD: %+v; want one row, %+q", list, nfc)
+	}
+	r = runCLI(t, env, "show", "--json", nfd)
+	var ci certInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ci) != nil || ci.Email != nfc {
+		t.Errorf("show %+q: exit %d, email %+q; want %+q\n%s", nfd, r.code, ci.Email, nfc, r.stderr)
+	}
 }
 
 // TestAddressCase: the domain's case never matters, the local part's
