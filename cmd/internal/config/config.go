@@ -169,8 +169,9 @@ func Parse(data []byte, name string, known func(string) bool) (*File, error) {
 // look like one of them: the address differs only in the case of its
 // local part. The domain's case never matters, but the local part's is
 // kept (RFC 5321 §2.4: a mail server may tell Alice from alice), so such
-// a table applies only to an address spelled as it is. One sentence per
-// table, sorted by address.
+// a table applies only to an address spelled as it is. An address with a
+// table of its own is not warned of. One sentence per table, sorted by
+// address.
 func (c *File) Lookalikes(addrs []string) []string {
 	if c == nil {
 		return nil
@@ -185,7 +186,7 @@ func (c *File) Lookalikes(addrs []string) []string {
 		if slices.Contains(addrs, id) {
 			continue
 		}
-		if s := acmemail.SimilarAddress(id, addrs); s != "" {
+		if s := acmemail.SimilarAddress(id, addrs); s != "" && c.Identities[s] == nil {
 			out = append(out, fmt.Sprintf("%s: [identity.%q] does not apply to %s, only to an address spelled %s (the case of the local part counts): did you mean [identity.%q]?",
 				c.TableAt[id], id, s, id, s))
 		}

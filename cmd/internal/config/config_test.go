@@ -339,6 +339,13 @@ func TestIdentityKeysNormalized(t *testing.T) {
 	if warn := c.Lookalikes([]string{"Alice@example.test", "carol@example.test"}); len(warn) != 0 {
 		t.Errorf("Lookalikes of the tables' own addresses = %q", warn)
 	}
+	c, err = Parse([]byte(text+"[identity.\"alice@example.test\"]\n"), "c.toml", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn := c.Lookalikes([]string{"alice@example.test"}); len(warn) != 0 {
+		t.Errorf("Lookalikes of an address with a table of its own = %q", warn)
+	}
 	_, err = Parse([]byte("[identity.\"j\u00f6rg@example.test\"]\n[identity.\"jo\u0308rg@example.test\"]\n"), "c.toml", known)
 	if err == nil || !strings.Contains(err.Error(), "a second table") {
 		t.Errorf("NFC and NFD tables of one address: %v", err)
