@@ -99,7 +99,7 @@ func commandIdentity(args []string) string {
 }
 
 // knownAddresses are the addresses identity tables are for: the managed
-// ones and email (if not "").
+// ones and email ("", without one, looks like no address).
 func knownAddresses(g *globals, email string) []string {
 	var addrs []string
 	if store, err := openStateToRead(g.getenv); err == nil && store != nil {
