@@ -11,16 +11,21 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
 // NormalizeAddress checks an email address and returns the form acmemail
-// uses for it everywhere: in the ACME order, the CSR, the reply and the
-// certificate check. The domain is lowercased and, if it holds non-ASCII
-// labels, converted to A-labels ("bücher.example" becomes
-// "xn--bcher-kva.example"; RFC 8823 §4 with RFC 5890). The local part is
-// kept exactly as given: it may be internationalized (RFC 6531: UTF-8
-// beyond ASCII), but it must be a dot-atom (quoted local parts are not
-// supported) of at most 64 octets.
+// uses for it everywhere: in the ACME order, the CSR, the reply, the
+// certificate check, the state directory and the configuration file. The
+// whole address is put in Unicode NFC (an address typed or pasted in NFD,
+// as some systems produce it, is the same identity as the NFC one). The
+// domain is lowercased and, if it holds non-ASCII labels, converted to
+// A-labels ("bücher.example" becomes "xn--bcher-kva.example"; RFC 8823 §4
+// with RFC 5890); A-labels given as such must decode. The local part is
+// kept as given, case included (RFC 5321 §2.4: it may be case-sensitive):
+// it may be internationalized (RFC 6531: UTF-8 beyond ASCII), but it must
+// be a dot-atom (quoted local parts are not supported) of at most 64
+// octets. Normalizing a normalized address gives it back unchanged.
 func NormalizeAddress(addr string) (string, error) {
 	if addr == "" {
 		return "", errors.New("empty address")
@@ -28,30 +33,75 @@ func NormalizeAddress(addr string) (string, error) {
 	if !utf8.ValidString(addr) {
 		return "", fmt.Errorf("%q is not valid UTF-8", tokenQuoteShort(addr))
 	}
+	given := addr
+	addr = norm.NFC.String(addr)
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
-		return "", fmt.Errorf("%q has no @", tokenQuoteShort(addr))
+		return "", fmt.Errorf("%q has no @", tokenQuoteShort(given))
 	}
 	local, domain := addr[:at], addr[at+1:]
 	if !addrIsDotAtomUTF8(local) || len(local) > 64 {
-		return "", fmt.Errorf("%q: the local part is not a plain dot-atom of at most 64 octets (quoted local parts are not supported)", tokenQuoteShort(addr))
-	}
-	if addrHasNonASCII(domain) {
-		a, err := idna.Lookup.ToASCII(domain)
-		if err != nil {
-			return "", fmt.Errorf("%q: the domain is not a valid internationalized domain name: %v", tokenQuoteShort(addr), err)
-		}
-		domain = a
+		return "", fmt.Errorf("%q: the local part is not a plain dot-atom of at most 64 octets (quoted local parts are not supported)", tokenQuoteShort(given))
 	}
 	domain = strings.ToLower(domain)
+	if addrHasNonASCII(domain) || addrHasALabel(domain) {
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return "", fmt.Errorf("%q: the domain is not a valid internationalized domain name: %v", tokenQuoteShort(given), err)
+		}
+		domain = strings.ToLower(a)
+	}
 	if !addrIsHostName(domain) {
-		return "", fmt.Errorf("%q: the domain is not a host name", tokenQuoteShort(addr))
+		return "", fmt.Errorf("%q: the domain is not a host name", tokenQuoteShort(given))
 	}
 	out := local + "@" + domain
 	if len(out) > 254 {
-		return "", fmt.Errorf("%q is longer than 254 characters", tokenQuoteShort(addr))
+		return "", fmt.Errorf("%q is longer than 254 characters", tokenQuoteShort(given))
 	}
 	return out, nil
+}
+
+// addrHasALabel reports whether a (lowercase) domain has a label in the
+// ACE form of IDNA, "xn--".
+func addrHasALabel(domain string) bool {
+	for l := range strings.SplitSeq(domain, ".") {
+		if strings.HasPrefix(l, "xn--") {
+			return true
+		}
+	}
+	return false
+}
+
+// AddressFold is the key under which two addresses look the same to a
+// person: normalized (see [NormalizeAddress]; an address that does not
+// normalize is taken as it is) and then lowercased as a whole. Two
+// addresses with one key but different normalized forms differ only in the
+// case of the local part, which mail servers may tell apart: acmemail
+// never takes one for the other, but asks "did you mean".
+func AddressFold(addr string) string {
+	if n, err := NormalizeAddress(addr); err == nil {
+		addr = n
+	}
+	return strings.ToLower(addr)
+}
+
+// SimilarAddress returns the first of candidates that is not addr (once
+// both are normalized) but looks the same (the same [AddressFold]), or "": the address a "did you
+// mean" names.
+func SimilarAddress(addr string, candidates []string) string {
+	same := func(a string) string {
+		if n, err := NormalizeAddress(a); err == nil {
+			return n
+		}
+		return a
+	}
+	key, self := AddressFold(addr), same(addr)
+	for _, c := range candidates {
+		if same(c) != self && AddressFold(c) == key {
+			return c
+		}
+	}
+	return ""
 }
 
 // IsInternationalized reports whether addr has a non-ASCII local part. Such

@@ -208,6 +208,8 @@ func TestSANRoundTrip(t *testing.T) {
 	}
 }
 
+// TestNormalizeAddress: one form per address, whatever Unicode form and
+// domain case it was given in; the local part's case is kept.
 func TestNormalizeAddress(t *testing.T) {
 	tests := []struct{ in, want, errText string }{
 		{"alice@Example.COM", "alice@example.com", ""},
@@ -222,6 +224,12 @@ func TestNormalizeAddress(t *testing.T) {
 		{"a@exa mple.com", "", "not a host name"},
 		{"a@", "", "not a host name"},
 		{"example.com", "", "has no @"},
+		// NFD (o + U+0308 COMBINING DIAERESIS) is the NFC address.
+		{"jo\u0308rg@example.test", "j\u00f6rg@example.test", ""},
+		{"j\u00f6rg@bu\u0308cher.example", "j\u00f6rg@xn--bcher-kva.example", ""},
+		{"Carol@Example.TEST", "Carol@example.test", ""},
+		{"carol@XN--BCHER-KVA.EXAMPLE", "carol@xn--bcher-kva.example", ""},
+		{"a@xn--zz.example", "", "internationalized domain"},
 	}
 	for _, tt := range tests {
 		got, err := NormalizeAddress(tt.in)
@@ -234,5 +242,43 @@ func TestNormalizeAddress(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("NormalizeAddress(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestAddressFold: addresses that differ only in the local part's case
+// (or in Unicode form) share a fold key, and SimilarAddress names the
+// managed one for a "did you mean"; the address itself, in whatever form,
+// is not similar to itself.
+func TestAddressFold(t *testing.T) {
+	managed := []string{"bob@example.test", "Carol@example.test", "j\u00f6rg@example.test"}
+	for _, tt := range []struct{ in, want string }{
+		{"carol@example.test", "Carol@example.test"},
+		{"CAROL@EXAMPLE.TEST", "Carol@example.test"},
+		{"Carol@Example.TEST", ""}, // the same address
+		{"J\u00d6RG@example.test", "j\u00f6rg@example.test"},
+		{"JO\u0308RG@example.test", "j\u00f6rg@example.test"},
+		{"jo\u0308rg@example.test", ""}, // the same address in NFD
+		{"dave@example.test", ""},
+	} {
+		if got := SimilarAddress(tt.in, managed); got != tt.want {
+			t.Errorf("SimilarAddress(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestSANNotNFC: a certificate that names an address in Unicode NFD is
+// not for the NFC address that was asked for (a mail client would not
+// match it with the sender's), though both normalize to the same.
+func TestSANNotNFC(t *testing.T) {
+	der, err := marshalEmailSAN([]string{"jo\u0308rg@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseSANEmails(der); err == nil || !strings.Contains(err.Error(), "NFC") {
+		t.Errorf("ParseSANEmails of an NFD SmtpUTF8Mailbox = %+q, %v; want an error", got.Emails, err)
+	}
+	der, _ = marshalEmailSAN([]string{"j\u00f6rg@example.test"})
+	if got, err := ParseSANEmails(der); err != nil || len(got.Emails) != 1 || got.Emails[0] != "j\u00f6rg@example.test" {
+		t.Errorf("ParseSANEmails of the NFC one = %+q, %v", got.Emails, err)
 	}
 }

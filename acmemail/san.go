@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // OIDSmtpUTF8Mailbox is id-on-SmtpUTF8Mailbox (RFC 9598, formerly RFC
@@ -122,6 +124,13 @@ func ParseSANEmails(der []byte) (SANEmails, error) {
 			}
 			if !utf8.ValidString(s) {
 				return out, errors.New("subjectAltName: an SmtpUTF8Mailbox that is not valid UTF-8")
+			}
+			// Mail clients compare local parts as octets, and acmemail
+			// asks only for NFC addresses: one in another form is not
+			// the address that was asked for, though NormalizeAddress
+			// would make it so.
+			if !norm.NFC.IsNormalString(s) {
+				return out, errors.New("subjectAltName: an SmtpUTF8Mailbox that is not in Unicode NFC")
 			}
 			n, err := NormalizeAddress(s)
 			if err != nil {

@@ -3,6 +3,8 @@ package acmemail
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // FuzzParseSANEmails: the subjectAltName of a certificate comes from the
@@ -49,11 +51,14 @@ func FuzzParseSANEmails(f *testing.F) {
 	})
 }
 
-// FuzzNormalizeAddress: addresses come from the command line, challenge
-// mails and certificates. A normalized address normalizes to itself, has
-// a lowercase ASCII domain, and keeps the local part.
+// FuzzNormalizeAddress: addresses come from the command line, the
+// configuration file, challenge mails and certificates. A normalized
+// address normalizes to itself (idempotence), is in Unicode NFC, has a
+// lowercase ASCII domain, and keeps the local part (in NFC, case kept); it
+// folds to the same key as the address it came from.
 func FuzzNormalizeAddress(f *testing.F) {
-	for _, s := range []string{"alice@example.com", "jörg@bücher.example", "用户@例子.广告", "a@XN--BCHER-KVA.example", "\"q\"@x.y", "a@b@c.d", "a@"} {
+	for _, s := range []string{"alice@example.com", "jörg@bücher.example", "用户@例子.广告", "a@XN--BCHER-KVA.example", "\"q\"@x.y", "a@b@c.d", "a@",
+		"jo\u0308se\u0301@example.test", "Carol@Example.TEST", "a@bu\u0308cher.example", "a@xn--zz.example", "\u212a@\u212a.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -65,12 +70,19 @@ func FuzzNormalizeAddress(f *testing.F) {
 		if err != nil || again != n {
 			t.Fatalf("NormalizeAddress(%q) = %q, which normalizes to %q, %v", s, n, again, err)
 		}
+		if !norm.NFC.IsNormalString(n) {
+			t.Fatalf("NormalizeAddress(%q) = %q is not in NFC", s, n)
+		}
 		at := strings.LastIndexByte(n, '@')
-		if at < 0 || n[:at] != s[:strings.LastIndexByte(s, '@')] {
+		nfc := norm.NFC.String(s)
+		if at < 0 || n[:at] != nfc[:strings.LastIndexByte(nfc, '@')] {
 			t.Fatalf("NormalizeAddress(%q) = %q changed the local part", s, n)
 		}
 		if d := n[at+1:]; addrHasNonASCII(d) || strings.ToLower(d) != d {
 			t.Fatalf("NormalizeAddress(%q) = %q: the domain is not lowercase A-labels", s, n)
+		}
+		if AddressFold(s) != AddressFold(n) || SimilarAddress(s, []string{n}) != "" {
+			t.Fatalf("%q and its normalized form %q are taken for two addresses", s, n)
 		}
 	})
 }

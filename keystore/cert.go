@@ -118,22 +118,51 @@ type CertPaths struct {
 	Archive string
 }
 
-// certDir validates email and returns its normalized form and directory.
-// With create, the directory (and its parents) are created.
+// certDir validates email and returns its normalized form and directory
+// (see [Store.dirName]). With create, the directory (and its parents) are
+// created.
 func (s *Store) certDir(email string, create bool) (norm, dir string, err error) {
 	norm, err = NormalizeEmail(email)
 	if err != nil {
 		return "", "", err
 	}
+	name := s.dirName(norm)
 	switch {
 	case create && s.slot != "":
-		dir, err = s.subdir(certificatesDir, norm, s.slot)
+		dir, err = s.subdir(certificatesDir, name, s.slot)
 	case create:
-		dir, err = s.subdir(certificatesDir, norm)
+		dir, err = s.subdir(certificatesDir, name)
 	default:
-		dir = filepath.Join(s.Dir, certificatesDir, norm, s.slot)
+		dir = filepath.Join(s.Dir, certificatesDir, name, s.slot)
 	}
 	return norm, dir, err
+}
+
+// dirName is the name of the directory under certificates/ of the
+// normalized address norm: norm itself, unless there is nothing of that
+// name but a directory that an older acmemail made under another spelling
+// of it (the local part in NFD, say: before addresses were put in NFC);
+// then that one, the first in sorted order, so that the address keeps its
+// keys and certificates and is not duplicated. A directory of norm's own
+// name always wins; another spelling beside it is left alone (and is not
+// listed).
+func (s *Store) dirName(norm string) string {
+	root := filepath.Join(s.Dir, certificatesDir)
+	if _, err := os.Lstat(filepath.Join(root, norm)); !errors.Is(err, fs.ErrNotExist) {
+		return norm
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return norm
+	}
+	for _, e := range entries { // sorted by name
+		if e.IsDir() && e.Name() != norm {
+			if n, err := NormalizeEmail(e.Name()); err == nil && n == norm {
+				return e.Name()
+			}
+		}
+	}
+	return norm
 }
 
 func pathsIn(dir string) CertPaths {
@@ -807,9 +836,9 @@ func (s *Store) ListCertificates() ([]string, error) {
 	})
 }
 
-// certDirs returns, sorted, the names of the certificate directories (one
-// per normalized address) for which keep, given the directory's path,
-// says yes.
+// certDirs returns, sorted, the normalized addresses of the certificate
+// directories (one per address, see [Store.dirName]) for which keep,
+// given the directory's path, says yes.
 func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
 	root := filepath.Join(s.Dir, certificatesDir)
 	entries, err := os.ReadDir(root)
@@ -824,11 +853,12 @@ func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if n, err := NormalizeEmail(e.Name()); err != nil || n != e.Name() {
+		n, err := NormalizeEmail(e.Name())
+		if err != nil || n != e.Name() && s.dirName(n) != e.Name() {
 			continue
 		}
 		if keep(filepath.Join(root, e.Name())) {
-			out = append(out, e.Name())
+			out = append(out, n)
 		}
 	}
 	sort.Strings(out)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // maxEmailLen is the longest forward-path allowed by RFC 5321 minus the
@@ -11,8 +13,11 @@ import (
 const maxEmailLen = 254
 
 // NormalizeEmail checks that email is an addr-spec that is safe to use as
-// a directory name and returns it with its domain lowercased (the local
-// part is case-sensitive and kept). It accepts only unquoted addresses
+// a directory name and returns it in Unicode NFC with its domain
+// lowercased (the local part is case-sensitive and kept): the name of its
+// directory. An older acmemail did not apply NFC, so a directory may have
+// another spelling of the address; the Store finds it (see
+// [Store.CertificatePaths]). It accepts only unquoted addresses
 // with exactly one '@', and rejects '/', '\\', NUL and other control
 // characters, white space, the RFC 5322 specials that need quoting, "..",
 // and a leading or trailing '.' in either part.
@@ -29,6 +34,7 @@ func NormalizeEmail(email string) (string, error) {
 	if !utf8.ValidString(email) {
 		return bad("not valid UTF-8")
 	}
+	email = norm.NFC.String(email)
 	for _, r := range email {
 		switch {
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):

@@ -13,6 +13,7 @@ func TestNormalizeEmail(t *testing.T) {
 	}{
 		{"alice@example.org", "alice@example.org", false},
 		{"Alice@Example.ORG", "Alice@example.org", false},
+		{"jo\u0308rg@example.org", "j\u00f6rg@example.org", false}, // NFD
 		{"a.b+tag@sub.example.org", "a.b+tag@sub.example.org", false},
 		{"", "", true},
 		{"alice", "", true},

@@ -293,7 +293,7 @@ func ProfileOf(meta keystore.CertMeta) (Profile, error) {
 		if p.Email == "" {
 			p.Email = meta.Email
 		}
-		return p.WithDefaults(), nil
+		return normalizedAddresses(p.WithDefaults()), nil
 	}
 	set := meta.Settings
 	if set == nil {
@@ -342,7 +342,29 @@ func ProfileOf(meta keystore.CertMeta) (Profile, error) {
 	if meta.Usage == "sign" || meta.Usage == "encrypt" {
 		p.Usage = meta.Usage
 	}
-	return p.WithDefaults(), nil
+	return normalizedAddresses(p.WithDefaults()), nil
+}
+
+// normalizedAddresses puts the addresses of a recorded profile in the
+// form acmemail.NormalizeAddress gives them, the one the command line's
+// are in: an older acmemail recorded them as they were typed (in Unicode
+// NFD, say), and a renewal orders the address as the identity is known
+// now. A mail login that was the address itself keeps the recorded
+// spelling: that is the login the mail server accepted.
+func normalizedAddresses(p Profile) Profile {
+	if n, err := acmemail.NormalizeAddress(p.Email); err == nil && n != p.Email {
+		if p.User == "" {
+			p.User = p.Email
+		}
+		p.Email = n
+	}
+	for i := range p.Also {
+		a := &p.Also[i]
+		if n, err := acmemail.NormalizeAddress(a.Email); err == nil {
+			a.Email = n // an own mailbox's login was pinned by WithDefaults
+		}
+	}
+	return p
 }
 
 // encode is the profile as meta.json records it.

@@ -192,3 +192,34 @@ func TestDiff(t *testing.T) {
 
 func errorsIs(err, target error) bool     { return errors.Is(err, target) }
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestProfileOfNFD: an older acmemail recorded the addresses as typed, in
+// NFD here. The profile has them normalized, as the command line has them
+// now, so that a renewal orders the address as it is known; the mail
+// login that was the address itself keeps the spelling the mail server
+// accepted.
+func TestProfileOfNFD(t *testing.T) {
+	const nfd, nfc = "jo\u0308rg@Example.TEST", "j\u00f6rg@example.test"
+	const alsoNFD, alsoNFC = "be\u0301a@example.test", "b\u00e9a@example.test"
+	for _, tc := range []struct {
+		name string
+		meta keystore.CertMeta
+	}{
+		{"profile", keystore.CertMeta{Email: nfd, Profile: json.RawMessage(`{"version":1,"email":"` + nfd + `","also":[{"email":"` + alsoNFD + `","imap":"imaps://imap.example.test"}]}`)}},
+		{"settings", keystore.CertMeta{Email: nfd, Also: alsoNFD, Settings: &keystore.Settings{Server: "castle", AlsoMailboxes: []keystore.AlsoMailbox{{Email: alsoNFD, IMAP: "imaps://imap.example.test"}}}}},
+	} {
+		p, err := ProfileOf(tc.meta)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if p.Email != nfc || p.User != nfd || len(p.Also) != 1 || p.Also[0].Email != alsoNFC || p.Also[0].User != alsoNFD {
+			t.Errorf("%s: ProfileOf = email %+q, user %+q, also %+q; want %+q, login %+q, also %+q with login %+q", tc.name, p.Email, p.User, p.Also, nfc, nfd, alsoNFC, alsoNFD)
+		}
+	}
+	// A profile recorded in the normalized form reads back unchanged.
+	p := NewProfile(nfc)
+	back, err := ProfileOf(keystore.CertMeta{Email: nfc, Profile: p.encode()})
+	if err != nil || !reflect.DeepEqual(back, p) {
+		t.Errorf("round trip = %+v, %v; want %+v", back, err, p)
+	}
+}

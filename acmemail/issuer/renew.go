@@ -192,7 +192,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 	}
 	rec, _, err := is.LoadProfile(email)
 	if errors.Is(err, ErrNotManaged) {
-		return fail(WithHint(fmt.Errorf("no certificate for %s is managed here", email), "get one with acmemail obtain "+email))
+		return fail(WithHint(fmt.Errorf("no certificate for %s is managed here", email), NotManagedHints(is.Store, email, "get one with acmemail obtain "+email)...))
 	}
 	if errors.Is(err, ErrNotRecorded) {
 		return fail(WithHint(fmt.Errorf("the certificate of %s was obtained by an acmemail that did not record how", email),

@@ -124,7 +124,7 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	st := LoadRenewalState(store, email, meta.Serial)
 	due, _ := st.RenewAt(leaf)
 	s := Status{
-		Email: meta.Email, State: StateValid, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
+		Email: normalizedOr(meta.Email), State: StateValid, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
 		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: due.UTC(), RenewalBasis: "lifetime",
 		Expired: !now.Before(leaf.NotAfter), Revoked: st.Revoked != nil, RevocationReason: st.RevocationReason,
 		Files: StatusFiles{Dir: paths.Dir, Certificate: paths.Leaf, Chain: paths.Chain, Key: paths.Key, Meta: paths.Meta},
@@ -137,7 +137,9 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	}
 	s.Server = recordedServer(meta)
 	if meta.Also != "" {
-		s.Also = strings.Split(meta.Also, ",")
+		for _, a := range strings.Split(meta.Also, ",") {
+			s.Also = append(s.Also, normalizedOr(a))
+		}
 	}
 	if enc, err := store.Slot(EncryptSlot); err == nil {
 		if e, err := statusOf(enc, email, now); err == nil {
@@ -167,6 +169,41 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 		s.PendingOrder = o.OrderURL
 	}
 	return s, nil
+}
+
+// normalizedOr is addr normalized, or addr if it does not normalize: an
+// older acmemail recorded addresses as they were typed.
+func normalizedOr(addr string) string {
+	if n, err := acmemail.NormalizeAddress(addr); err == nil {
+		return n
+	}
+	return addr
+}
+
+// Similar is the managed address that email (normalized) is not, but
+// looks like: one that differs from it only in the case of its local part,
+// which acmemail never takes for the same mailbox (RFC 5321 §2.4); "" if
+// there is none. It is what a "did you mean" names when email is not
+// managed.
+func Similar(store *keystore.Store, email string) string {
+	if store == nil {
+		return ""
+	}
+	ids, err := store.ListIdentities()
+	if err != nil {
+		return ""
+	}
+	return acmemail.SimilarAddress(email, ids)
+}
+
+// NotManagedHints are the hints for email, which no certificate here is
+// for: "did you mean" the similar managed address (see [Similar]), if
+// there is one, then more.
+func NotManagedHints(store *keystore.Store, email string, more ...string) []string {
+	if s := Similar(store, email); s != "" {
+		return append([]string{"did you mean " + s + "? The local part of an address is case-sensitive; acmemail keeps it as it was given"}, more...)
+	}
+	return more
 }
 
 // pendingOrder is email's recorded pending order, or nil.

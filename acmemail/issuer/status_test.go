@@ -257,3 +257,34 @@ func TestStatusesBrokenAndPending(t *testing.T) {
 		}
 	}
 }
+
+// TestSimilar: an address that is not managed, but differs from a managed
+// one only in the case of its local part, gets a "did you mean" hint
+// naming the managed one; the managed one itself, in any spelling of its
+// domain, is not similar to anything.
+func TestSimilar(t *testing.T) {
+	store := testStore(t)
+	saveTestCert(t, store, NewProfile("Carol@example.test"), "both")
+	saveTestCert(t, store, NewProfile("bob@example.test"), "both")
+	for _, tc := range []struct{ email, want string }{
+		{"carol@example.test", "Carol@example.test"},
+		{"CAROL@example.test", "Carol@example.test"},
+		{"Carol@example.test", ""},
+		{"dave@example.test", ""},
+	} {
+		if got := Similar(store, tc.email); got != tc.want {
+			t.Errorf("Similar(%s) = %q, want %q", tc.email, got, tc.want)
+		}
+		hints := NotManagedHints(store, tc.email, "more")
+		want := []string{"more"}
+		if tc.want != "" {
+			want = []string{"did you mean " + tc.want + "?", "more"}
+		}
+		if len(hints) != len(want) || !strings.HasPrefix(hints[0], want[0]) || hints[len(hints)-1] != "more" {
+			t.Errorf("NotManagedHints(%s) = %q, want %q", tc.email, hints, want)
+		}
+	}
+	if Similar(nil, "carol@example.test") != "" {
+		t.Error("Similar without a state directory names an address")
+	}
+}

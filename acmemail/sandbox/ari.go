@@ -179,7 +179,7 @@ func (ca *authority) replacedLocked(id string, idents []identifier) (*certificat
 		return nil, newProblem(probMalformed, "replaces: no certificate with the unique identifier %q was issued by this CA", id)
 	}
 	shared := false
-	for _, e := range c.leaf.EmailAddresses {
+	for _, e := range leafEmails(c.leaf) {
 		for _, x := range idents {
 			if strings.EqualFold(e, x.Value) {
 				shared = true
@@ -235,4 +235,18 @@ func (ca *authority) handleStatus(w http.ResponseWriter, r *http.Request, serial
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// leafEmails are the addresses of an issued certificate: its rfc822Names
+// and SmtpUTF8Mailbox otherNames (an internationalized address is only
+// in the latter).
+func leafEmails(leaf *x509.Certificate) []string {
+	for _, ext := range leaf.Extensions {
+		if ext.Id.Equal(oidExtSubjectAltName) {
+			if emails, _, err := parseSANEmails(ext.Value); err == nil {
+				return emails
+			}
+		}
+	}
+	return leaf.EmailAddresses
 }

@@ -161,3 +161,16 @@ func TestParseRenewalWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacesInternationalized: a certificate for an address with a
+// non-ASCII local part names it in an SmtpUTF8Mailbox otherName only;
+// an order for the address may replace it.
+func TestReplacesInternationalized(t *testing.T) {
+	t.Parallel()
+	const addr = "j\u00f6rg@example.org"
+	e := newEnv(t, Options{}, addr)
+	leaf := e.issueCert(addr, "")
+	if _, _, err := e.orderReplacing(addr, certID(leaf)); err != nil {
+		t.Errorf("an order for %s replacing its certificate: %v", addr, err)
+	}
+}

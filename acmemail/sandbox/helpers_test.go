@@ -10,11 +10,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +277,13 @@ func (e *env) waitAuthz(url string) acme.Authorization {
 func newCSR(t *testing.T, key crypto.Signer, emails []string, mutate func(*x509.CertificateRequest)) []byte {
 	t.Helper()
 	tmpl := &x509.CertificateRequest{EmailAddresses: emails}
+	if slices.ContainsFunc(emails, internationalLocal) { // SmtpUTF8Mailbox, which x509 does not write
+		san, err := marshalSAN(emails)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl = &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: oidExtSubjectAltName, Value: san}}}
+	}
 	if mutate != nil {
 		mutate(tmpl)
 	}

@@ -207,7 +207,7 @@ func newShowCmd(g *globals) *cobra.Command {
 				ci, err = issuer.StatusOf(store, email, time.Now())
 			}
 			if errors.Is(err, issuer.ErrNotManaged) {
-				return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
+				return withHint(fmt.Errorf("no certificate for %s is managed here", email), issuer.NotManagedHints(store, email, "see acmemail list, or get one with acmemail obtain "+email)...)
 			}
 			if err != nil {
 				return err

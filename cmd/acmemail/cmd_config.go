@@ -42,6 +42,7 @@ type configResult struct {
 	File     string    `json:"file"` // "" when there is none
 	Identity string    `json:"identity,omitempty"`
 	Settings []setting `json:"settings"`
+	Warnings []string  `json:"warnings,omitempty"` // identity tables that look like a managed or given address but are not for it
 }
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -73,7 +74,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 	path, _ := g.configPath(g.configFile)
 	c := g.config
 	if c != nil {
-		res.File = path
+		res.File, res.Warnings = path, c.Lookalikes(knownAddresses(g, email))
 	}
 	seen := map[string]bool{}
 	known := cfgfile.FlagNames(cmd.Root())
@@ -130,6 +131,7 @@ func runConfig(g *globals, cmd *cobra.Command, o *configShowOptions, email strin
 	for _, s := range res.Settings {
 		fmt.Fprintf(w, "%s = %s  # %s\n", s.Key, tomlValue(s.Value), s.Source)
 	}
+	warnAll(g, res.Warnings)
 	if c != nil && email == "" && len(c.Identities) > 0 {
 		ids := make([]string, 0, len(c.Identities))
 		for id := range c.Identities {

@@ -141,7 +141,7 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 		return withHint(err, "it is in the certificate of "+ae.Primary+" (obtained with --also); export "+ae.Primary)
 	case errors.Is(err, issuer.ErrNotManaged):
 		// As show, renew and revoke say it; the keystore's wording adds nothing.
-		return withHint(fmt.Errorf("no certificate for %s is managed here", email), "see acmemail list, or get one with acmemail obtain "+email)
+		return withHint(fmt.Errorf("no certificate for %s is managed here", email), issuer.NotManagedHints(store, email, "see acmemail list, or get one with acmemail obtain "+email)...)
 	case errors.Is(err, issuer.ErrArchivedOnly):
 		return fmt.Errorf("%s has archived certificates but no current one; use --all-history to export them", email)
 	case err != nil:

@@ -367,9 +367,11 @@ type obtainResult struct {
 	ACMERequests int64     `json:"acme_requests"`
 }
 
-// checkEmail validates the address given on the command line and returns
-// it normalized (acmemail.NormalizeAddress): the domain lowercased and in
-// A-labels, the local part as given (it may be internationalized).
+// checkEmail validates an address given on the command line, in the
+// environment or in the configuration file and returns it normalized
+// (acmemail.NormalizeAddress): in Unicode NFC, the domain lowercased and
+// in A-labels, the local part's case as given (it may be
+// internationalized). Every address is normalized here, once, at the edge.
 func checkEmail(s string) (string, error) {
 	if strings.HasPrefix(s, "*") {
 		return "", usageErrorf("%q: wildcards are not allowed in email identifiers", s)

@@ -126,7 +126,7 @@ func runRevoke(ctx context.Context, g *globals, o *revokeOptions, args []string)
 		targets, err = issuer.Revocations(is.Store, email, only)
 		switch {
 		case errors.Is(err, issuer.ErrNotManaged):
-			return withHint(fmt.Errorf("no certificate for %s is managed here", email), "for another certificate use --cert FILE --server CA")
+			return withHint(fmt.Errorf("no certificate for %s is managed here", email), issuer.NotManagedHints(is.Store, email, "for another certificate use --cert FILE --server CA")...)
 		case errors.Is(err, issuer.ErrNotPair):
 			return withHint(usageErrorf("--only %s: %s has one certificate, not a signing and an encryption one (obtain --split)", only, email),
 				"drop --only to revoke it")

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
+	"github.com/acmemail/acmemail/cmd/internal/termout"
 )
 
 // The configuration file, config.toml: defaults for every command, and one
@@ -96,6 +98,23 @@ func commandIdentity(args []string) string {
 	return email
 }
 
+// knownAddresses are the addresses identity tables are for: the managed
+// ones and email ("", without one, looks like no address).
+func knownAddresses(g *globals, email string) []string {
+	var addrs []string
+	if store, err := openStateToRead(g.getenv); err == nil && store != nil {
+		addrs, _ = store.ListIdentities()
+	}
+	return append(addrs, email)
+}
+
+// warnAll prints warnings on stderr, escaped.
+func warnAll(g *globals, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(g.stderr, "acmemail: warning: %s\n", termout.Escape(w))
+	}
+}
+
 // settingsPreRun is the root's PersistentPreRunE part that applies the
 // environment and the configuration file.
 func (g *globals) settingsPreRun(cmd *cobra.Command, args []string) error {
@@ -110,6 +129,9 @@ func (g *globals) settingsPreRun(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	g.settingSources = sources
+	if email := commandIdentity(args); email != "" && c != nil && cmd.Name() != "config" {
+		warnAll(g, c.Lookalikes([]string{email})) // config says it with all addresses
+	}
 	log := g.logger()
 	for _, s := range sources {
 		log.Info("setting", "flag", s.Flag, "from", s.From)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ type settingsView struct {
 
 func settingsFor(t *testing.T, env map[string]string, args ...string) (*settingsView, error) {
 	t.Helper()
-	g := &globals{getenv: func(k string) string { return env[k] }}
+	g := &globals{getenv: func(k string) string { return env[k] }, stderr: io.Discard}
 	root := newRootCmd(g)
 	cmd, rest, err := root.Find(args)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 )
 
@@ -39,7 +40,10 @@ type Value struct {
 type File struct {
 	Path       string
 	Defaults   map[string]Value
-	Identities map[string]map[string]Value // address (domain lowercased) -> key -> value
+	Identities map[string]map[string]Value // normalized address -> key -> value
+	// TableAt is where each identity's table starts ("config.toml:5"),
+	// by its normalized address.
+	TableAt map[string]string
 }
 
 // secretWords mark keys that would hold a secret literal.
@@ -85,7 +89,7 @@ func Parse(data []byte, name string, known func(string) bool) (*File, error) {
 		}
 		return l, fmt.Sprintf("%s:%d", name, l)
 	}
-	c := &File{Path: name, Defaults: map[string]Value{}, Identities: map[string]map[string]Value{}}
+	c := &File{Path: name, Defaults: map[string]Value{}, Identities: map[string]map[string]Value{}, TableAt: map[string]string{}}
 	table := func(section string, m map[string]any, path ...string) (map[string]Value, error) {
 		out := map[string]Value{}
 		keys := make([]string, 0, len(m))
@@ -143,6 +147,7 @@ func Parse(data []byte, name string, known func(string) bool) (*File, error) {
 				if _, dup := c.Identities[norm]; dup {
 					return nil, fmt.Errorf("%s: [identity.%q]: a second table for %s", where, addr, norm)
 				}
+				c.TableAt[norm] = where
 				section := fmt.Sprintf("[identity.%q]", addr)
 				if c.Identities[norm], err = table(section, m, top, addr); err != nil {
 					return nil, err
@@ -157,6 +162,36 @@ func Parse(data []byte, name string, known func(string) bool) (*File, error) {
 		}
 	}
 	return c, nil
+}
+
+// Lookalikes warns of the identity tables that apply to none of addrs
+// (normalized: the managed addresses, the one a command is given) but
+// look like one of them: the address differs only in the case of its
+// local part. The domain's case never matters, but the local part's is
+// kept (RFC 5321 §2.4: a mail server may tell Alice from alice), so such
+// a table applies only to an address spelled as it is. An address with a
+// table of its own is not warned of. One sentence per table, sorted by
+// address.
+func (c *File) Lookalikes(addrs []string) []string {
+	if c == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(c.Identities))
+	for id := range c.Identities {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []string
+	for _, id := range ids {
+		if slices.Contains(addrs, id) {
+			continue
+		}
+		if s := acmemail.SimilarAddress(id, addrs); s != "" && c.Identities[s] == nil {
+			out = append(out, fmt.Sprintf("%s: [identity.%q] does not apply to %s, only to an address spelled %s (the case of the local part counts): did you mean [identity.%q]?",
+				c.TableAt[id], id, s, id, s))
+		}
+	}
+	return out
 }
 
 // checkKey refuses keys that name no flag, reserved flags, secrets and

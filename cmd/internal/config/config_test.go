@@ -314,3 +314,40 @@ func BenchmarkParseConfig(b *testing.B) {
 		}
 	}
 }
+
+// TestIdentityKeysNormalized: a table's address is normalized as the
+// command line's are (the domain's case, Unicode NFC), so it applies to
+// the address however either is spelled; two spellings of one address
+// are two tables for it. A table whose address differs from a managed or
+// given one only in the local part's case does not apply to it, and
+// Lookalikes says so, with where the table is.
+func TestIdentityKeysNormalized(t *testing.T) {
+	text := "[identity.\"Alice@Example.TEST\"]\nuser = \"a\"\n\n[identity.\"bob@EXAMPLE.test\"]\nuser = \"b\"\n\n[identity.\"jo\u0308rg@example.test\"]\nuser = \"j\"\n"
+	c, err := Parse([]byte(text), "c.toml", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, user := range map[string]string{"Alice@example.test": "a", "bob@example.test": "b", "j\u00f6rg@example.test": "j"} {
+		if v := c.Identities[id]["user"]; v.Value != user {
+			t.Errorf("table of %+q: user = %+v (identities %v)", id, v, c.Identities)
+		}
+	}
+	warn := c.Lookalikes([]string{"alice@example.test", "bob@example.test", "j\u00f6rg@example.test"})
+	if len(warn) != 1 || !strings.HasPrefix(warn[0], `c.toml:1: [identity."Alice@example.test"]`) || !strings.Contains(warn[0], `did you mean [identity."alice@example.test"]?`) {
+		t.Errorf("Lookalikes = %q; want one warning, for Alice's table at line 1", warn)
+	}
+	if warn := c.Lookalikes([]string{"Alice@example.test", "carol@example.test"}); len(warn) != 0 {
+		t.Errorf("Lookalikes of the tables' own addresses = %q", warn)
+	}
+	c, err = Parse([]byte(text+"[identity.\"alice@example.test\"]\n"), "c.toml", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn := c.Lookalikes([]string{"alice@example.test"}); len(warn) != 0 {
+		t.Errorf("Lookalikes of an address with a table of its own = %q", warn)
+	}
+	_, err = Parse([]byte("[identity.\"j\u00f6rg@example.test\"]\n[identity.\"jo\u0308rg@example.test\"]\n"), "c.toml", known)
+	if err == nil || !strings.Contains(err.Error(), "a second table") {
+		t.Errorf("NFC and NFD tables of one address: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/mailbox"
@@ -136,7 +137,7 @@ func (m *mailLogin) mailSecret(ctx context.Context, smtp, useKeyring bool) (secr
 	kerr := ErrKeyringNotFound
 	if useKeyring {
 		var v string
-		if v, kerr = OpenKeyring().Get(KeyringService, KeyringUser(p.Email, smtp)); kerr == nil {
+		if v, kerr = keyringGet(p, smtp); kerr == nil {
 			log.Info("secret loaded", "what", what, "from", "the OS keyring")
 			return v, true, nil
 		}
@@ -155,6 +156,20 @@ func (m *mailLogin) mailSecret(ctx context.Context, smtp, useKeyring bool) (secr
 			"give --password-command CMD (your password manager), --password-file FILE or ACMEMAIL_PASSWORD, or store it with 'acmemail login "+p.Email+"'")
 	}
 	return v, false, err
+}
+
+// keyringGet reads the keyring entry of the profile's address; failing
+// that, of the spelling an older acmemail stored it under: the login's,
+// when that is the address in another Unicode form (issuer.ProfileOf
+// keeps a recorded address, normalized since, as the login).
+func keyringGet(p *issuer.Profile, smtp bool) (string, error) {
+	v, err := OpenKeyring().Get(KeyringService, KeyringUser(p.Email, smtp))
+	if errors.Is(err, ErrKeyringNotFound) && p.User != "" && p.User != p.Email {
+		if n, nerr := acmemail.NormalizeAddress(p.User); nerr == nil && n == p.Email {
+			return OpenKeyring().Get(KeyringService, KeyringUser(p.User, smtp))
+		}
+	}
+	return v, err
 }
 
 // command runs a secret command of the profile's login.

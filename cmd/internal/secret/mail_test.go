@@ -3,6 +3,7 @@ package secret_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/cmd/internal/secret/secrettest"
+	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -267,5 +269,23 @@ func TestRunSecrets(t *testing.T) {
 	run.SandboxAlso = map[string]string{"bob@example.test": "sandbox-pw"}
 	if pw, err := run.AlsoPassword(t.Context(), p, issuer.Also{Email: "Bob@example.test", User: "bob"}); err != nil || pw != "sandbox-pw" {
 		t.Errorf("AlsoPassword (sandbox) = %q, %v", pw, err)
+	}
+}
+
+// TestKeyringOlderSpelling: an older acmemail stored the keyring entry
+// under the address as typed, in NFD here; the recorded profile, read with
+// the address normalized, still finds it (and logs in as recorded).
+func TestKeyringOlderSpelling(t *testing.T) {
+	const nfd, nfc = "jo\u0308rg@example.test", "j\u00f6rg@example.test"
+	kr := &secrettest.Keyring{Entries: map[string]string{"acmemail/" + nfd: "older-entry"}}
+	secrettest.Use(t, kr)
+	p, err := issuer.ProfileOf(keystore.CertMeta{Email: nfd, Profile: json.RawMessage(`{"version":1,"email":"` + nfd + `"}`)})
+	if err != nil || p.Email != nfc {
+		t.Fatalf("ProfileOf = %+q, %v", p.Email, err)
+	}
+	src, _ := sources(nil)
+	imap, _, err := src.MailLogin(t.Context(), &p, secret.Recorded{})
+	if err != nil || imap.Password != "older-entry" || imap.Username != nfd {
+		t.Errorf("MailLogin = %+q/%q, %v; want the older entry, as %+q", imap.Username, imap.Password, err, nfd)
 	}
 }
