@@ -134,6 +134,8 @@ type run struct {
 	smime     *x509.CertPool // roots for S/MIME-signed challenges, or nil
 	lookupTXT func(context.Context, string) ([]string, error)
 	closers   []func()
+	claims    *claimLog   // the client's reply guard, noting challenge claims
+	input     *inputWatch // the mail of --manual or --pipe, or nil
 }
 
 func (r *run) close() {
@@ -330,6 +332,8 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 	if guard != nil {
 		client.Guard = guard(client.Guard)
 	}
+	r.claims = &claimLog{ReplyGuard: client.Guard}
+	client.Guard = r.claims
 	if accountURL != "" {
 		return client, nil
 	}
@@ -434,7 +438,10 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	})
 	r.prog.EndLive()
 	if err != nil && ctx.Err() != nil {
-		return nil, saver.interrupted(err)
+		return nil, saver.interrupted(err, r.claims.has)
+	}
+	if err != nil && r.input != nil && r.input.failed.Load() {
+		return nil, saver.inputEnded(err, r.claims.has)
 	}
 	if err != nil {
 		return nil, err

@@ -157,6 +157,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.Is(err, context.Canceled) && cmd != nil && (cmd.Name() == "obtain" || cmd.Name() == "renew") {
 			io.WriteString(stderr, "acmemail: hint: "+interruptedHint(err)+"\n")
 		}
+		if ie := (*issuer.InputEndedError)(nil); errors.As(err, &ie) {
+			io.WriteString(stderr, "acmemail: hint: "+inputEndedHint(ie)+"\n")
+		}
 		for _, h := range settingHints(err, g.settingSources) {
 			io.WriteString(stderr, "acmemail: hint: "+h+"\n")
 		}
