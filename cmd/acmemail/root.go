@@ -99,7 +99,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newAccountCmd(g))
 	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
-	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g))
+	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g), newForgetCmd(g))
 	wireCompletions(g, root)
 	emailArgs(root)
 	return root
