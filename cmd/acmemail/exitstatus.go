@@ -124,8 +124,9 @@ var commandExits = map[string]exitStatuses{
 		exitError: "the files of the certificate, or of the encryption certificate of its pair, cannot be read (its state is broken; stderr says which file and what is wrong), or another error",
 	}},
 	"export": {codes: exitsLocal},
-	"forget": {codes: append(slices.Clone(exitsLocal), exitLocked), say: map[int]string{
-		exitUsage: "usage error, or not confirmed (without a terminal: no --yes); nothing was changed",
+	"forget": {codes: slices.Concat(exitsLocal, []int{exitLocked}, exitsInterrupted), say: map[int]string{
+		exitUsage:       "usage error, or not confirmed (without a terminal: no --yes); nothing was changed",
+		exitInterrupted: "interrupted by SIGINT (Ctrl-C), at the question too; nothing was changed",
 	}},
 	"config":     {codes: exitsLocal},
 	"completion": {codes: exitsLocal},

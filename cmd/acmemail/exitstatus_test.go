@@ -131,10 +131,11 @@ func TestExitStatusHelp(t *testing.T) {
 		"list":   {not: local},
 		"show":   {not: local},
 		"export": {not: local},
-		// The identity's lock, like obtain's; nothing else to wait for.
+		// The identity's lock, like obtain's; the question on the
+		// terminal waits for an answer or a signal.
 		"forget": {
-			has: []int{exitLocked},
-			not: []int{exitMailAuth, exitMailTimeout, exitCA, exitSomeFailed, exitHookFailed, exitInterrupted, exitTerminated},
+			has: []int{exitLocked, exitInterrupted, exitTerminated},
+			not: []int{exitMailAuth, exitMailTimeout, exitCA, exitSomeFailed, exitHookFailed},
 		},
 		"config":     {not: local},
 		"completion": {not: local},

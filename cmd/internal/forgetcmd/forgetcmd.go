@@ -85,6 +85,9 @@ func New(env Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd.Context(), env, &o, args[0])
 		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return complete(env, args, prefix), cobra.ShellCompDirectiveNoFileComp
+		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (needed without a terminal)")
@@ -155,7 +158,7 @@ func before(ctx context.Context, env Env, o *options, st issuer.Status) error {
 		}
 		q := fmt.Sprintf("acmemail: forget %s (%s)? Its files, keys included, move to the state directory's forgotten/ and acmemail stops managing it. [y/N] ",
 			st.Email, termout.EscapeLines(strings.TrimSpace(what)))
-		ok, err := env.Confirm(q, "y", "yes")
+		ok, err := confirm(ctx, env, q)
 		if errors.Is(err, secret.ErrNoTTY) {
 			return issuer.WithHint(issuer.Usagef("forget needs confirmation and there is no terminal to ask on; nothing was changed"), "run again with --yes")
 		}
@@ -170,6 +173,43 @@ func before(ctx context.Context, env Env, o *options, st issuer.Status) error {
 		return env.Export(ctx, st.Email, o.export, o.p12PasswordFile)
 	}
 	return nil
+}
+
+// confirm asks q, giving up when ctx ends: the terminal's Ctrl-C is
+// caught (the context ends), and the read would wait for a line.
+func confirm(ctx context.Context, env Env, q string) (bool, error) {
+	type answer struct {
+		ok  bool
+		err error
+	}
+	c := make(chan answer, 1)
+	go func() {
+		ok, err := env.Confirm(q, "y", "yes")
+		c <- answer{ok, err}
+	}()
+	select {
+	case a := <-c:
+		return a.ok, a.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("not confirmed: %w; nothing was changed", ctx.Err())
+	}
+}
+
+// complete offers the addresses forget can forget: every one list shows,
+// pending and broken ones too. It creates and changes nothing.
+func complete(env Env, args []string, prefix string) []cobra.Completion {
+	store, err := env.Store()
+	if len(args) > 0 || err != nil || store == nil {
+		return nil
+	}
+	list, _ := store.ListIdentities()
+	var out []cobra.Completion
+	for _, e := range list {
+		if strings.HasPrefix(strings.ToLower(e), strings.ToLower(prefix)) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func notManaged(email string) error {
