@@ -122,3 +122,24 @@ func TestForgetPending(t *testing.T) {
 		t.Errorf("Contents after Forget = %v, %v", c, err)
 	}
 }
+
+// TestForgetBroken: an address whose certificate files are damaged (list:
+// broken) is forgotten like any other, its key kept.
+func TestForgetBroken(t *testing.T) {
+	store := testStore(t)
+	const email = "carol@example.org"
+	saveTestCert(t, store, Profile{Email: email}, "both")
+	if err := os.WriteFile(filepath.Join(store.Dir, "certificates", email, "chain.pem"), []byte("torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Forget(context.Background(), store, email, ForgetOptions{})
+	if err != nil {
+		t.Fatalf("Forget = %v", err)
+	}
+	if res.State != StateBroken || !slices.Equal(res.Keys, []string{"key.pem"}) {
+		t.Errorf("Forget = %+v, want the broken address with its key kept", res)
+	}
+	if list, err := Statuses(store, time.Now()); err != nil || len(list) != 0 {
+		t.Errorf("Statuses after Forget = %+v, %v", list, err)
+	}
+}
