@@ -1059,7 +1059,7 @@ func (c *Client) consider(ctx context.Context, work []*pending, started time.Tim
 	sendErr := c.Mail.Send(ctx, p.email, to, reply)
 	claimErr := <-mailClaims
 	if sendErr != nil {
-		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered; run again to start a new order)", p.email, sendErr)
+		return fmt.Errorf("send the reply for %s: %w (the challenge is recorded as answered, and is never answered again)", p.email, sendErr)
 	}
 	p.replied, p.mailAt = true, m.at
 	c.emit(EventReplySent, p.email, "sent the reply to %s", strings.Join(to, ", "))

@@ -49,16 +49,40 @@ func (e *HookError) Unwrap() error { return e.Err }
 // ErrNotManaged: the state directory has no certificate for the address.
 var ErrNotManaged = errors.New("no certificate for the address is managed here")
 
-// InterruptedError is a run stopped by its context (Ctrl-C, a signal, its
-// timeout), with what it leaves for the next run: whether an order was
-// recorded, and whether its challenges were all answered (then the next
-// run continues it; otherwise the challenge mail went to this run and the
-// next run orders anew, with the same key).
-type InterruptedError struct {
-	Err      error
+// Resumption is what the next run for the address does with the order a
+// run stopped with: none was recorded (Ordered false: nothing to
+// continue, a key already made is kept), it continues the order
+// (Answered: every challenge of it not yet valid was answered, with its
+// reply sent or already POSTed, and no challenge is answered twice), or
+// it orders anew with the same key (the challenge mail went to the run
+// that stopped, or its reply may never have left).
+type Resumption struct {
 	Ordered  bool // an order was recorded
-	Answered bool // and every challenge of it was answered
+	Answered bool // and the next run continues it
+}
+
+// NextRun is what the next run does (the errors below carry it).
+func (r Resumption) NextRun() Resumption { return r }
+
+// InterruptedError is a run stopped by its context (Ctrl-C, a signal, its
+// timeout), with what it leaves for the next run.
+type InterruptedError struct {
+	Err error
+	Resumption
 }
 
 func (e *InterruptedError) Error() string { return e.Err.Error() }
 func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// InputEndedError is an obtain --manual or --pipe run that stopped
+// because what it reads the challenge mail from, or the confirmation
+// that the reply was sent, failed or ended (stdin ended, "abort" was
+// typed, a --challenge-file was refused, respond went away), with what
+// it leaves for the next run.
+type InputEndedError struct {
+	Err error
+	Resumption
+}
+
+func (e *InputEndedError) Error() string { return e.Err.Error() }
+func (e *InputEndedError) Unwrap() error { return e.Err }

@@ -140,6 +140,9 @@ type run struct {
 	rt        RunTiming
 	learnable bool
 	learned   *CATiming
+
+	claims *claimLog   // the client's reply guard, noting challenge claims
+	input  *inputWatch // the mail of --manual or --pipe, or nil
 }
 
 func (r *run) close() {
@@ -337,6 +340,8 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 	if guard != nil {
 		client.Guard = guard(client.Guard)
 	}
+	r.claims = &claimLog{ReplyGuard: client.Guard}
+	client.Guard = r.claims
 	if accountURL != "" {
 		return client, nil
 	}
@@ -441,7 +446,10 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	})
 	r.prog.EndLive()
 	if err != nil && ctx.Err() != nil {
-		return nil, saver.interrupted(err)
+		return nil, saver.interrupted(err, r.claims.has)
+	}
+	if err != nil && r.input != nil && r.input.failed.Load() {
+		return nil, saver.inputEnded(err, r.claims.has)
 	}
 	if err != nil {
 		r.unlearn(err)

@@ -169,7 +169,7 @@ func (m *ManualMail) read() ([]byte, error) {
 		}
 		if errors.Is(err, io.EOF) {
 			if buf.Len() == 0 {
-				return nil, errors.New("no challenge mail on stdin (it ended); paste the mail, or use --challenge-file")
+				return nil, errors.New("no challenge mail on stdin (it ended)")
 			}
 			break
 		}
@@ -206,7 +206,7 @@ func (m *ManualMail) Send(ctx context.Context, from string, to []string, raw []b
 	case "", "y", "yes", "sent", "ok":
 		return nil
 	}
-	return errors.New("you did not confirm that the reply was sent, so the CA was not asked to validate; start a new order when you are ready")
+	return errors.New("you did not confirm that the reply was sent; stopped")
 }
 
 // lfLines is a mail as a local mail transfer agent (sendmail -t -oi)

@@ -84,7 +84,10 @@ func (is *Issuer) Obtain(ctx context.Context, p Profile, o ObtainOptions) (*Obta
 		return nil, err
 	}
 	mail := o.Mail
-	if mail == nil {
+	if mail != nil {
+		r.input = &inputWatch{Mail: mail}
+		mail = r.input
+	} else {
 		if mail, err = r.openMail(ctx); err != nil {
 			return nil, err
 		}

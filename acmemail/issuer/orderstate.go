@@ -1,8 +1,12 @@
 package issuer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
@@ -85,14 +89,102 @@ func (o *orderSaver) save(st acmemail.OrderState) error {
 
 // interrupted wraps err of a run stopped by its context with what the
 // order state says the next run does.
-func (o *orderSaver) interrupted(err error) error {
-	ie := &InterruptedError{Err: err}
-	if st := o.last; st != nil && st.OrderURL != "" {
-		ie.Ordered = true
-		ie.Answered = st.Finalized || len(st.Authorizations) > 0
-		for _, a := range st.Authorizations {
-			ie.Answered = ie.Answered && (a.ReplySent || a.Valid)
+func (o *orderSaver) interrupted(err error, claimed func(challengeURL string) bool) error {
+	return &InterruptedError{Err: err, Resumption: o.next(claimed)}
+}
+
+// inputEnded wraps err of a --manual or --pipe run whose input ended
+// with what the order state says the next run does.
+func (o *orderSaver) inputEnded(err error, claimed func(challengeURL string) bool) error {
+	return &InputEndedError{Err: err, Resumption: o.next(claimed)}
+}
+
+// next is what the next run does with the order this one leaves, decided
+// as acmemail.Client decides whether an interrupted order can be
+// continued: a challenge not yet valid must have been claimed by a reply
+// and either the reply was sent or the challenge POSTed (the CA then
+// looks for the reply whatever the next run does). claimed reports
+// whether this run claimed (or found claimed) a challenge.
+func (o *orderSaver) next(claimed func(challengeURL string) bool) Resumption {
+	st := o.last
+	if st == nil || st.OrderURL == "" {
+		return Resumption{}
+	}
+	r := Resumption{Ordered: true, Answered: st.Finalized || len(st.Authorizations) > 0}
+	for _, a := range st.Authorizations {
+		r.Answered = r.Answered && (a.Valid || a.ReplySent || a.Posted && claimed(a.ChallengeURL))
+	}
+	return r
+}
+
+// claimLog is a run's reply guard that notes which challenges were
+// claimed, by this run or (found when an order is continued) an earlier
+// one, for orderSaver.next.
+type claimLog struct {
+	acmemail.ReplyGuard
+	mu   sync.Mutex
+	keys []string
+}
+
+func (c *claimLog) Claim(key string) (bool, error) {
+	ok, err := c.ReplyGuard.Claim(key)
+	if err == nil {
+		c.note(key) // claimed now, or before (ok false)
+	}
+	return ok, err
+}
+
+func (c *claimLog) Claimed(key string) (bool, error) {
+	ok, err := c.ReplyGuard.Claimed(key)
+	if ok && err == nil {
+		c.note(key)
+	}
+	return ok, err
+}
+
+func (c *claimLog) note(key string) {
+	if acmemail.IsChallengeKey(key) {
+		c.mu.Lock()
+		c.keys = append(c.keys, key)
+		c.mu.Unlock()
+	}
+}
+
+// has reports whether the challenge at challengeURL was noted as claimed.
+func (c *claimLog) has(challengeURL string) bool {
+	if c == nil || challengeURL == "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range c.keys {
+		if strings.HasSuffix(k, " "+challengeURL) {
+			return true
 		}
 	}
-	return ie
+	return false
+}
+
+// inputWatch is the mail of obtain --manual or --pipe, noting whether
+// reading the challenge mail or handing out the reply failed other than
+// by the run's end: then the run stopped because its input did.
+type inputWatch struct {
+	acmemail.Mail
+	failed atomic.Bool
+}
+
+func (m *inputWatch) Next(ctx context.Context) ([]byte, error) {
+	raw, err := m.Mail.Next(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.failed.Store(true)
+	}
+	return raw, err
+}
+
+func (m *inputWatch) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	err := m.Mail.Send(ctx, from, to, raw)
+	if err != nil && ctx.Err() == nil {
+		m.failed.Store(true)
+	}
+	return err
 }

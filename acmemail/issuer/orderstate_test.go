@@ -97,3 +97,33 @@ func TestMailTLSSessionCaches(t *testing.T) {
 		t.Error("TLSConfig has a session cache")
 	}
 }
+
+// TestOrderSaverNext: what the next run does with the order a run
+// stopped with follows acmemail.Client's rule for continuing one: every
+// challenge not yet valid has its reply sent, or was claimed and POSTed.
+func TestOrderSaverNext(t *testing.T) {
+	const ch = "https://ca.example/chall/1"
+	claimedCh := func(u string) bool { return u == ch }
+	none := func(string) bool { return false }
+	for _, tc := range []struct {
+		name    string
+		st      *acmemail.OrderState
+		claimed func(string) bool
+		want    Resumption
+	}{
+		{"nothing recorded", nil, none, Resumption{}},
+		{"no order URL", &acmemail.OrderState{}, none, Resumption{}},
+		{"not answered", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{ChallengeURL: ch}}}, none, Resumption{Ordered: true}},
+		{"claimed, not sent, not posted", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{ChallengeURL: ch}}}, claimedCh, Resumption{Ordered: true}},
+		{"posted, not claimed", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{ChallengeURL: ch, Posted: true}}}, none, Resumption{Ordered: true}},
+		{"claimed and posted", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{ChallengeURL: ch, Posted: true}}}, claimedCh, Resumption{Ordered: true, Answered: true}},
+		{"sent", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{ChallengeURL: ch, ReplySent: true}}}, none, Resumption{Ordered: true, Answered: true}},
+		{"one valid, one not answered", &acmemail.OrderState{OrderURL: "o", Authorizations: []acmemail.AuthzState{{Valid: true}, {ChallengeURL: "x"}}}, claimedCh, Resumption{Ordered: true}},
+		{"finalized", &acmemail.OrderState{OrderURL: "o", Finalized: true}, none, Resumption{Ordered: true, Answered: true}},
+	} {
+		o := &orderSaver{last: tc.st}
+		if got := o.next(tc.claimed); got != tc.want {
+			t.Errorf("%s: next = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/forgetcmd"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -227,4 +229,18 @@ func printExport(g *globals, o *exportOptions, res exportResult) error {
 		}
 	}
 	return nil
+}
+
+// newForgetCmd is forget (cmd/internal/forgetcmd) on the state directory
+// and the terminal; its --export is export --all-history.
+func newForgetCmd(g *globals) *cobra.Command {
+	return forgetcmd.New(forgetcmd.Env{
+		Stdout: g.stdout, Stderr: g.stderr, Confirm: g.confirm,
+		Store: func() (*keystore.Store, error) { return openStateToRead(g.getenv) },
+		Export: func(ctx context.Context, email, file, passwordFile string) error {
+			quiet := *g // the paths written are forget's to print
+			quiet.stdout = io.Discard
+			return runExport(ctx, &quiet, &exportOptions{format: "p12", p12Profile: "modern", out: file, allHistory: true, p12PasswordFile: passwordFile}, email)
+		},
+	})
 }

@@ -81,3 +81,15 @@ func manualMailWait(timeout time.Duration) time.Duration {
 	}
 	return 24 * time.Hour
 }
+
+// inputEndedHint says what running obtain --manual or --pipe again does
+// after its input ended, as the recorded order state decides it.
+func inputEndedHint(ie *issuer.InputEndedError) string {
+	switch {
+	case !ie.Ordered:
+		return "run the same command again: nothing was ordered yet, and a key already made is kept"
+	case ie.Answered:
+		return "run the same command again to continue: the order and key are kept, and the CA was already asked to validate, so send the reply above if you have not (if the CA failed it meanwhile, a new order is made; a challenge is never answered twice)"
+	}
+	return "run the same command again: it starts a new order, with the same key, and the CA sends a new challenge mail: give that one, not this order's (a challenge is never answered twice)"
+}

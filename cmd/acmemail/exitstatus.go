@@ -123,7 +123,11 @@ var commandExits = map[string]exitStatuses{
 		exitOK:    "success, a pending address included",
 		exitError: "the files of the certificate, or of the encryption certificate of its pair, cannot be read (its state is broken; stderr says which file and what is wrong), or another error",
 	}},
-	"export":     {codes: exitsLocal},
+	"export": {codes: exitsLocal},
+	"forget": {codes: slices.Concat(exitsLocal, []int{exitLocked}, exitsInterrupted), say: map[int]string{
+		exitUsage:       "usage error, or not confirmed (without a terminal: no --yes); nothing was changed",
+		exitInterrupted: "interrupted by SIGINT (Ctrl-C), at the question too; nothing was changed",
+	}},
 	"config":     {codes: exitsLocal},
 	"completion": {codes: exitsLocal},
 	"version":    {codes: exitsLocal},

@@ -128,9 +128,15 @@ func TestExitStatusHelp(t *testing.T) {
 		"account deactivate": account,
 		// The state directory and the configuration file only: nothing
 		// to wait for, so a signal is caught and the command finishes.
-		"list":       {not: local},
-		"show":       {not: local},
-		"export":     {not: local},
+		"list":   {not: local},
+		"show":   {not: local},
+		"export": {not: local},
+		// The identity's lock, like obtain's; the question on the
+		// terminal waits for an answer or a signal.
+		"forget": {
+			has: []int{exitLocked, exitInterrupted, exitTerminated},
+			not: []int{exitMailAuth, exitMailTimeout, exitCA, exitSomeFailed, exitHookFailed},
+		},
 		"config":     {not: local},
 		"completion": {not: local},
 		"version":    {not: local},

@@ -99,7 +99,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newAccountCmd(g))
 	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
-	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g))
+	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g), newForgetCmd(g))
 	wireCompletions(g, root)
 	emailArgs(root)
 	return root
@@ -156,6 +156,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		printError(stderr, err)
 		if errors.Is(err, context.Canceled) && cmd != nil && (cmd.Name() == "obtain" || cmd.Name() == "renew") {
 			io.WriteString(stderr, "acmemail: hint: "+interruptedHint(err)+"\n")
+		}
+		if ie := (*issuer.InputEndedError)(nil); errors.As(err, &ie) {
+			io.WriteString(stderr, "acmemail: hint: "+inputEndedHint(ie)+"\n")
 		}
 		for _, h := range settingHints(err, g.settingSources) {
 			io.WriteString(stderr, "acmemail: hint: "+h+"\n")
