@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -122,7 +123,7 @@ func generations(store *keystore.Store, email string, history bool) ([]keystore.
 func (e *Export) Serials() []string {
 	var out []string
 	for _, g := range e.Generations {
-		out = append(out, g.Meta.Serial)
+		out = append(out, acmemail.FormatSerialText(g.Meta.Serial))
 	}
 	return out
 }

@@ -61,7 +61,7 @@ func (r *Revocation) Serial() string {
 	if r.Leaf == nil {
 		return ""
 	}
-	return r.Leaf.SerialNumber.Text(16)
+	return acmemail.FormatSerial(r.Leaf.SerialNumber)
 }
 
 func (r *Revocation) fill(store *keystore.Store, email string, key crypto.Signer, chain []*x509.Certificate, meta keystore.CertMeta) {

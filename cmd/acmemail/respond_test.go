@@ -73,7 +73,7 @@ func TestRespondSMTP(t *testing.T) {
 	if code := obtain.wait(t); code != 0 {
 		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
 	}
-	var res obtainResult
+	var res issuer.CertResult
 	if err := json.Unmarshal([]byte(obtain.stdout.String()), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, obtain.stdout.String())
 	}
