@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,6 +353,7 @@ func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.P
 func printKept(g *globals, o *obtainOptions, k *issuer.Kept, base *issuer.Profile, p issuer.Profile) error {
 	var changes []string
 	if base != nil {
+		p.IMAP, p.SMTP = cmp.Or(p.IMAP, base.IMAP), cmp.Or(p.SMTP, base.SMTP) // not looked up again
 		changes = describeChanges(*base, p)
 	}
 	prog := newProgress(g.stderr)

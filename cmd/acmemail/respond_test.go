@@ -124,7 +124,7 @@ func TestRespondPrint(t *testing.T) {
 	}
 
 	// A new order waits; the old challenge mail is handed to it.
-	obtain2 := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	obtain2 := startCLI(t, noMailEnv(env), append([]string{"obtain", "--force"}, pipeArgs(w)[1:]...)...)
 	raw2 := challengeMail(t, w, 2)
 	r = runCLIStdin(t, noMailEnv(env), raw, "respond", "--print")
 	if r.code != exitMailTimeout || r.stdout != "" {
