@@ -119,6 +119,12 @@ encryption one (encrypt), each with its own files in the state directory (not th
 --out file); renew does the same. If it fails, acmemail exits 7; the certificates
 stay saved.
 
+A certificate that is valid and not due for renewal (renew's decision; both of a
+--split pair) is kept, like certbot keeps it: obtain says so and when it is due,
+prints its PKCS#12 path (--json: "action": "kept"), writes nothing and exits 0, even
+when its flags would change what renew repeats (they are not recorded then).
+--force gets a new certificate anyway (and applies such changes).
+
 An interrupted obtain (Ctrl-C, a crash, even SIGKILL) is continued by the next run
 for the same address: the same order and key, and an answered challenge is never
 answered again. Two runs for one address never overlap: the second exits with
