@@ -150,12 +150,12 @@ func TestJSONSchemas(t *testing.T) {
 		}
 	}
 
-	check("obtain", 0, obtainArgs(w, "--json")...)                           // issued
-	check("obtain", 0, obtainArgs(w, "--json")...)                           // kept
-	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...)        // a pair issued
-	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...)        // a pair kept
-	check("renew", 0, "renew", "--json")                                     // not due
-	check("renew", 0, "renew", "--json", "--force", bob)                     // renewed, a pair
+	check("obtain", 0, obtainArgs(w, "--json")...)                    // issued
+	check("obtain", 0, obtainArgs(w, "--json")...)                    // kept
+	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...) // a pair issued
+	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...) // a pair kept
+	check("renew", 0, "renew", "--json")                              // not due
+	check("renew", 0, "renew", "--json", "--force", bob)              // renewed, a pair
 	check("export", 0, "export", "--json", "--out", filepath.Join(out, "a.p12"), "alice@example.test")
 	check("export", 0, "export", "--json", "--format", "pem", "--out", pemDir, bob)
 	check("config", 0, "config", "--json", "alice@example.test")
