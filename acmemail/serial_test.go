@@ -2,6 +2,7 @@ package acmemail
 
 import (
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +35,29 @@ func TestFormatSerialLikeOpenSSL(t *testing.T) {
 			t.Errorf("FormatSerialText(%q) = %q, want it as is", s, got)
 		}
 	}
+}
+
+// FuzzFormatSerialText: whatever is stored, the result is either the
+// input unchanged (not hex) or whole upper-case bytes of the same number.
+func FuzzFormatSerialText(f *testing.F) {
+	for _, s := range []string{"67b2f53", "0", "", "zz", "-1", "00ff", "DEADbeef"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := FormatSerialText(s)
+		in, ok := new(big.Int).SetString(s, 16)
+		if !ok || s == "" || s[0] == '-' || s[0] == '+' {
+			if got != s {
+				t.Fatalf("FormatSerialText(%q) = %q, want it unchanged", s, got)
+			}
+			return
+		}
+		if len(got)%2 != 0 || strings.ToUpper(got) != got {
+			t.Fatalf("FormatSerialText(%q) = %q: not whole upper-case bytes", s, got)
+		}
+		out, ok := new(big.Int).SetString(got, 16)
+		if !ok || out.Cmp(in) != 0 {
+			t.Fatalf("FormatSerialText(%q) = %q: another number", s, got)
+		}
+	})
 }
