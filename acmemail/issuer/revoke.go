@@ -56,7 +56,7 @@ func (r *Revocation) Named() string {
 	return r.What() + " " + r.Serial()
 }
 
-// Serial is the certificate's serial number in hex, "" when not known.
+// Serial is the certificate's serial number as OpenSSL prints it, "" when not known.
 func (r *Revocation) Serial() string {
 	if r.Leaf == nil {
 		return ""
