@@ -860,7 +860,7 @@ func (c *Client) finish(ctx context.Context, req ObtainRequest, order acme.Order
 	if err != nil {
 		return nil, fmt.Errorf("download the certificate: %w", err)
 	}
-	c.emit(EventIssued, req.Emails[0], "certificate issued, serial %s, valid until %s", certs[0].SerialNumber.Text(16), certs[0].NotAfter.UTC().Format(time.DateOnly))
+	c.emit(EventIssued, req.Emails[0], "certificate issued, serial %s, valid until %s", FormatSerial(certs[0].SerialNumber), certs[0].NotAfter.UTC().Format(time.DateOnly))
 	cert := &Certificate{ChainPEM: chains[0].ChainPEM, Chain: certs, OrderURL: order.Location, CertURL: order.Certificate}
 	if ri := chains[0].RenewalInfo; ri != nil && ri.HasWindow() {
 		cert.RenewalInfo = fromACMERenewalInfo(*ri, c.now())

@@ -67,8 +67,8 @@ func (c *Client) Revoke(ctx context.Context, cert *x509.Certificate, reason int,
 		return err
 	}
 	if certKey == nil && c.account.Location == "" {
-		return fmt.Errorf("revoke the certificate %s: no ACME account is known for %s; revoke with the certificate's key instead", cert.SerialNumber.Text(16), c.DirectoryURL)
+		return fmt.Errorf("revoke the certificate %s: no ACME account is known for %s; revoke with the certificate's key instead", FormatSerial(cert.SerialNumber), c.DirectoryURL)
 	}
 	err := c.acme.RevokeCertificate(ctx, c.account, cert, certKey, reason)
-	return fromACME("revoke the certificate "+cert.SerialNumber.Text(16), err)
+	return fromACME("revoke the certificate "+FormatSerial(cert.SerialNumber), err)
 }

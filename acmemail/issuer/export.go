@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -122,7 +124,7 @@ func generations(store *keystore.Store, email string, history bool) ([]keystore.
 func (e *Export) Serials() []string {
 	var out []string
 	for _, g := range e.Generations {
-		out = append(out, g.Meta.Serial)
+		out = append(out, acmemail.FormatSerialText(g.Meta.Serial))
 	}
 	return out
 }
@@ -137,12 +139,17 @@ func (e *Export) PKCS12(password string, profile keystore.P12Profile) ([]byte, e
 	return keystore.EncodePKCS12Bundle(entries, password, profile)
 }
 
+// PEMFilesPerCert is how many files WritePEM writes per certificate.
+const PEMFilesPerCert = 4
+
 // WritePEM writes EMAIL.key.pem (PKCS#8, not encrypted, 0600),
-// EMAIL.cert.pem and EMAIL.chain.pem (the CA certificates, issuer first)
-// into dir, and likewise EMAIL.encrypt.*.pem for the encryption
-// certificate of a split pair. It refuses with an *ExistsError before
-// writing anything when one of them exists, and returns their absolute
-// paths, three per certificate, the key first.
+// EMAIL.cert.pem (the leaf), EMAIL.chain.pem (the leaf, then its issuers,
+// as chain.pem in the state directory) and EMAIL.ca.pem (the CA
+// certificates alone, issuer first) into dir, and likewise
+// EMAIL.encrypt.*.pem for the encryption certificate of a split pair. It
+// refuses with an *ExistsError before writing anything when one of them
+// exists, and returns their absolute paths, PEMFilesPerCert per
+// certificate in that order.
 func (e *Export) WritePEM(dir string) ([]string, error) {
 	type set struct {
 		prefix string
@@ -163,15 +170,17 @@ func (e *Export) WritePEM(dir string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		var certPEM, chainPEM bytes.Buffer
+		var certPEM, caPEM bytes.Buffer
 		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: s.gen.Chain[0].Raw})
 		for _, c := range s.gen.Chain[1:] {
-			pem.Encode(&chainPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+			pem.Encode(&caPEM, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 		}
+		chainPEM := append(slices.Clip(certPEM.Bytes()), caPEM.Bytes()...)
 		for _, f := range []file{
 			{s.prefix + ".key.pem", keyPEM, 0o600},
 			{s.prefix + ".cert.pem", certPEM.Bytes(), 0o644},
-			{s.prefix + ".chain.pem", chainPEM.Bytes(), 0o644},
+			{s.prefix + ".chain.pem", chainPEM, 0o644},
+			{s.prefix + ".ca.pem", caPEM.Bytes(), 0o644},
 		} {
 			p := filepath.Join(dir, f.path)
 			if _, err := os.Lstat(p); err == nil {

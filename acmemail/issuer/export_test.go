@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -27,7 +28,7 @@ func TestExportOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Serials(); len(got) != 2 || got[0] != cur.SerialNumber.Text(16) || got[1] != enc.SerialNumber.Text(16) ||
+	if got := e.Serials(); len(got) != 2 || got[0] != acmemail.FormatSerial(cur.SerialNumber) || got[1] != acmemail.FormatSerial(enc.SerialNumber) ||
 		e.Encryption == nil || !e.Current.Current {
 		t.Errorf("current: serials %q", got)
 	}
@@ -35,7 +36,7 @@ func TestExportOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Serials(); len(got) != 3 || got[0] != old.SerialNumber.Text(16) || got[1] != cur.SerialNumber.Text(16) || got[2] != enc.SerialNumber.Text(16) {
+	if got := e.Serials(); len(got) != 3 || got[0] != acmemail.FormatSerial(old.SerialNumber) || got[1] != acmemail.FormatSerial(cur.SerialNumber) || got[2] != acmemail.FormatSerial(enc.SerialNumber) {
 		t.Errorf("history: serials %q", got)
 	}
 	if data, err := e.PKCS12("pw", keystore.P12Modern); err != nil || len(data) == 0 {
@@ -67,8 +68,8 @@ func TestExportWritePEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"alice@example.test.key.pem", "alice@example.test.cert.pem", "alice@example.test.chain.pem",
-		"alice@example.test.encrypt.key.pem", "alice@example.test.encrypt.cert.pem", "alice@example.test.encrypt.chain.pem"}
+	want := []string{"alice@example.test.key.pem", "alice@example.test.cert.pem", "alice@example.test.chain.pem", "alice@example.test.ca.pem",
+		"alice@example.test.encrypt.key.pem", "alice@example.test.encrypt.cert.pem", "alice@example.test.encrypt.chain.pem", "alice@example.test.encrypt.ca.pem"}
 	if len(files) != len(want) {
 		t.Fatalf("files %q", files)
 	}
@@ -80,7 +81,7 @@ func TestExportWritePEM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i%3 == 0 && fi.Mode().Perm()&0o077 != 0 {
+		if i%PEMFilesPerCert == 0 && fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s: mode %v, want a private file", f, fi.Mode())
 		}
 	}
@@ -90,11 +91,11 @@ func TestExportWritePEM(t *testing.T) {
 	}
 
 	dir2 := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir2, want[4]), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir2, want[5]), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var ee *ExistsError
-	if _, err := e.WritePEM(dir2); !errors.As(err, &ee) || ee.Path != filepath.Join(dir2, want[4]) || !errors.Is(err, fs.ErrExist) {
+	if _, err := e.WritePEM(dir2); !errors.As(err, &ee) || ee.Path != filepath.Join(dir2, want[5]) || !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("an existing file: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir2); len(entries) != 1 {
@@ -129,7 +130,7 @@ func TestExportOfDamagedArchive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("export of the current certificate with a damaged archive: %v", err)
 		}
-		if got := e.Serials(); len(got) != 2 || got[0] != cur.SerialNumber.Text(16) || got[1] != encCur.SerialNumber.Text(16) {
+		if got := e.Serials(); len(got) != 2 || got[0] != acmemail.FormatSerial(cur.SerialNumber) || got[1] != acmemail.FormatSerial(encCur.SerialNumber) {
 			t.Errorf("current: serials %q", got)
 		}
 		var ae *keystore.ArchiveEntryError

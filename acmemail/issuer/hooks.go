@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/acmemail/acmemail/acmemail"
 )
 
 // hookSecretVar reports whether an ACMEMAIL_ variable may hold a secret,
@@ -62,7 +64,7 @@ func HookEnv(environ []string, res *Issued, p12Path string) []string {
 		"ACMEMAIL_CHAIN_PATH="+abs(res.Paths.Chain),
 		"ACMEMAIL_KEY_PATH="+abs(res.Paths.Key),
 		"ACMEMAIL_NOT_AFTER="+res.Meta.NotAfter.UTC().Format(time.RFC3339),
-		"ACMEMAIL_SERIAL="+res.Meta.Serial,
+		"ACMEMAIL_SERIAL="+acmemail.FormatSerialText(res.Meta.Serial),
 		// Not ACMEMAIL_USAGE: that sets --usage of an acmemail the hook runs.
 		"ACMEMAIL_CERT_USAGE="+res.Meta.Usage,
 	)

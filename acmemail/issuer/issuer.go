@@ -530,7 +530,7 @@ func keyUsageHint(profile string, u acmemail.Usage) string {
 // saved. Its order's state is kept: the next run continues the order and
 // downloads the certificate again, without a new order or reply.
 func notSaved(store *keystore.Store, serial, orderURL string, err error) error {
-	err = fmt.Errorf("the CA issued the certificate (serial %s), but it could not be saved: %w", serial, err)
+	err = fmt.Errorf("the CA issued the certificate (serial %s), but it could not be saved: %w", acmemail.FormatSerialText(serial), err)
 	again := "run the same command again: it downloads this certificate from its order " + orderURL + ", without a new order or reply"
 	if errors.Is(err, syscall.ENOSPC) {
 		return WithHint(err, "free space on the disk of "+store.Dir+", then "+again)

@@ -100,7 +100,7 @@ func (is *Issuer) Obtain(ctx context.Context, p Profile, o ObtainOptions) (*Obta
 	}
 	if _, _, cur, _, err := is.Store.LoadCertificate(p.Email); err == nil && time.Now().Before(cur.NotAfter) {
 		prog.Printf("%s already has a certificate (serial %s, valid until %s): the new one replaces it, the current one goes to the archive (acmemail renew renews only when due)",
-			p.Email, cur.Serial, cur.NotAfter.UTC().Format(time.DateOnly))
+			p.Email, acmemail.FormatSerialText(cur.Serial), cur.NotAfter.UTC().Format(time.DateOnly))
 	}
 	res := &Obtained{Profile: p, Directory: r.dirURL}
 	if !p.Split {

@@ -143,8 +143,8 @@ type Outcome struct {
 	Status   string     `json:"status"` // renewed, not-due, skipped, failed
 	Reason   string     `json:"reason,omitempty"`
 	Error    string     `json:"error,omitempty"`
-	RenewAt  *time.Time `json:"renew_at,omitempty"` // when it will be due (not-due)
-	Serial   string     `json:"serial,omitempty"`   // of the new certificate (renewed)
+	RenewAt  *time.Time `json:"renewal_due,omitempty"` // when it will be due (not-due)
+	Serial   string     `json:"serial,omitempty"`      // of the new certificate (renewed)
 	NotAfter *time.Time `json:"not_after,omitempty"`
 	PKCS12   string     `json:"pkcs12,omitempty"`
 	Replaced string     `json:"replaced,omitempty"` // serial of the certificate it replaces
@@ -246,6 +246,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 		refreshRenewalInfo(ctx, client, is.Store, email, leaf, &st, now)
 		at, why := st.RenewAt(leaf)
 		if now.Before(at) {
+			at = UTCSeconds(at)
 			oc.Status, oc.RenewAt, oc.Reason = NotDue, &at, why
 			return oc
 		}
@@ -280,8 +281,8 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 	if err != nil {
 		return fail(err)
 	}
-	na := res.Meta.NotAfter
-	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced, oc.Profile = Renewed, res.Meta.Serial, &na, res.Paths.PKCS12, meta.Serial, &r.rec
+	na := UTCSeconds(res.Meta.NotAfter)
+	oc.Status, oc.Serial, oc.NotAfter, oc.PKCS12, oc.Replaced, oc.Profile = Renewed, acmemail.FormatSerialText(res.Meta.Serial), &na, res.Paths.PKCS12, acmemail.FormatSerialText(meta.Serial), &r.rec
 	enc, err := r.renewEncryptSlot(ctx, client, p12PW, o.ReuseKey)
 	if err != nil && r.retrySafe(ctx, client, err) {
 		oc.TimingRetry = true
@@ -291,7 +292,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 		// The signing certificate is saved; the run still fails, so it is seen.
 		oc.Err = err
 	} else if enc != nil {
-		oc.EncryptionSerial, oc.EncryptionPKCS12 = enc.Meta.Serial, enc.Paths.PKCS12
+		oc.EncryptionSerial, oc.EncryptionPKCS12 = acmemail.FormatSerialText(enc.Meta.Serial), enc.Paths.PKCS12
 	}
 	// The hook runs once per new certificate: for a split pair also for
 	// the encryption one (with ACMEMAIL_CERT_USAGE=encrypt).
@@ -325,7 +326,7 @@ func (r *run) renewOne(ctx context.Context, client *acmemail.Client, t target, p
 	res, err := r.issue(ctx, client, t, p12PW, replaces, reuseKey)
 	var pe *acmemail.ProblemError
 	if replaces != "" && errors.As(err, &pe) && pe.ShortType() == "alreadyReplaced" {
-		r.prog.Printf("the CA says %s is already being replaced; ordering without replaces", serial)
+		r.prog.Printf("the CA says %s is already being replaced; ordering without replaces", acmemail.FormatSerialText(serial))
 		res, err = r.issue(ctx, client, t, p12PW, "", reuseKey)
 	}
 	return res, err

@@ -56,12 +56,12 @@ func (r *Revocation) Named() string {
 	return r.What() + " " + r.Serial()
 }
 
-// Serial is the certificate's serial number in hex, "" when not known.
+// Serial is the certificate's serial number as OpenSSL prints it, "" when not known.
 func (r *Revocation) Serial() string {
 	if r.Leaf == nil {
 		return ""
 	}
-	return r.Leaf.SerialNumber.Text(16)
+	return acmemail.FormatSerial(r.Leaf.SerialNumber)
 }
 
 func (r *Revocation) fill(store *keystore.Store, email string, key crypto.Signer, chain []*x509.Certificate, meta keystore.CertMeta) {

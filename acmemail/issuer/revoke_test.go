@@ -36,7 +36,7 @@ func TestRevocations(t *testing.T) {
 	if err != nil || len(rs) != 2 || rs[0].Role != RoleSigning || rs[1].Role != RoleEncryption || !rs[1].Leaf.Equal(enc) || rs[1].Usage != "encrypt" {
 		t.Fatalf("a pair: %+v, %v", rs, err)
 	}
-	if got := rs[1].Named(); got != "the encryption certificate "+enc.SerialNumber.Text(16) {
+	if got := rs[1].Named(); got != "the encryption certificate "+acmemail.FormatSerial(enc.SerialNumber) {
 		t.Errorf("Named = %q", got)
 	}
 	rs, err = Revocations(store, email, RoleEncryption)
@@ -127,7 +127,7 @@ func TestRevokeNoAccount(t *testing.T) {
 	if !errors.As(err, &ne) || ne.Directory != "https://127.0.0.1:1/dir" {
 		t.Fatalf("error %v", err)
 	}
-	if res.Revoked || res.Reason != "keyCompromise" || res.Email != "alice@example.test" || res.Serial != leaf.SerialNumber.Text(16) ||
+	if res.Revoked || res.Reason != "keyCompromise" || res.Email != "alice@example.test" || res.Serial != acmemail.FormatSerial(leaf.SerialNumber) ||
 		len(res.Certificates) != 1 || res.Certificates[0].Revoked || res.Certificates[0].Error != err.Error() {
 		t.Errorf("result %+v", res)
 	}

@@ -124,8 +124,8 @@ func statusOf(store *keystore.Store, email string, now time.Time) (Status, error
 	st := LoadRenewalState(store, email, meta.Serial)
 	due, _ := st.RenewAt(leaf)
 	s := Status{
-		Email: normalizedOr(meta.Email), State: StateValid, Serial: meta.Serial, NotBefore: meta.NotBefore.UTC(), NotAfter: meta.NotAfter.UTC(),
-		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: due.UTC(), RenewalBasis: "lifetime",
+		Email: normalizedOr(meta.Email), State: StateValid, Serial: acmemail.FormatSerialText(meta.Serial), NotBefore: UTCSeconds(meta.NotBefore), NotAfter: UTCSeconds(meta.NotAfter),
+		KeyType: string(meta.KeyType), Usage: meta.Usage, CA: meta.Directory, RenewalDue: UTCSeconds(due), RenewalBasis: "lifetime",
 		Expired: !now.Before(leaf.NotAfter), Revoked: st.Revoked != nil, RevocationReason: st.RevocationReason,
 		Files: StatusFiles{Dir: paths.Dir, Certificate: paths.Leaf, Chain: paths.Chain, Key: paths.Key, Meta: paths.Meta},
 	}
@@ -285,4 +285,10 @@ func PlanOfMeta(meta keystore.CertMeta, pkcs12 string, split bool, revoked *stri
 		return &Plan{Warnings: []string{err.Error()}}
 	}
 	return PlanOf(p, pkcs12, split, revoked)
+}
+
+// UTCSeconds is t as acmemail shows times, in text and JSON: in UTC, in
+// whole seconds (RFC 3339: 2026-12-06T05:00:00Z).
+func UTCSeconds(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Second)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/keystore"
 )
 
@@ -93,7 +94,7 @@ func TestStatusOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Serial != sign.SerialNumber.Text(16) || s.Usage != "sign" || s.CA != testCA || s.Server != p.Server || s.State != "valid" ||
+	if s.Serial != acmemail.FormatSerial(sign.SerialNumber) || s.Usage != "sign" || s.CA != testCA || s.Server != p.Server || s.State != "valid" ||
 		s.RenewalBasis != "lifetime" || s.RenewalDue.IsZero() || s.Files.Certificate == "" || s.Files.PKCS12 != "" {
 		t.Errorf("status = %+v", s)
 	}
@@ -101,7 +102,7 @@ func TestStatusOf(t *testing.T) {
 		t.Errorf("plan = %+v", s.Renew)
 	}
 	e := s.Encryption
-	if e == nil || e.Serial != encLeaf.SerialNumber.Text(16) || e.State != "revoked" || e.RevocationReason != "keyCompromise" || e.Renew != nil {
+	if e == nil || e.Serial != acmemail.FormatSerial(encLeaf.SerialNumber) || e.State != "revoked" || e.RevocationReason != "keyCompromise" || e.Renew != nil {
 		t.Fatalf("encryption = %+v", e)
 	}
 	if _, err := StatusOf(store, "bob@example.test", time.Now()); !errors.Is(err, ErrNotManaged) {

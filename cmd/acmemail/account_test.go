@@ -197,7 +197,7 @@ func TestAccountRollover(t *testing.T) {
 	if _, err := c.AccountKeyRollover(t.Context(), acme.Account{Location: reg.URL, PrivateKey: newKey}, third); err != nil {
 		t.Fatal(err)
 	}
-	if res := runCLI(t, env, obtainArgs(w)...); res.code == 0 || !strings.Contains(res.stderr, "hint: finish it with: acmemail account rollover") {
+	if res := runCLI(t, env, obtainArgs(w, "--force")...); res.code == 0 || !strings.Contains(res.stderr, "hint: finish it with: acmemail account rollover") {
 		t.Errorf("obtain during an interrupted rollover: exit %d\nstderr:\n%s", res.code, res.stderr)
 	}
 	res := runCLI(t, env, append([]string{"account", "rollover", "--json"}, server...)...)

@@ -190,7 +190,7 @@ func printAccount(g *globals, a *issuer.Account, asJSON bool) error {
 		contact = []string{}
 	}
 	r := accountResult{CA: a.Directory, URL: a.URL, Status: a.Status, Contact: contact, KeyType: string(a.KeyType),
-		KeyThumbprint: a.Thumbprint, KeyPath: a.KeyPath, Created: a.Created.UTC(), CreatedNow: a.Registered,
+		KeyThumbprint: a.Thumbprint, KeyPath: a.KeyPath, Created: issuer.UTCSeconds(a.Created), CreatedNow: a.Registered,
 		ArchivedKey: a.ArchivedKey, ArchivedTo: a.ArchivedTo, PendingRollover: a.PendingRollover}
 	if asJSON {
 		return json.NewEncoder(g.stdout).Encode(r)

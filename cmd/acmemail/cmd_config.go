@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 	"sort"
 	"strings"
+
+	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 
 	"github.com/spf13/cobra"
 )

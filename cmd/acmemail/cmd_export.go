@@ -54,13 +54,14 @@ The encryption certificate of a pair from obtain --split (certificates/EMAIL/enc
 is exported along with the signing one: in the same PKCS#12 file, or as
 EMAIL.encrypt.*.pem files.
 
---format pem writes three files: EMAIL.key.pem (the private key, PKCS#8, NOT
-encrypted, mode 0600), EMAIL.cert.pem (the certificate) and EMAIL.chain.pem (the CA
-certificates, issuer first).
+--format pem writes four files: EMAIL.key.pem (the private key, PKCS#8, NOT
+encrypted, mode 0600), EMAIL.cert.pem (the certificate), EMAIL.chain.pem (the
+certificate, then the CA certificates: the full chain) and EMAIL.ca.pem (the CA
+certificates alone, issuer first).
 
 --out names the PKCS#12 file (default EMAIL.p12, or EMAIL-history.p12 with
 --all-history, in the current directory; "-" writes it to stdout, if that is not a
-terminal), or with --format pem the directory of the three files (default: the
+terminal), or with --format pem the directory of the four files (default: the
 current directory). Existing files are never overwritten. The paths written are
 printed on stdout (or JSON with --json).`
 
@@ -73,7 +74,7 @@ const exportExample = `  # A PKCS#12 file for a mail client (the password is ask
   # Every key and certificate ever obtained, to read old encrypted mail:
   acmemail export --all-history alice@example.com
 
-  # Key, certificate and chain as PEM files in ./pem:
+  # Key, certificate, full chain and CA certificates as PEM files in ./pem:
   mkdir pem && acmemail export --format pem --out pem alice@example.com`
 
 func newExportCmd(g *globals) *cobra.Command {
@@ -168,7 +169,7 @@ func runExport(ctx context.Context, g *globals, o *exportOptions, email string) 
 			return err
 		}
 		res.Files = files
-		for i := 0; i < len(files); i += 3 {
+		for i := 0; i < len(files); i += issuer.PEMFilesPerCert {
 			fmt.Fprintf(g.stderr, "acmemail: warning: %s holds the private key unencrypted; keep it safe\n", files[i])
 		}
 		return printExport(g, o, res)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,7 @@ type obtainOptions struct {
 	sandbox         sandboxflags.Flags
 	also            alsoFlags
 	split           bool
+	force           bool
 	ext             externalFlags // --manual, --pipe
 	life            lifecycleFlags
 	getenv          func(string) string // the run's environment
@@ -116,6 +118,12 @@ runs once per certificate, the signing one (ACMEMAIL_CERT_USAGE=sign) first, the
 encryption one (encrypt), each with its own files in the state directory (not the
 --out file); renew does the same. If it fails, acmemail exits 7; the certificates
 stay saved.
+
+A certificate that is valid and not due for renewal (renew's decision; both of a
+--split pair) is kept, like certbot keeps it: obtain says so and when it is due,
+prints its PKCS#12 path (--json: "action": "kept"), writes nothing and exits 0, even
+when its flags would change what renew repeats (they are not recorded then).
+--force gets a new certificate anyway (and applies such changes).
 
 An interrupted obtain (Ctrl-C, a crash, even SIGKILL) is continued by the next run
 for the same address: the same order and key, and an answered challenge is never
@@ -188,6 +196,7 @@ func (o *obtainOptions) addFlags(f *pflag.FlagSet) {
 	o.eab.addFlags(f)
 	o.also.addFlags(f)
 	f.BoolVar(&o.split, "split", false, "obtain two certificates in one run: one for signing and one for encryption (two orders, two keys)")
+	f.BoolVar(&o.force, "force", false, "get a new certificate even if the current one is valid and not due for renewal (which obtain keeps)")
 	o.life.addFlags(f)
 }
 
@@ -239,6 +248,9 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 	}
 	if err := settingErr(issuer.CheckHook(p.DeployHook)); err != nil {
 		return err
+	}
+	if k := is.Keep(p, time.Now()); k != nil && !o.force {
+		return printKept(g, o, k, base, p)
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
@@ -315,7 +327,7 @@ func runObtain(ctx context.Context, g *globals, cmd *cobra.Command, o *obtainOpt
 		prog.Printf("next: the files are in %s; for a real certificate, check your mail account with 'acmemail doctor EMAIL' first", c.Paths.Dir)
 	}
 	if o.json {
-		if err := json.NewEncoder(g.stdout).Encode(newObtainResult(res, c, p12Path)); err != nil {
+		if err := json.NewEncoder(g.stdout).Encode(issuer.IssuedResult(res, c, p12Path)); err != nil {
 			return err
 		}
 	} else if _, err := fmt.Fprintln(g.stdout, p12Path); err != nil {
@@ -342,29 +354,31 @@ func startSandbox(ctx context.Context, g *globals, o *obtainOptions, p *issuer.P
 	return sb.World, nil
 }
 
-func newObtainResult(res *issuer.Obtained, c *issuer.Issued, p12Path string) obtainResult {
-	abs, _ := filepath.Abs(p12Path)
-	return obtainResult{
-		Email: c.Meta.Email, PKCS12: abs, Certificate: c.Paths.Chain, Key: c.Paths.Key,
-		Serial: c.Meta.Serial, NotBefore: c.Meta.NotBefore.UTC(), NotAfter: c.Meta.NotAfter.UTC(),
-		KeyType: string(c.Meta.KeyType), Usage: c.Meta.Usage, CA: res.Directory, OrderURL: c.OrderURL,
-		ACMERequests: res.Requests,
+// printKept says that obtain kept the current certificate k (nothing is
+// written) and prints it as a run that issued it would.
+func printKept(g *globals, o *obtainOptions, k *issuer.Kept, base *issuer.Profile, p issuer.Profile) error {
+	var changes []string
+	if base != nil {
+		p.IMAP, p.SMTP = cmp.Or(p.IMAP, base.IMAP), cmp.Or(p.SMTP, base.SMTP) // not looked up again
+		changes = describeChanges(*base, p)
 	}
-}
-
-type obtainResult struct {
-	Email        string    `json:"email"`
-	PKCS12       string    `json:"pkcs12"`
-	Certificate  string    `json:"certificate"`
-	Key          string    `json:"key"`
-	Serial       string    `json:"serial"`
-	NotBefore    time.Time `json:"not_before"`
-	NotAfter     time.Time `json:"not_after"`
-	KeyType      string    `json:"key_type"`
-	Usage        string    `json:"usage"`
-	CA           string    `json:"ca"`
-	OrderURL     string    `json:"order_url"`
-	ACMERequests int64     `json:"acme_requests"`
+	prog := newProgress(g.stderr)
+	for _, m := range k.Message(changes, o.out) {
+		prog.Printf("%s", m)
+	}
+	rs := k.Results()
+	switch {
+	case o.json && len(rs) == 2:
+		return json.NewEncoder(g.stdout).Encode(splitResult{Action: issuer.ActionKept, Signing: rs[0], Encryption: rs[1]})
+	case o.json:
+		return json.NewEncoder(g.stdout).Encode(rs[0])
+	}
+	for _, r := range rs {
+		if _, err := fmt.Fprintln(g.stdout, r.PKCS12); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkEmail validates an address given on the command line, in the

@@ -285,10 +285,10 @@ func TestObtainOAuthBearerOnly(t *testing.T) {
 	// A password is refused (exit 3) before the CA is contacted, with the
 	// hint; so is a wrong token.
 	env["ACMEMAIL_PASSWORD"] = "alice-secret-pw"
-	if r := runCLI(t, env, obtainArgs(w)...); r.code != exitMailAuth {
+	if r := runCLI(t, env, obtainArgs(w, "--force")...); r.code != exitMailAuth {
 		t.Errorf("obtain with a password against an OAuth-only server: exit %d, want %d\n%s", r.code, exitMailAuth, r.stderr)
 	}
-	r = runCLI(t, env, obtainArgs(w, "--oauth-token-command", "echo expired-token-42")...)
+	r = runCLI(t, env, obtainArgs(w, "--force", "--oauth-token-command", "echo expired-token-42")...)
 	if r.code != exitMailAuth || !strings.Contains(r.stderr, "invalid or expired (invalid_token)") {
 		t.Errorf("obtain with a wrong token: exit %d, want %d and the server's invalid_token\n%s", r.code, exitMailAuth, r.stderr)
 	}
@@ -306,7 +306,7 @@ func TestObtainSandboxOAuth(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	if r := runCLI(t, env, "obtain", "--server", "sandbox", "--oauth-token-command", "echo t0ken", "alice@example.test"); r.code != exitUsage || !strings.Contains(r.stderr, "needs --sandbox-oauth") {
+	if r := runCLI(t, env, "obtain", "--server", "sandbox", "--force", "--oauth-token-command", "echo t0ken", "alice@example.test"); r.code != exitUsage || !strings.Contains(r.stderr, "needs --sandbox-oauth") {
 		t.Errorf("token command with a password-only sandbox: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -42,7 +42,7 @@ func TestObtainRememberedServers(t *testing.T) {
 	// --rediscover ignores the file and looks again: the sandbox's DNS
 	// server publishes SRV records for example.test (target localhost), so
 	// the servers are found there, and remembered instead.
-	res = runCLI(t, env, append([]string{"obtain", "--rediscover"}, args[1:]...)...)
+	res = runCLI(t, env, append([]string{"obtain", "--rediscover", "--force"}, args[1:]...)...)
 	if res.code != 0 {
 		t.Fatalf("obtain --rediscover: exit %d\n%s", res.code, res.stderr)
 	}

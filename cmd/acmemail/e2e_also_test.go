@@ -11,6 +11,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -68,7 +69,7 @@ func TestObtainTwoAddresses(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("obtain: exit %d\nstderr:\n%s", r.code, r.stderr)
 		}
-		var res obtainResult
+		var res issuer.CertResult
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +102,7 @@ func checkTwoAddresses(t *testing.T, w *sandbox.World, r cliResult, want []strin
 	if r.code != 0 {
 		t.Fatalf("obtain: exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
-	var res obtainResult
+	var res issuer.CertResult
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 	}

@@ -114,7 +114,7 @@ func TestObtainIssuerRoots(t *testing.T) {
 		t.Errorf("--issuer-roots (the CA's root): exit %d\n%s", r.code, r.stderr)
 	}
 	orders := w.Stats().Orders
-	if r := runCLI(t, env, obtainArgs(w, "--issuer-roots", empty)...); r.code != exitUsage || !strings.Contains(r.stderr, "holds no PEM certificate") {
+	if r := runCLI(t, env, obtainArgs(w, "--force", "--issuer-roots", empty)...); r.code != exitUsage || !strings.Contains(r.stderr, "holds no PEM certificate") {
 		t.Errorf("--issuer-roots (no certificate): exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
 	}
 	if w.Stats().Orders != orders {

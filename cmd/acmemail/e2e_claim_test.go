@@ -37,7 +37,7 @@ func countFiles(dir string) int {
 func TestObtainKilledInClaimWindow(t *testing.T) {
 	t.Parallel()
 	w, env := world(t, sandbox.Options{RenewalWindow: far, SubmitDelay: time.Hour})
-	args := obtainArgs(w)
+	args := obtainArgs(w, "--force") // each round orders anew
 	replies := filepath.Join(env["ACMEMAIL_HOME"], "replies")
 	for i := range 3 {
 		w.SetSubmitDelay(time.Hour)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/json"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/keystore/p12test"
@@ -24,8 +26,9 @@ func TestExport(t *testing.T) {
 	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	for i, kt := range []string{"p256", "rsa2048"} {
-		// The second obtain writes its cert.p12 with the legacy profile.
-		if r := runCLI(t, env, obtainArgs(w, "--key-type", kt, "--p12-profile", []string{"modern", "legacy"}[i])...); r.code != 0 {
+		// The second obtain (--force: the first is not due) writes its
+		// cert.p12 with the legacy profile.
+		if r := runCLI(t, env, obtainArgs(w, "--force", "--key-type", kt, "--p12-profile", []string{"modern", "legacy"}[i])...); r.code != 0 {
 			t.Fatalf("obtain %d: exit %d\nstderr:\n%s", i+1, r.code, r.stderr)
 		}
 	}
@@ -79,7 +82,7 @@ func TestExport(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 			t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 		}
-		if res.Certificates != 2 || len(res.Serials) != 2 || res.Serials[0] != gens[0].Meta.Serial || res.Files[0] != path {
+		if res.Certificates != 2 || len(res.Serials) != 2 || res.Serials[0] != acmemail.FormatSerialText(gens[0].Meta.Serial) || res.Files[0] != path {
 			t.Errorf("JSON result = %+v, want 2 certificates, oldest first, in %s", res, path)
 		}
 		checkMode(t, path, 0o600)
@@ -111,9 +114,9 @@ func TestExport(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("export --format pem: exit %d\nstderr:\n%s", r.code, r.stderr)
 		}
-		names := []string{"alice@example.test.key.pem", "alice@example.test.cert.pem", "alice@example.test.chain.pem"}
-		if got := strings.Fields(r.stdout); len(got) != 3 || filepath.Base(got[0]) != names[0] {
-			t.Errorf("stdout = %q, want the three paths", r.stdout)
+		names := []string{"alice@example.test.key.pem", "alice@example.test.cert.pem", "alice@example.test.chain.pem", "alice@example.test.ca.pem"}
+		if got := strings.Fields(r.stdout); len(got) != 4 || filepath.Base(got[0]) != names[0] || filepath.Base(got[3]) != names[3] {
+			t.Errorf("stdout = %q, want the four paths", r.stdout)
 		}
 		checkMode(t, filepath.Join(dir, names[0]), 0o600)
 		key, err := keystore.ParsePrivateKey(readFile(t, filepath.Join(dir, names[0])))
@@ -127,9 +130,19 @@ func TestExport(t *testing.T) {
 		if !samePub(key.Public(), gens[1].Key.Public()) {
 			t.Error("key.pem is not the current key")
 		}
+		// One vocabulary: the chain is the leaf and its issuers, as
+		// chain.pem in the state directory; the CA certificates alone are
+		// the ca file.
 		chain, err := keystore.ParseChain(readFile(t, filepath.Join(dir, names[2])))
-		if err != nil || len(chain) != len(gens[1].Chain)-1 || !chain[0].Equal(gens[1].Chain[1]) {
-			t.Errorf("chain.pem = %d certificates (%v), want the CA certificates", len(chain), err)
+		if err != nil || len(chain) != len(gens[1].Chain) || !chain[0].Equal(gens[1].Chain[0]) || !chain[1].Equal(gens[1].Chain[1]) {
+			t.Errorf("EMAIL.chain.pem = %d certificates (%v), want the full chain, leaf first", len(chain), err)
+		}
+		if stateChain := readFile(t, filepath.Join(env["ACMEMAIL_HOME"], "certificates", "alice@example.test", "chain.pem")); !bytes.Equal(stateChain, readFile(t, filepath.Join(dir, names[2]))) {
+			t.Error("EMAIL.chain.pem differs from chain.pem in the state directory")
+		}
+		ca, err := keystore.ParseChain(readFile(t, filepath.Join(dir, names[3])))
+		if err != nil || len(ca) != len(gens[1].Chain)-1 || !ca[0].Equal(gens[1].Chain[1]) {
+			t.Errorf("EMAIL.ca.pem = %d certificates (%v), want the CA certificates", len(ca), err)
 		}
 		if !strings.Contains(r.stderr, "unencrypted") {
 			t.Errorf("no warning about the unencrypted key:\n%s", r.stderr)

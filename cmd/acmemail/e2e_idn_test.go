@@ -9,6 +9,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/acmemail/acmemail/acmemail"
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -43,7 +44,7 @@ func TestObtainInternationalized(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("obtain %s: exit %d\nstderr:\n%s", tc.arg, r.code, r.stderr)
 			}
-			var res obtainResult
+			var res issuer.CertResult
 			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 				t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -75,7 +76,7 @@ func TestObtainKeyUsageMatrix(t *testing.T) {
 					if strings.Contains(r.stderr, "key usage") {
 						t.Errorf("unexpected key usage warning:\n%s", r.stderr)
 					}
-					var res obtainResult
+					var res issuer.CertResult
 					if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 						t.Fatal(err)
 					}

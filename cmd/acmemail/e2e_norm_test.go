@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -50,7 +51,7 @@ func TestAddressNFD(t *testing.T) {
 	args := obtainArgs(w, "--json")
 	args[len(args)-1] = nfd
 	r := runCLI(t, env, args...)
-	var res obtainResult
+	var res issuer.CertResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || res.Email != nfc {
 		t.Fatalf("obtain %+q: exit %d, email %+q, want %+q\n%s", nfd, r.code, res.Email, nfc, r.stderr)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
@@ -85,7 +86,7 @@ func TestRenewRepeatsObtainProfile(t *testing.T) {
 				t.Errorf("renewed usage %q, want sign", renewed.Usage)
 			}
 			data, _ := os.ReadFile(hookLog)
-			if n := strings.Count(string(data), "\n"); n != 2*tc.certs || !strings.Contains(string(data), renewed.Serial) {
+			if n := strings.Count(string(data), "\n"); n != 2*tc.certs || !strings.Contains(string(data), acmemail.FormatSerialText(renewed.Serial)) {
 				t.Errorf("hook ran %d times (want %d), log:\n%s", n, 2*tc.certs, data)
 			}
 			if tc.certs == 2 && !strings.Contains(r.stdout, "(encryption certificate)") {
@@ -113,7 +114,7 @@ func TestObtainAgainKeepsProfile(t *testing.T) {
 	first, _ := installed(t, env)
 	before := profileOf(t, first)
 
-	r := runCLI(t, env, obtainArgs(w, "--key-type", "p256")...)
+	r := runCLI(t, env, obtainArgs(w, "--force", "--key-type", "p256")...)
 	if r.code != 0 {
 		t.Fatalf("obtain again: exit %d\n%s", r.code, r.stderr)
 	}
@@ -130,7 +131,7 @@ func TestObtainAgainKeepsProfile(t *testing.T) {
 		t.Errorf("obtain again lost the hook or the --also mailbox: %+v, names %q", after, leaf.EmailAddresses)
 	}
 	// Told to change them, it does.
-	r = runCLI(t, env, obtainArgs(w, "--deploy-hook", "")...)
+	r = runCLI(t, env, obtainArgs(w, "--force", "--deploy-hook", "")...)
 	if r.code != 0 {
 		t.Fatalf("obtain --deploy-hook '': exit %d\n%s", r.code, r.stderr)
 	}

@@ -74,7 +74,7 @@ func TestDeployHookSplit(t *testing.T) {
 	// A hook that fails for the encryption certificate: both are kept,
 	// the signing one's hook ran, exit 7; renew then exits 6.
 	failing := `echo "$ACMEMAIL_CERT_USAGE" >> ` + shq(out+".usages") + `; [ "$ACMEMAIL_CERT_USAGE" != encrypt ] || { echo broken >&2; exit 3; }`
-	r = runCLI(t, env, obtainArgs(w, "--split", "--deploy-hook", failing)...)
+	r = runCLI(t, env, obtainArgs(w, "--force", "--split", "--deploy-hook", failing)...)
 	if r.code != exitHookFailed || !strings.Contains(r.stderr, "the deploy hook for the encryption certificate of alice@example.test failed") ||
 		!strings.Contains(r.stderr, "is saved in "+filepath.Join(dir, "encrypt")) {
 		t.Errorf("obtain --split with a failing hook: exit %d, want %d\n%s", r.code, exitHookFailed, r.stderr)

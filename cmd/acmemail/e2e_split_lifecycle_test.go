@@ -34,7 +34,7 @@ func pairSerials(t *testing.T, env map[string]string) (sign, enc string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return meta.Serial
+		return acmemail.FormatSerialText(meta.Serial) // as acmemail shows it
 	}
 	return serial(store), serial(encStore)
 }
@@ -227,7 +227,7 @@ func TestRevokeSplitOneFails(t *testing.T) {
 		t.Error("the other CA's certificate was revoked")
 	}
 	for _, want := range []string{
-		"revoked the encryption certificate " + enc + " of alice@example.test, but not the signing certificate " + foreign.Serial,
+		"revoked the encryption certificate " + enc + " of alice@example.test, but not the signing certificate " + acmemail.FormatSerialText(foreign.Serial),
 		"did not issue that certificate",
 		"hint: the signing certificate is not revoked: once the cause is fixed, revoke it alone with acmemail revoke --only signing --reason keyCompromise alice@example.test",
 	} {

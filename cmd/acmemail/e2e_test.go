@@ -13,6 +13,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
@@ -139,7 +140,7 @@ func TestObtainImitations(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("obtain exit %d\nstderr:\n%s", r.code, r.stderr)
 			}
-			var res obtainResult
+			var res issuer.CertResult
 			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 				t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 			}

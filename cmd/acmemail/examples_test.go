@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	cfgfile "github.com/acmemail/acmemail/cmd/internal/config"
 
 	"github.com/rogpeppe/go-internal/testscript"
 

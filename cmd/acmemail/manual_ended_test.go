@@ -77,7 +77,7 @@ func TestManualInputEndedHint(t *testing.T) {
 			if code := again.wait(t); code != 0 {
 				t.Fatalf("rerun: exit %d\nstderr:\n%s", code, again.stderr.String())
 			}
-			var res obtainResult
+			var res issuer.CertResult
 			if err := json.Unmarshal([]byte(again.stdout.String()), &res); err != nil {
 				t.Fatalf("rerun: stdout is not JSON: %v\n%s", err, again.stdout.String())
 			}

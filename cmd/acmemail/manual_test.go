@@ -210,7 +210,7 @@ func TestObtainManualStdin(t *testing.T) {
 	if code := cli.wait(t); code != 0 {
 		t.Fatalf("obtain --manual exit %d\nstderr:\n%s", code, cli.stderr.String())
 	}
-	var res obtainResult
+	var res issuer.CertResult
 	if err := json.Unmarshal([]byte(cli.stdout.String()), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, cli.stdout.String())
 	}

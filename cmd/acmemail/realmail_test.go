@@ -225,7 +225,7 @@ outer:
 }
 
 type obtainJSON struct {
-	Email, PKCS12, Certificate, Key string
+	Email, PKCS12, Certificate, Chain, Key string
 }
 
 // checkIssued checks the JSON result and the certificate on disk.
@@ -241,7 +241,7 @@ func (r *realWorld) checkIssued(t *testing.T, res runResult, email string) {
 	if out.Email != email {
 		t.Errorf("JSON email = %q, want %q", out.Email, email)
 	}
-	chainPEM, err := os.ReadFile(out.Certificate)
+	chainPEM, err := os.ReadFile(out.Chain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -246,7 +246,7 @@ func TestDeployHook(t *testing.T) {
 		"ACMEMAIL_CHAIN_PATH": filepath.Join(dir, "chain.pem"),
 		"ACMEMAIL_KEY_PATH":   filepath.Join(dir, "key.pem"),
 		"ACMEMAIL_NOT_AFTER":  leaf.NotAfter.UTC().Format(time.RFC3339),
-		"ACMEMAIL_SERIAL":     meta.Serial,
+		"ACMEMAIL_SERIAL":     acmemail.FormatSerialText(meta.Serial),
 		"ACMEMAIL_CERT_USAGE": "both",
 	} {
 		if v[k] != want {
@@ -269,12 +269,12 @@ func TestDeployHook(t *testing.T) {
 		t.Fatalf("renew exit %d\n%s", r.code, r.stderr)
 	}
 	vars = hookRuns(t, out)
-	if len(vars) != 2 || vars[1]["ACMEMAIL_SERIAL"] == meta.Serial {
+	if len(vars) != 2 || vars[1]["ACMEMAIL_SERIAL"] == acmemail.FormatSerialText(meta.Serial) {
 		t.Errorf("after renew: %d hook runs, serial %q", len(vars), vars[len(vars)-1]["ACMEMAIL_SERIAL"])
 	}
 
 	// A failing hook: exit 7 (obtain) or 6 (renew), certificate saved.
-	r = runCLI(t, env, obtainArgs(w, "--deploy-hook", "echo broken >&2; exit 3")...)
+	r = runCLI(t, env, obtainArgs(w, "--force", "--deploy-hook", "echo broken >&2; exit 3")...)
 	if r.code != exitHookFailed || !strings.Contains(r.stderr, "the deploy hook for alice@example.test failed") || !strings.Contains(r.stderr, "is saved in") {
 		t.Errorf("failing hook: exit %d\n%s", r.code, r.stderr)
 	}
@@ -282,7 +282,7 @@ func TestDeployHook(t *testing.T) {
 		t.Errorf("stdout %q: the saved certificate's path is still printed", r.stdout)
 	}
 	meta3, _ := installed(t, env)
-	if meta3.Serial == vars[1]["ACMEMAIL_SERIAL"] {
+	if acmemail.FormatSerialText(meta3.Serial) == vars[1]["ACMEMAIL_SERIAL"] {
 		t.Errorf("the certificate of the run whose hook failed was not kept")
 	}
 	r = runCLI(t, env, "renew", "--force")
@@ -325,12 +325,12 @@ func TestRevokeListShow(t *testing.T) {
 		t.Fatalf("list --json = %s (%v)", r.stdout, err)
 	}
 	c := list[0]
-	if c.Email != "alice@example.test" || c.Serial != meta.Serial || c.KeyType != "rsa2048" || c.Usage != "both" || c.CA != w.DirectoryURL ||
+	if c.Email != "alice@example.test" || c.Serial != acmemail.FormatSerialText(meta.Serial) || c.KeyType != "rsa2048" || c.Usage != "both" || c.CA != w.DirectoryURL ||
 		c.RenewalBasis != "ari" || c.RenewalDue.Before(meta.NotBefore.Add(far.Start)) || c.Revoked || c.Files.PKCS12 == "" || c.Files.Key == "" {
 		t.Errorf("list entry = %+v", c)
 	}
 	r = runCLI(t, env, "list")
-	if !strings.Contains(r.stdout, "EMAIL") || !strings.Contains(r.stdout, meta.Serial) || !strings.Contains(r.stdout, "valid") {
+	if !strings.Contains(r.stdout, "EMAIL") || !strings.Contains(r.stdout, acmemail.FormatSerialText(meta.Serial)) || !strings.Contains(r.stdout, "valid") {
 		t.Errorf("list:\n%s", r.stdout)
 	}
 

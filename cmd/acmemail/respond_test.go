@@ -73,7 +73,7 @@ func TestRespondSMTP(t *testing.T) {
 	if code := obtain.wait(t); code != 0 {
 		t.Fatalf("obtain --pipe exit %d\nstderr:\n%s", code, obtain.stderr.String())
 	}
-	var res obtainResult
+	var res issuer.CertResult
 	if err := json.Unmarshal([]byte(obtain.stdout.String()), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, obtain.stdout.String())
 	}
@@ -124,7 +124,7 @@ func TestRespondPrint(t *testing.T) {
 	}
 
 	// A new order waits; the old challenge mail is handed to it.
-	obtain2 := startCLI(t, noMailEnv(env), pipeArgs(w)...)
+	obtain2 := startCLI(t, noMailEnv(env), append([]string{"obtain", "--force"}, pipeArgs(w)[1:]...)...)
 	raw2 := challengeMail(t, w, 2)
 	r = runCLIStdin(t, noMailEnv(env), raw, "respond", "--print")
 	if r.code != exitMailTimeout || r.stdout != "" {

@@ -16,9 +16,10 @@ const encryptSlot = issuer.EncryptSlot
 
 // splitResult is obtain --split --json's output.
 type splitResult struct {
-	Signing    obtainResult `json:"signing"`
-	Encryption obtainResult `json:"encryption"`
-	PKCS12     string       `json:"pkcs12,omitempty"` // --out: both keys in one file
+	Action     string            `json:"action"` // issued or kept (both)
+	Signing    issuer.CertResult `json:"signing"`
+	Encryption issuer.CertResult `json:"encryption"`
+	PKCS12     string            `json:"pkcs12,omitempty"` // --out: both keys in one file
 }
 
 // printSplitResult prints what obtain --split saved: the two PKCS#12
@@ -49,7 +50,7 @@ func printSplitResult(g *globals, o *obtainOptions, res *issuer.Obtained) error 
 	}
 	if o.json {
 		return json.NewEncoder(g.stdout).Encode(splitResult{
-			Signing: newObtainResult(res, sign, sign.Paths.PKCS12), Encryption: newObtainResult(res, enc, enc.Paths.PKCS12), PKCS12: both,
+			Action: issuer.ActionIssued, Signing: issuer.IssuedResult(res, sign, sign.Paths.PKCS12), Encryption: issuer.IssuedResult(res, enc, enc.Paths.PKCS12), PKCS12: both,
 		})
 	}
 	lines := []string{sign.Paths.PKCS12, enc.Paths.PKCS12}
