@@ -44,6 +44,7 @@ type Shared struct {
 
 type subscriber struct {
 	s      *Shared
+	skip   func([]byte) bool
 	next   uint64 // sequence number of the next message to return
 	closed bool   // guarded by s.mu
 }
@@ -63,13 +64,14 @@ func NewShared(w *Watcher, log *slog.Logger) *Shared {
 
 // Subscribe returns a Watcher whose Next returns the messages read from
 // the shared mailbox from now on (raw bytes shared with the other
-// subscribers: they must not be modified). Its Close ends the
-// subscription, not the shared connection. Expect and UsesIdle are those
-// of the shared Watcher.
-func (s *Shared) Subscribe() *Watcher {
+// subscribers: they must not be modified), except those skip (if not nil)
+// reports true for: mail for another of the waiters, say. Its Close ends
+// the subscription, not the shared connection. Expect and UsesIdle are
+// those of the shared Watcher.
+func (s *Shared) Subscribe(skip func(raw []byte) bool) *Watcher {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := &subscriber{s: s, next: s.base + uint64(len(s.msgs))}
+	sub := &subscriber{s: s, next: s.base + uint64(len(s.msgs)), skip: skip}
 	s.subs[sub] = struct{}{}
 	return &Watcher{sub: sub, cfg: s.w.cfg}
 }
@@ -180,6 +182,9 @@ func (sub *subscriber) Next(ctx context.Context) ([]byte, error) {
 			sub.next++
 			s.trim()
 			s.mu.Unlock()
+			if sub.skip != nil && sub.skip(raw) {
+				continue
+			}
 			return raw, nil
 		}
 		if s.err != nil {

@@ -20,7 +20,7 @@ func TestShared(t *testing.T) {
 	t.Parallel()
 	srv := newIMAPServer(t, imapServerOptions{security: mailbox.TLS})
 	s := mailbox.NewShared(watch(t, srv.Config(t)), testLogger(t))
-	a, b := s.Subscribe(), s.Subscribe()
+	a, b := s.Subscribe(nil), s.Subscribe(nil)
 	srv.Deliver(t, testMessage(1))
 	srv.Deliver(t, testMessage(2))
 	for _, w := range []*mailbox.Watcher{a, b} {
@@ -31,7 +31,7 @@ func TestShared(t *testing.T) {
 		}
 	}
 	// c subscribes later: it gets only what arrives after.
-	c := s.Subscribe()
+	c := s.Subscribe(nil)
 	srv.Deliver(t, testMessage(3))
 	for _, w := range []*mailbox.Watcher{a, b, c} {
 		if got := next(t, w, 10*time.Second); got != testMessage(3) {
@@ -95,7 +95,13 @@ func TestSharedConcurrentWaiters(t *testing.T) {
 	var got atomic.Int32
 	subs := make([]*mailbox.Watcher, n)
 	for i := range subs {
-		subs[i] = s.Subscribe()
+		if i%2 == 0 {
+			// Half of them skip everyone else's mail: their first
+			// message is their own.
+			subs[i] = s.Subscribe(func(raw []byte) bool { return string(raw) != testMessage(i) })
+		} else {
+			subs[i] = s.Subscribe(nil)
+		}
 	}
 	for i, w := range subs {
 		wg.Go(func() {
@@ -109,6 +115,9 @@ func TestSharedConcurrentWaiters(t *testing.T) {
 				if string(raw) == testMessage(i) {
 					got.Add(1)
 					return
+				}
+				if i%2 == 0 {
+					t.Errorf("waiter %d got %q, which its skip function refuses", i, raw)
 				}
 			}
 		})
