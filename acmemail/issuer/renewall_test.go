@@ -281,3 +281,33 @@ func TestRenewAllBounds(t *testing.T) {
 	}
 	checkAnsweredOnce(t, w, 2*len(emails))
 }
+
+// TestOthersMail: in a shared mailbox a renewal passes over the challenge
+// mails of the run's other addresses, and only those.
+func TestOthersMail(t *testing.T) {
+	tg := newTogether(Limits{}, 4, []string{"a@example.test", "B@example.test", "c@example.test"}, nil)
+	challenge := func(to string) []byte {
+		return []byte("From: acme-challenge+x@ca.example\r\nTo: " + to + "\r\nSubject: ACME: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\r\n" +
+			"Auto-Submitted: auto-generated; type=acme\r\nMessage-ID: <1@ca.example>\r\n\r\nbody\r\n")
+	}
+	skipA := tg.othersMail([]string{"a@example.test", "also-a@example.test"})
+	for _, tc := range []struct {
+		raw  []byte
+		skip bool
+	}{
+		{challenge("b@example.test"), true},       // another renewal's
+		{challenge("C@Example.test"), true},       // another's, case aside
+		{challenge("a@example.test"), false},      // its own
+		{challenge("also-a@example.test"), false}, // its own --also address
+		{challenge("b@example.test, a@example.test"), false},
+		{challenge("stranger@example.test"), false},                                                   // nobody's in the run: the renewal says why it ignores it
+		{[]byte("From: x@example.test\r\nTo: b@example.test\r\nSubject: hello\r\n\r\nhi\r\n"), false}, // not a challenge
+		{nil, false},
+	} {
+		for range 2 { // the second time from the cache
+			if got := skipA(tc.raw); got != tc.skip {
+				t.Errorf("skip(%q) = %v, want %v", tc.raw, got, tc.skip)
+			}
+		}
+	}
+}

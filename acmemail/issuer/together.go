@@ -66,6 +66,14 @@ type together struct {
 	renewing   map[string]bool // the addresses of the run, lower-cased
 	closed     bool
 	closing    sync.WaitGroup // mailboxes being closed
+
+	// The recipients (To, lower-cased; nil: not a challenge mail) of the
+	// messages of shared mailboxes, by their first byte: each message is
+	// parsed once, not once per renewal reading it.
+	// The keys keep their messages in memory: toBytes bounds them.
+	toMu    sync.Mutex
+	to      map[*byte][]string
+	toBytes int
 }
 
 type sharedBox struct {
@@ -98,13 +106,8 @@ func (t *together) othersMail(own []string) func(raw []byte) bool {
 		mine[strings.ToLower(e)] = true
 	}
 	return func(raw []byte) bool {
-		cm, err := acmemail.ParseChallengeMail(raw)
-		if err != nil {
-			return false
-		}
 		others := false
-		for _, to := range cm.To {
-			to = strings.ToLower(to)
+		for _, to := range t.recipients(raw) {
 			if mine[to] {
 				return false
 			}
@@ -112,6 +115,43 @@ func (t *together) othersMail(own []string) func(raw []byte) bool {
 		}
 		return others
 	}
+}
+
+// Bounds of the cache of recipients (messages, and their bytes kept in
+// memory); it is cleared when full (the renewals have read its messages
+// long before).
+const (
+	maxRecipientsCached      = 4096
+	maxRecipientsCachedBytes = 16 << 20
+)
+
+// recipients returns the lower-cased To addresses of a challenge mail, or
+// nil for any other message.
+func (t *together) recipients(raw []byte) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	id := &raw[0] // the subscribers of a Shared get the same bytes
+	t.toMu.Lock()
+	to, ok := t.to[id]
+	t.toMu.Unlock()
+	if ok {
+		return to
+	}
+	if cm, err := acmemail.ParseChallengeMail(raw); err == nil {
+		to = make([]string, 0, len(cm.To))
+		for _, a := range cm.To {
+			to = append(to, strings.ToLower(a))
+		}
+	}
+	t.toMu.Lock()
+	if t.to == nil || len(t.to) >= maxRecipientsCached || t.toBytes+len(raw) > maxRecipientsCachedBytes {
+		t.to, t.toBytes = map[*byte][]string{}, 0
+	}
+	t.to[id] = to
+	t.toBytes += len(raw)
+	t.toMu.Unlock()
+	return to
 }
 
 // loginLimits sets the login bounds of the servers of ic and sc.
