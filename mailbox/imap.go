@@ -100,6 +100,10 @@ var errWatcherClosed = fmt.Errorf("imap watcher closed: %w", net.ErrClosed)
 // server drops the connection, the Watcher reconnects once (at most once
 // a minute) and carries on from where it was.
 //
+// A Watcher may instead be a subscription to a connection shared by
+// several waiters ([Shared.Subscribe]); its methods then act on the
+// subscription.
+//
 // A Watcher is safe for concurrent use.
 type Watcher struct {
 	// sub, if set, makes this Watcher a subscription to a Shared one
