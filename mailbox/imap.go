@@ -72,6 +72,9 @@ type IMAPConfig struct {
 	// arguments of LOGIN and AUTHENTICATE and every client line of an
 	// authentication exchange are replaced by "[redacted]".
 	DebugWriter io.Writer
+	// Logins, if set, bounds the logins in progress at once to the server
+	// (shared by the configurations of one server); nil: no bound.
+	Logins Limiter
 }
 
 // idleRestartInterval is how often IDLE is re-issued, below the 29 minutes
@@ -97,8 +100,16 @@ var errWatcherClosed = fmt.Errorf("imap watcher closed: %w", net.ErrClosed)
 // server drops the connection, the Watcher reconnects once (at most once
 // a minute) and carries on from where it was.
 //
+// A Watcher may instead be a subscription to a connection shared by
+// several waiters ([Shared.Subscribe]); its methods then act on the
+// subscription.
+//
 // A Watcher is safe for concurrent use.
 type Watcher struct {
+	// sub, if set, makes this Watcher a subscription to a Shared one
+	// (Shared.Subscribe): its methods are the subscription's.
+	sub *subscriber
+
 	cfg   IMAPConfig
 	log   *slog.Logger
 	trace *redactor
@@ -201,6 +212,9 @@ func Watch(ctx context.Context, cfg IMAPConfig) (*Watcher, error) {
 // blocks until such a message arrives, ctx ends, the connection fails for
 // good, or the Watcher is closed.
 func (w *Watcher) Next(ctx context.Context) ([]byte, error) {
+	if w.sub != nil {
+		return w.sub.Next(ctx)
+	}
 	for {
 		w.mu.Lock()
 		if len(w.ready) > 0 {
@@ -234,6 +248,10 @@ func (w *Watcher) Next(ctx context.Context) ([]byte, error) {
 // Close stops waiting (ending IDLE), logs out and closes the connection.
 // Pending and later calls to Next return an error wrapping net.ErrClosed.
 func (w *Watcher) Close() error {
+	if w.sub != nil {
+		w.sub.Close()
+		return nil
+	}
 	w.once.Do(func() {
 		close(w.quit)
 		w.cancel()
@@ -297,7 +315,12 @@ func (w *Watcher) setSession(sess *session) {
 // UsesIdle reports whether the Watcher waits for new mail with IDLE: the
 // server announced IDLE and has not refused it. false means it polls
 // every IMAPConfig.PollInterval instead.
-func (w *Watcher) UsesIdle() bool { return w.idleOK.Load() }
+func (w *Watcher) UsesIdle() bool {
+	if w.sub != nil {
+		return w.sub.s.w.UsesIdle()
+	}
+	return w.idleOK.Load()
+}
 
 // expectPollDelay is the first delay between polls after [Watcher.Expect].
 const expectPollDelay = 100 * time.Millisecond
@@ -308,7 +331,13 @@ const expectPollDelay = 100 * time.Millisecond
 // to the poll interval, so that a mail delivered within seconds is seen
 // within a fraction of them. With IDLE the server reports new mail by
 // itself and Expect does nothing.
-func (w *Watcher) Expect() { signal(w.expect) }
+func (w *Watcher) Expect() {
+	if w.sub != nil {
+		w.sub.s.w.Expect()
+		return
+	}
+	signal(w.expect)
+}
 
 func (w *Watcher) onMailbox(data *imapclient.UnilateralDataMailbox) {
 	if data.NumMessages != nil {
@@ -318,6 +347,11 @@ func (w *Watcher) onMailbox(data *imapclient.UnilateralDataMailbox) {
 
 // connect dials, logs in and selects the mailbox.
 func (w *Watcher) connect(ctx context.Context) (*session, error) {
+	release, err := acquire(ctx, w.cfg.Logins)
+	if err != nil {
+		return nil, fmt.Errorf("imap connect %s: %w", w.cfg.Endpoint.Address(), err)
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 

@@ -38,6 +38,9 @@ type SMTPConfig struct {
 	// DebugWriter, if set, receives the raw SMTP protocol trace with the
 	// AUTH exchange replaced by "[redacted]". Message contents are included.
 	DebugWriter io.Writer
+	// Logins, if set, bounds the logins in progress at once to the server
+	// (shared by the configurations of one server); nil: no bound.
+	Logins Limiter
 }
 
 const (
@@ -214,6 +217,11 @@ func (s *Sender) open(ctx context.Context) (*smtpSession, error) {
 	if err := s.cfg.Credentials.check("smtp"); err != nil {
 		return nil, err
 	}
+	release, err := acquire(ctx, s.cfg.Logins)
+	if err != nil {
+		return nil, fmt.Errorf("smtp connect %s: %w", ep.Address(), err)
+	}
+	defer release()
 	addrs, err := dialAddrs(ctx, smtpProto, ep, s.cfg.AllowInsecure)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ type Issuer struct {
 	UserAgent string
 	// OnOrderState, if set, sees every order state once it is recorded.
 	OnOrderState func(acmemail.OrderState)
+	// Limits bound the logins per mail server and the requests per CA of
+	// the renewals of one RenewAll (zero fields: the defaults).
+	Limits Limits
 
 	hookMu sync.Mutex // hooks run one at a time
 }
@@ -143,6 +147,8 @@ type run struct {
 
 	claims *claimLog   // the client's reply guard, noting challenge claims
 	input  *inputWatch // the mail of --manual or --pipe, or nil
+
+	together *together // what the renewals of one RenewAll share, or nil
 }
 
 func (r *run) close() {
@@ -318,7 +324,7 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 	}
 	client := &acmemail.Client{
 		DirectoryURL:         dirURL,
-		HTTPClient:           HTTPClient(r.pool),
+		HTTPClient:           r.httpClient(),
 		UserAgent:            ua,
 		AccountKey:           accountKey,
 		AccountURL:           accountURL,
@@ -372,6 +378,16 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 		return nil, err
 	}
 	return client, nil
+}
+
+// httpClient is the HTTP client of the run's CA: the process's client for
+// its roots, bounded per CA when the run is one of many renewals.
+func (r *run) httpClient() *http.Client {
+	c := HTTPClient(r.pool)
+	if r.together != nil {
+		c = r.together.httpClient(c, r.dirURL)
+	}
+	return c
 }
 
 // PendingRollover reports an interrupted account key rollover at dirURL,

@@ -67,11 +67,25 @@ func (r *run) openMailbox(ctx context.Context, imapURL, smtpURL string, imapCred
 	if err != nil {
 		return nil, err
 	}
-	watcher, err := mailbox.Watch(ctx, ic)
-	if err != nil {
-		return nil, &MailError{Op: "open the mailbox", URL: imapURL, Err: err}
+	var watcher *mailbox.Watcher
+	if t := r.together; t != nil {
+		// One of many renewals: bounded logins, and the mailbox's
+		// connection shared with the others that read it.
+		t.loginLimits(&ic, &sc)
+		w, release, err := t.watch(ctx, t.mailboxKey(&ic, &r.p, fmt.Sprintf("%p", r.pool)), ic, t.othersMail(r.p.Emails()))
+		if err != nil {
+			return nil, &MailError{Op: "open the mailbox", URL: imapURL, Err: err}
+		}
+		watcher = w
+		r.closers = append(r.closers, release)
+	} else {
+		w, err := mailbox.Watch(ctx, ic)
+		if err != nil {
+			return nil, &MailError{Op: "open the mailbox", URL: imapURL, Err: err}
+		}
+		watcher = w
+		r.closers = append(r.closers, func() { w.Close() })
 	}
-	r.closers = append(r.closers, func() { watcher.Close() })
 	if who != "" {
 		r.prog.Printf("watching %s on %s for %s", r.p.Mailbox, ic.Endpoint.Host, who)
 	} else {

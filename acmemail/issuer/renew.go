@@ -103,16 +103,26 @@ type RenewOptions struct {
 	Progress Reporter
 	Secrets  Secrets       // nil: the Issuer's
 	Timeout  time.Duration // > 0: give up on the address after this long
+
+	together *together // set by RenewAll
 }
 
 // RenewAll renews emails, at most parallel at once; options gives each
 // address's options, called for one address at a time in the order given
 // (its error fails the address without trying); report sees each outcome
 // as it is made. Addresses not yet started when ctx ends fail with its
-// error.
+// error. The outcomes are in the order of emails.
+//
+// The renewals share what they can (see Limits): at most is.Limits
+// logins in progress per IMAP and per submission server and requests in
+// flight per CA, and one IMAP connection per mailbox, whose mail each
+// renewal reading it sees; idle ones stay open for later renewals while
+// no more than parallel mailboxes are open.
 func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, options func(email string) (RenewOptions, error), report func(*Outcome)) []Outcome {
 	outcomes := make([]Outcome, len(emails))
 	sem := make(chan struct{}, max(parallel, 1))
+	t := newTogether(is.Limits, parallel, emails, is.logger().With("component", "imap"))
+	defer t.close()
 	var wg sync.WaitGroup
 	for i, email := range emails {
 		o, err := options(email)
@@ -121,6 +131,7 @@ func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, o
 			report(&outcomes[i])
 			continue
 		}
+		o.together = t
 		wg.Go(func() {
 			select {
 			case sem <- struct{}{}:
@@ -214,7 +225,7 @@ func (is *Issuer) Renew(ctx context.Context, email string, o RenewOptions) (oc O
 	if err != nil {
 		return fail(err)
 	}
-	r.rec = record
+	r.rec, r.together = record, o.together
 	if o.Secrets != nil {
 		r.secrets = o.Secrets
 	}

@@ -211,11 +211,14 @@ func (ca *authority) sendChallengeMail(ch *challenge) {
 		}
 	} else if signed, err = ca.keys.sign(ca.caDomain, raw); err == nil {
 		env := envelope{from: from, id: strings.ToUpper(newID()[:12])}
-		handed := time.Now()
-		err = ca.mail.deliver(env, []string{to}, signed)
-		if err == nil && ca.observe != nil {
-			ca.observe(Observation{Kind: ObserveChallengeMail, At: handed, Email: to, Detail: ch.url})
+		if ca.observe != nil {
+			// Observed when it goes into the mailbox: after
+			// Options.MailDelay, if there is one.
+			env.delivering = func() {
+				ca.observe(Observation{Kind: ObserveChallengeMail, At: time.Now(), Email: to, Detail: ch.url})
+			}
 		}
+		err = ca.mail.deliver(env, []string{to}, signed)
 	}
 	if err == nil && ca.opt.Hostile {
 		// A replay of the genuine challenge, delivered again.

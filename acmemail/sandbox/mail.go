@@ -42,9 +42,13 @@ type mailSystem struct {
 	// submitDelay holds each submission before it is accepted
 	// (Options.SubmitDelay); done ends the wait when the world closes.
 	submitDelay atomic.Int64
-	done        <-chan struct{}
-	oauth       OAuthMode
-	observe     func(Observation) // nil: nobody watches
+	// mailDelay and replyDelay hold deliveries (Options.MailDelay,
+	// ReplyDelay) on the timers of later, which the world's Close stops.
+	mailDelay, replyDelay atomic.Int64
+	later                 later
+	done                  <-chan struct{}
+	oauth                 OAuthMode
+	observe               func(Observation) // nil: nobody watches
 
 	mem *imapmemserver.Server
 
@@ -149,6 +153,18 @@ type envelope struct {
 	helo  string // "" for mail the sandbox itself originates
 	login string // the authenticated submission user
 	id    string // queue id for trace fields
+	// delivering, if set, is called just before the message is put into
+	// a user's mailbox (after Options.MailDelay, if any).
+	delivering func()
+}
+
+// delay is how long a message of env waits before it is delivered: mail
+// the CA sends waits Options.MailDelay, mail users submit ReplyDelay.
+func (m *mailSystem) delay(env envelope) time.Duration {
+	if env.helo == "" && env.login == "" {
+		return time.Duration(m.mailDelay.Load())
+	}
+	return time.Duration(m.replyDelay.Load())
 }
 
 // deliver hands raw to every recipient: users get it in their INBOX with
@@ -166,14 +182,33 @@ func (m *mailSystem) deliver(env envelope, rcpts []string, raw []byte) error {
 		return strings.EqualFold(f.name, "Authentication-Results") && isOurAuthservID(f.value())
 	})
 	var errs []error
+	d := m.delay(env)
 	for _, r := range rcpts {
-		msg := m.trace(env, r, authRes, clean)
-		if m.isCA(r) {
-			m.toCA(r, msg)
+		put := func() error {
+			msg := m.trace(env, r, authRes, clean)
+			if m.isCA(r) {
+				m.toCA(r, msg)
+				return nil
+			}
+			if env.delivering != nil {
+				env.delivering()
+			}
+			return m.appendInbox(r, msg)
+		}
+		if d <= 0 {
+			if err := put(); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		if err := m.appendInbox(r, msg); err != nil {
-			errs = append(errs, err)
+		// Delivered later, as an MTA with a queue does: the sender has
+		// its answer now, and a failure is only logged.
+		if !m.later.after(d, func() {
+			if err := put(); err != nil {
+				m.log.Error("delayed delivery", "error", err)
+			}
+		}) {
+			errs = append(errs, fmt.Errorf("deliver to %s: the sandbox is closing", r))
 		}
 	}
 	return errors.Join(errs...)

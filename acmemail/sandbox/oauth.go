@@ -188,6 +188,18 @@ type imapSession struct {
 	flushingSession
 	m    *mailSystem
 	mode OAuthMode
+	conn connState
+}
+
+func newIMAPSession(inner imapserver.SessionIMAP4rev2, m *mailSystem, mode OAuthMode) *imapSession {
+	m.stats.connOpened("imap")
+	return &imapSession{flushingSession: flushingSession{inner}, m: m, mode: mode}
+}
+
+// Close counts the end of the connection.
+func (s *imapSession) Close() error {
+	s.m.stats.connClosed("imap", &s.conn)
+	return s.flushingSession.Close()
 }
 
 func (s *imapSession) Login(username, password string) error {
@@ -198,7 +210,7 @@ func (s *imapSession) Login(username, password string) error {
 	if err := s.flushingSession.Login(username, password); err != nil {
 		return err
 	}
-	s.m.countLogin("imap", "LOGIN")
+	s.m.countLogin("imap", "LOGIN", &s.conn)
 	return nil
 }
 
@@ -215,7 +227,7 @@ func (s *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			if err := s.flushingSession.Login(username, password); err != nil {
 				return err
 			}
-			s.m.countLogin("imap", sasl.Plain)
+			s.m.countLogin("imap", sasl.Plain, &s.conn)
 			return nil
 		}), nil
 	case (mech == mechOAuthBearer || mech == mechXOAuth2) && s.mode != OAuthOff:
@@ -228,14 +240,15 @@ func (s *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			if err := s.flushingSession.Login(addr, password); err != nil {
 				return err
 			}
-			s.m.countLogin("imap", mech)
+			s.m.countLogin("imap", mech, &s.conn)
 			return nil
 		}}, nil
 	}
 	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
 }
 
-func (m *mailSystem) countLogin(proto, mech string) {
+func (m *mailSystem) countLogin(proto, mech string, conn *connState) {
+	m.stats.connLoggedIn(proto, conn)
 	m.stats.update(func(s *Stats) {
 		if s.Logins == nil {
 			s.Logins = map[string]int{}

@@ -184,6 +184,14 @@ type Options struct {
 	// or a reply in flight for a test to stop acmemail in. See also
 	// World.SetSubmitDelay.
 	SubmitDelay time.Duration
+	// MailDelay delivers each challenge mail this long after the CA sent
+	// it, like a CA whose mail takes seconds to arrive; ReplyDelay
+	// delivers each message users submit (replies to the CA) this long
+	// after the submission server accepted it, with its 250 sent at once.
+	// Each delivery waits on a timer of its own: neither the CA nor other
+	// deliveries wait for it. Deliveries still waiting when the world
+	// closes are dropped. See also World.SetMailDelay and SetReplyDelay.
+	MailDelay, ReplyDelay time.Duration
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -246,6 +254,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.CertLifetime < time.Hour {
 		return fmt.Errorf("certificate lifetime %v: must be at least one hour", o.CertLifetime)
+	}
+	if o.MailDelay < 0 || o.ReplyDelay < 0 || o.SubmitDelay < 0 {
+		return fmt.Errorf("mail delay %v, reply delay %v, submit delay %v: must not be negative", o.MailDelay, o.ReplyDelay, o.SubmitDelay)
+	}
+	if o.External != nil && (o.MailDelay > 0 || o.ReplyDelay > 0) {
+		return errors.New("mail and reply delays are for the world's own mail; an external mail system takes its own time")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -447,6 +461,8 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		oauth:     opt.OAuth,
 	}
 	w.mail.submitDelay.Store(int64(opt.SubmitDelay))
+	w.mail.mailDelay.Store(int64(opt.MailDelay))
+	w.mail.replyDelay.Store(int64(opt.ReplyDelay))
 	w.ca = &authority{
 		opt:      opt,
 		log:      w.log.With("component", "ca"),
@@ -481,7 +497,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	newIMAP := func(tlsConfig *tls.Config, insecureAuth bool) *imapserver.Server {
 		return imapserver.New(&imapserver.Options{
 			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-				return &imapSession{flushingSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, w.mail, opt.OAuth}, nil, nil
+				return newIMAPSession(mem.NewSession().(imapserver.SessionIMAP4rev2), w.mail, opt.OAuth), nil, nil
 			},
 			Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 			Logger:       logAdapter{log: w.log.With("component", "imap"), msg: "imap server"},
@@ -563,6 +579,18 @@ func (w *World) serve(name string, fn func() error, closedErr error) {
 // now on.
 func (w *World) SetSubmitDelay(d time.Duration) { w.mail.submitDelay.Store(int64(d)) }
 
+// SetMailDelay changes Options.MailDelay for challenge mails sent from now
+// on.
+func (w *World) SetMailDelay(d time.Duration) { w.mail.mailDelay.Store(int64(max(d, 0))) }
+
+// SetReplyDelay changes Options.ReplyDelay for messages submitted from now
+// on.
+func (w *World) SetReplyDelay(d time.Duration) { w.mail.replyDelay.Store(int64(max(d, 0))) }
+
+// PendingDeliveries is the number of messages held by Options.MailDelay or
+// ReplyDelay that are not delivered yet.
+func (w *World) PendingDeliveries() int { return w.mail.later.pending() }
+
 // Close stops every server, closes every connection and waits for them. It
 // is safe to call more than once.
 func (w *World) Close() error {
@@ -572,6 +600,7 @@ func (w *World) Close() error {
 		w.mu.Unlock()
 		close(w.done)
 		w.ca.close()
+		w.mail.later.close()
 		var errs []error
 		// Let requests in flight finish, briefly.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -27,6 +27,7 @@ var (
 // login, then local delivery with a DKIM signature of the sender's domain.
 func (m *mailSystem) newSubmissionServer() *smtp.Server {
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		m.stats.connOpened("smtp")
 		return &smtpSession{m: m, conn: c}, nil
 	}))
 	s.Domain = mxHost
@@ -45,7 +46,8 @@ type smtpSession struct {
 	user  string // authenticated address
 	from  string
 	rcpts []string
-	utf8  bool // MAIL FROM had SMTPUTF8
+	utf8  bool      // MAIL FROM had SMTPUTF8
+	state connState // in the connection counts
 }
 
 func (s *smtpSession) AuthMechanisms() []string { return s.m.oauth.mechanisms(sasl.Plain, sasl.Login) }
@@ -59,7 +61,7 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 			return smtp.ErrAuthFailed
 		}
 		s.user = addr
-		s.m.countLogin("smtp", mech)
+		s.m.countLogin("smtp", mech, &s.state)
 		return nil
 	}
 	switch mech {
@@ -74,7 +76,7 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 				return smtp.ErrAuthFailed
 			}
 			s.user = addr
-			s.m.countLogin("smtp", mech)
+			s.m.countLogin("smtp", mech, &s.state)
 			return nil
 		}}, nil
 	case sasl.Plain:
@@ -185,7 +187,11 @@ func (s *smtpSession) Reset() {
 	s.rcpts = nil
 }
 
-func (s *smtpSession) Logout() error { return nil }
+// Logout is called when the connection ends.
+func (s *smtpSession) Logout() error {
+	s.m.stats.connClosed("smtp", &s.state)
+	return nil
+}
 
 // prepareSubmission checks the header of a submitted message, adds Date and
 // Message-ID when missing (as an MSA does, RFC 6409 §8) and DKIM-signs it for

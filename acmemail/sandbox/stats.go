@@ -44,11 +44,72 @@ type Stats struct {
 	// Logins counts successful logins by protocol and mechanism: "imap
 	// LOGIN", "imap PLAIN", "imap OAUTHBEARER", "smtp XOAUTH2", ...
 	Logins map[string]int
+
+	// IMAPConnections counts the connections the IMAP server accepted
+	// (both listeners); IMAPOpenMax is the most that were open at one
+	// time; IMAPLoggingInMax the most that were, at one time, accepted
+	// but not yet logged in (nor closed): the logins in progress. The
+	// SMTP fields count the submission server's likewise.
+	IMAPConnections, IMAPOpenMax, IMAPLoggingInMax int
+	SMTPConnections, SMTPOpenMax, SMTPLoggingInMax int
 }
 
 type statsBox struct {
 	mu sync.Mutex
 	s  Stats
+	// The connections open now, and those of them not logged in, by
+	// protocol ("imap", "smtp").
+	open, loggingIn map[string]int
+}
+
+// connOpened counts a connection the server of proto accepted.
+func (b *statsBox) connOpened(proto string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open == nil {
+		b.open, b.loggingIn = map[string]int{}, map[string]int{}
+	}
+	b.open[proto]++
+	b.loggingIn[proto]++
+	total, openMax, loggingMax := b.connFields(proto)
+	*total++
+	*openMax = max(*openMax, b.open[proto])
+	*loggingMax = max(*loggingMax, b.loggingIn[proto])
+}
+
+// connState is where one connection is in the counts of statsBox; it is
+// changed under statsBox.mu only.
+type connState struct{ loggedIn, closed bool }
+
+// connLoggedIn counts the login of connection c (once).
+func (b *statsBox) connLoggedIn(proto string, c *connState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !c.loggedIn && !c.closed {
+		c.loggedIn = true
+		b.loggingIn[proto]--
+	}
+}
+
+// connClosed counts the end of connection c (once).
+func (b *statsBox) connClosed(proto string, c *connState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	b.open[proto]--
+	if !c.loggedIn {
+		b.loggingIn[proto]--
+	}
+}
+
+func (b *statsBox) connFields(proto string) (total, openMax, loggingMax *int) {
+	if proto == "imap" {
+		return &b.s.IMAPConnections, &b.s.IMAPOpenMax, &b.s.IMAPLoggingInMax
+	}
+	return &b.s.SMTPConnections, &b.s.SMTPOpenMax, &b.s.SMTPLoggingInMax
 }
 
 func (b *statsBox) update(f func(*Stats)) {

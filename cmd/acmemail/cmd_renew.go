@@ -62,9 +62,12 @@ by an acmemail that did not record these needs them given to renew, as before.
 The PKCS#12 password comes from ACMEMAIL_P12_PASSWORD or --p12-password-file.
 Passwords are read only when something is due.
 
-Several addresses are renewed concurrently (--parallel); two runs never work on the
-same address at once (see --wait-lock). A revoked certificate is not renewed unless
---force is given.
+Several addresses are renewed concurrently (--parallel), so their waits for mail
+overlap; two runs never work on the same address at once (see --wait-lock). However
+many run at once, at most 4 log in to one IMAP or submission server at a time and at
+most 8 requests to one CA are in flight, and the addresses of one mailbox share one
+IMAP connection. With -v each progress line names its address. A revoked certificate
+is not renewed unless --force is given.
 
 --deploy-hook (or the one given to obtain) runs after each renewal; see obtain. For
 an obtain --split pair it runs once per renewed certificate, as obtain --split runs it.
@@ -182,6 +185,8 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		}
 	}
 	r := &renewer{g: g, o: o, is: is, secrets: secrets}
+	// The logs (-v) of concurrent renewals take the lock of their progress lines.
+	is.Logger = termout.Logger(&termout.LockedWriter{Mu: &r.out, W: g.stderr}, g.verbose)
 	// Someone who typed "acmemail renew EMAIL" at a terminal wants an
 	// answer; cron (no terminal) keeps its silence.
 	r.sayNotDue = explicit && (newProgress(g.stderr).TTY || atTerminal())
@@ -196,7 +201,7 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 		if err := o.check(); err != nil {
 			return issuer.RenewOptions{}, err
 		}
-		return r.options(o, explicit), nil
+		return r.options(o, explicit, email, len(emails) > 1 && o.parallel > 1), nil
 	}, r.report)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -265,7 +270,8 @@ func (r *renewer) report(oc *renewOutcome) {
 
 // options are the renewal options of an address from renew's flags as they
 // are set for it.
-func (r *renewer) options(o *renewOptions, explicit bool) issuer.RenewOptions {
+// With several at once (many), its progress lines name it.
+func (r *renewer) options(o *renewOptions, explicit bool, email string, many bool) issuer.RenewOptions {
 	given := issuer.Given{
 		Login: issuer.Login{
 			PasswordCommand: o.cred.passwordCommand, PasswordFile: o.cred.passwordFile, OAuthTokenCommand: o.cred.oauthTokenCommand,
@@ -283,9 +289,13 @@ func (r *renewer) options(o *renewOptions, explicit bool) issuer.RenewOptions {
 	// password shared by all.
 	sec := r.secrets.ForAddress(secret.Recorded{
 		Mail: !given.Login.HasMail() && !given.MailPassword, SMTP: !given.Login.HasSMTP() && !given.SMTPPassword})
+	prog := newProgress(progOut)
+	if many {
+		prog.Prefix = email + ": "
+	}
 	return issuer.RenewOptions{
 		Force: o.force, ReuseKey: o.reuseKey, WaitLock: o.life.waitLock, Explicit: explicit, Timeout: o.timeout,
-		Given: given, Progress: newProgress(progOut), Secrets: sec,
+		Given: given, Progress: prog, Secrets: sec,
 	}
 }
 

@@ -190,11 +190,11 @@ func BenchmarkRenew(b *testing.B) {
 					emails[i] = fmt.Sprintf("bench-renew%d-%d-%d@example.test", n, rep, i)
 				}
 				home := mkdir(shared.dir, fmt.Sprintf("bench-renew-%d-%d", n, rep))
-				if err := renewSetup(b.Context(), shared.bin, w, home, emails); err != nil {
+				if err := renewSetup(b.Context(), shared.bin, w, home, emails, ""); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				r, err := renewAll(b.Context(), shared.bin, w, home, emails, 0)
+				r, err := renewAll(b.Context(), shared.bin, w, home, emails, "", 0)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -213,6 +213,7 @@ func TestSmoke(t *testing.T) {
 	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1, concurrency: 2}
 	if os.Getenv("ACMEMAIL_BENCH_CLI") == "1" {
 		cfg.cliRuns = 1
+		cfg.waiting = waitingConfig{sizes: []int{1, 2}, mailDelay: 100 * time.Millisecond, replyDelay: 50 * time.Millisecond, repeat: 1}
 	}
 	res, err := run(t.Context(), cfg, io.Discard)
 	if err != nil {
@@ -238,6 +239,14 @@ func TestSmoke(t *testing.T) {
 		}
 		if f.nIMAP == 0 || f.nSMTP == 0 {
 			t.Errorf("IMAP commands %d, SMTP commands %d; want some of each", f.nIMAP, f.nSMTP)
+		}
+	}
+	if n := len(res.waiting); cfg.waiting.sizes != nil && n != 2*len(cfg.waiting.sizes) {
+		t.Errorf("%d waiting-bound points, want %d", n, 2*len(cfg.waiting.sizes))
+	}
+	for _, p := range res.waiting {
+		if p.cpu.median <= 0 || p.wall.median < 100*time.Millisecond {
+			t.Errorf("waiting-bound point %+v: no CPU time, or faster than the mail delay", p)
 		}
 	}
 	var out strings.Builder

@@ -38,6 +38,12 @@ func main() {
 	flag.IntVar(&cfg.concurrency, "concurrency", scaleConcurrency, "at most this many identities at once in the scale figure")
 	flag.IntVar(&cfg.renewParallel, "renew-parallel", 0, "--parallel for acmemail renew in the scale figure (0: renew's default)")
 	flag.StringVar(&cfg.bin, "acmemail", "", "acmemail binary to measure (default: build ./cmd/acmemail)")
+	waitSizes := flag.String("waiting", "1,100", "numbers of identities for the waiting-bound figure (\"\": skip it)")
+	flag.DurationVar(&cfg.waiting.mailDelay, "mail-delay", 2*time.Second, "the sandbox's mail delay in the waiting-bound figure")
+	flag.DurationVar(&cfg.waiting.replyDelay, "reply-delay", time.Second, "the sandbox's reply delay in the waiting-bound figure")
+	flag.IntVar(&cfg.waiting.parallel, "waiting-parallel", 0, "--parallel for renew in the waiting-bound figure (0: the number of identities)")
+	flag.IntVar(&cfg.waiting.repeat, "waiting-repeat", 1, "how often each waiting-bound size is measured (the median is shown)")
+	flag.BoolVar(&cfg.waitingOnly, "waiting-only", false, "measure only the waiting-bound figure")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -56,6 +62,16 @@ func main() {
 			os.Exit(2)
 		}
 		cfg.scale = append(cfg.scale, n)
+	}
+	if *waitSizes != "" {
+		for _, f := range strings.Split(*waitSizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				fmt.Fprintf(os.Stderr, "bench: -waiting %q: want positive numbers separated by commas\n", *waitSizes)
+				os.Exit(2)
+			}
+			cfg.waiting.sizes = append(cfg.waiting.sizes, n)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -77,6 +93,8 @@ type config struct {
 	concurrency   int
 	renewParallel int
 	bin           string
+	waiting       waitingConfig
+	waitingOnly   bool
 }
 
 // machine describes where the figures were taken.

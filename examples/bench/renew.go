@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,10 +31,10 @@ type renewRun struct {
 // renews them all (with --parallel unless it is 0). The world must give
 // every user the same password (world.password).
 func cliRenewScale(ctx context.Context, bin string, w *world, home string, emails []string, parallel int) (*renewRun, error) {
-	if err := renewSetup(ctx, bin, w, home, emails); err != nil {
+	if err := renewSetup(ctx, bin, w, home, emails, ""); err != nil {
 		return nil, err
 	}
-	return renewAll(ctx, bin, w, home, emails, parallel)
+	return renewAll(ctx, bin, w, home, emails, "", parallel)
 }
 
 func renewEnv(w *world, home string) []string {
@@ -44,20 +45,26 @@ func renewEnv(w *world, home string) []string {
 	)
 }
 
-// renewSetup obtains a certificate for every address of emails into home.
-func renewSetup(ctx context.Context, bin string, w *world, home string, emails []string) error {
+// renewSetup obtains a certificate for every address of emails into home;
+// login, if set, is the mailbox they all live in (the world's aliases),
+// else each has its own.
+func renewSetup(ctx context.Context, bin string, w *world, home string, emails []string, login string) error {
 	env := renewEnv(w, home)
 	// Set-up: the first obtain creates the account, the others follow a
 	// few at a time.
 	setup := func(email string) error {
-		pw, err := w.user(email)
+		pw, err := w.user(cmp.Or(login, email))
 		if err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, bin, "obtain",
+		args := []string{"obtain",
 			"--server", w.DirectoryURL, "--imap", w.IMAPURL, "--smtp", w.SMTPURL,
 			"--dns-resolver", w.DNSAddr, "--agree-tos", "--reply-settle", "0",
-			"--key-type", "p256", email)
+			"--key-type", "p256"}
+		if login != "" {
+			args = append(args, "--user", login)
+		}
+		cmd := exec.CommandContext(ctx, bin, append(args, email)...)
 		cmd.Env = append(env, "ACMEMAIL_PASSWORD="+pw)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("set-up: acmemail obtain %s: %w\n%s", email, err, out)
@@ -85,10 +92,11 @@ func renewSetup(ctx context.Context, bin string, w *world, home string, emails [
 	return first
 }
 
-// renewAll times one `acmemail renew --force` of emails in home.
-func renewAll(ctx context.Context, bin string, w *world, home string, emails []string, parallel int) (*renewRun, error) {
+// renewAll times one `acmemail renew --force` of emails in home (login as
+// for renewSetup).
+func renewAll(ctx context.Context, bin string, w *world, home string, emails []string, login string, parallel int) (*renewRun, error) {
 	env := renewEnv(w, home)
-	pw, err := w.user(emails[0])
+	pw, err := w.user(cmp.Or(login, emails[0]))
 	if err != nil {
 		return nil, err
 	}

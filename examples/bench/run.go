@@ -30,6 +30,8 @@ type results struct {
 	renewScale    []scalePoint // acmemail renew, when the binary has it
 	renewParallel int          // --parallel given to renew (0: its default)
 	concurrency   int
+	waitingCfg    waitingConfig
+	waiting       []waitingPoint
 }
 
 type obtainFigures struct {
@@ -67,10 +69,20 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: cfg.concurrency}
 
 	bin := cfg.bin
-	if bin == "" && cfg.cliRuns > 0 {
+	if bin == "" && (cfg.cliRuns > 0 || len(cfg.waiting.sizes) > 0) {
 		logf(log, "building ./cmd/acmemail")
 		if bin, err = buildCLI(ctx, tmp); err != nil {
 			return nil, err
+		}
+	}
+	if len(cfg.waiting.sizes) > 0 {
+		res.waitingCfg = cfg.waiting
+		res.waitingCfg.repeat = max(cfg.waiting.repeat, 1)
+		if res.waiting, err = waitingFigures(ctx, bin, tmp, res.waitingCfg, log); err != nil {
+			return nil, err
+		}
+		if cfg.waitingOnly {
+			return res, nil
 		}
 	}
 
@@ -328,6 +340,7 @@ func (r *results) print(out io.Writer) {
 		}
 		fmt.Fprintf(out, "\nCPU-bound floor: the CPU time of acmemail and of the sandbox (medians) divided by the %d cores.\n", runtime.NumCPU())
 	}
+	printWaiting(out, r.waitingCfg, r.waiting)
 
 	for _, kt := range []string{"p256", "rsa2048"} {
 		f := r.obtain[kt]

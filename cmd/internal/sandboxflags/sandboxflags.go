@@ -32,6 +32,8 @@ type Flags struct {
 	badCert         string
 	eab             bool
 	oauth           string
+	mailDelay       time.Duration
+	replyDelay      time.Duration
 }
 
 func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
@@ -47,8 +49,12 @@ func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
 	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
 	f.BoolVar(&s.eab, "sandbox-eab", false, "require an external account binding for new accounts; 'acmemail sandbox' prints the key identifier and writes the HMAC key to DIR/eab.hmac")
 	f.StringVar(&s.oauth, "sandbox-oauth", "off", `OAuth2 logins (OAUTHBEARER, XOAUTH2) at the sandbox's IMAP and submission servers: "off", "also" (besides passwords) or "only" (passwords refused, like Gmail)`)
+	f.DurationVar(&s.mailDelay, "sandbox-mail-delay", 0, "deliver each challenge mail this long after the sandbox CA sent it (a CA whose mail takes seconds)")
+	f.DurationVar(&s.replyDelay, "sandbox-reply-delay", 0, "deliver each reply to the sandbox CA this long after the submission server accepted it")
 	if hidden {
 		f.MarkHidden("sandbox-eab")
+		f.MarkHidden("sandbox-mail-delay")
+		f.MarkHidden("sandbox-reply-delay")
 		f.MarkHidden("sandbox-oauth")
 		for _, n := range []string{"sandbox-bad-cert", "sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
 			f.MarkHidden(n)
@@ -103,6 +109,10 @@ func (s *Flags) Options() (sandbox.Options, error) {
 	}
 	o.BadCert = sandbox.BadCert(s.badCert)
 	o.ExternalAccountRequired = s.eab
+	if s.mailDelay < 0 || s.replyDelay < 0 {
+		return o, issuer.Usagef("--sandbox-mail-delay %v, --sandbox-reply-delay %v: must not be negative", s.mailDelay, s.replyDelay)
+	}
+	o.MailDelay, o.ReplyDelay = s.mailDelay, s.replyDelay
 	return o, nil
 }
 
@@ -160,6 +170,9 @@ func (m *MailFlags) Config(opts sandbox.Options, checkEmail func(string) (string
 	}
 	if opts.Hostile {
 		return nil, issuer.Usagef("--sandbox-hostile delivers forgeries into the sandbox's own mailboxes; it does not work with --mail-address")
+	}
+	if opts.MailDelay > 0 || opts.ReplyDelay > 0 {
+		return nil, issuer.Usagef("--sandbox-mail-delay and --sandbox-reply-delay delay the sandbox's own mail; a real mail system takes its own time (drop them with --mail-address)")
 	}
 	address, err := checkEmail(m.address)
 	if err != nil {

@@ -47,6 +47,9 @@ type Progress struct {
 	// Deadline is when the run gives up (its --timeout), zero when it
 	// has none: the waiting lines say how long is left.
 	Deadline time.Time
+	// Prefix, if set, starts every line after "acmemail: " (escaped):
+	// the address of one of several renewals at once.
+	Prefix string
 
 	live  string    // text of the live line, "" when none (escaped)
 	since time.Time // when the live line started
@@ -76,7 +79,7 @@ func (p *Progress) Printf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearLocked()
-	fmt.Fprintf(p.w, "acmemail: %s\n", line)
+	fmt.Fprintf(p.w, "acmemail: %s%s\n", Escape(p.Prefix), line)
 	p.drawLocked()
 }
 
@@ -129,7 +132,7 @@ func (p *Progress) startLive(text string) {
 					p.clearLocked()
 					p.drawLocked()
 				} else {
-					fmt.Fprintf(p.w, "acmemail: still %s (%s)\n", p.live, p.waitedLocked(" so far"))
+					fmt.Fprintf(p.w, "acmemail: %sstill %s (%s)\n", Escape(p.Prefix), p.live, p.waitedLocked(" so far"))
 				}
 				p.mu.Unlock()
 			}
