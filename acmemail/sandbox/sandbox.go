@@ -14,8 +14,12 @@
 //   - a DNS server (UDP and TCP) that publishes the DKIM keys, and for
 //     every user's domain the RFC 6186 SRV records (_imaps._tcp and the
 //     others) of the IMAP and submission servers, with target localhost;
+//     it is authoritative for the world's zones ([World.Zones]: SOA, NS,
+//     addresses of mail host names) and takes RFC 2136 updates of TXT
+//     records signed with [World.TSIG];
 //   - two private PKIs: one for the TLS listeners ([World.TLSRootsPEM]) and
-//     one that issues the S/MIME certificates ([World.IssuerRootPEM]).
+//     one that issues the S/MIME and server certificates
+//     ([World.IssuerRootPEM]).
 //
 // # The CA
 //
@@ -31,6 +35,12 @@
 // RESPONSE lines. [Options] imitate the quirks of real servers (see
 // INTEROP): token lengths, string or octet token joins, a missing
 // Auto-Submitted field and short validation windows.
+//
+// Orders of "dns" identifiers (host names in the world's zones, dns-01)
+// and "srvname" identifiers ("_imaps.mail.example.test", the experimental
+// dns-service-01 challenge bound to the service's port, see [ServicePort])
+// get server certificates: dNSName and SRVName SANs, serverAuth, the key
+// type's keyUsage. The CA validates them by asking its own DNS server.
 //
 // The CA serves ACME Renewal Information (RFC 9773): renewalInfo suggests a
 // window per certificate (Options.RenewalWindow, or [World.SetRenewalWindow]
