@@ -194,6 +194,10 @@ type Options struct {
 	// or a reply in flight for a test to stop acmemail in. See also
 	// World.SetSubmitDelay.
 	SubmitDelay time.Duration
+	// Zones are domains the world's DNS server is authoritative for (and
+	// the CA issues server certificates in) besides the users' domains and
+	// the CA's own; see also [World.AddZone].
+	Zones []string
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -250,6 +254,11 @@ func (o *Options) setDefaults() error {
 	}
 	if err := o.BadCert.valid(); err != nil {
 		return err
+	}
+	for _, z := range o.Zones {
+		if _, err := canonicalHost(z); err != nil {
+			return fmt.Errorf("zone: %w", err)
+		}
 	}
 	if o.CertLifetime == 0 {
 		o.CertLifetime = defaultCertLifetime
@@ -349,6 +358,11 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	if w.TSIG, err = newTSIGKey(); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	for _, z := range opt.Zones {
+		if err := w.AddZone(z); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
 	}
 	w.TLSRootsPEM = w.pki.tlsRootPEM
 	w.IssuerRootPEM = w.pki.issuerRootPEM
