@@ -39,9 +39,9 @@ client) at it:
     --dns-resolver <DNS address> alice@example.test
 
 The CA also issues server certificates (dns-01, and the experimental
-dns-service-01) for names in the users' domains. Its DNS server (dns) takes
-RFC 2136 updates signed with the TSIG key in DIR/tsig.key (dns-update; 0600):
-RFC2136_NAMESERVER=<DNS address> RFC2136_TSIG_FILE=DIR/tsig.key for --dns rfc2136.
+dns-service-01) for names in the users' domains and --sandbox-zone. Its DNS server
+(dns) takes RFC 2136 updates signed with the TSIG key in DIR/tsig.key (dns-update;
+0600): RFC2136_NAMESERVER=HOST:PORT RFC2136_TSIG_FILE=DIR/tsig.key for --dns rfc2136.
 
 The --sandbox-* flags make it imitate the real CAs described in the documentation.
 With --sandbox-eab the CA requires an external account binding: the key identifier
