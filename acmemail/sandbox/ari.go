@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,7 @@ func ParseRenewalWindow(s string) (RenewalWindow, error) {
 type CertificateStatus struct {
 	Serial           string    `json:"serial"` // lowercase hex
 	Emails           []string  `json:"emails"`
+	DNSNames         []string  `json:"dns_names,omitempty"` // of a server certificate
 	NotBefore        time.Time `json:"not_before"`
 	NotAfter         time.Time `json:"not_after"`
 	CertID           string    `json:"cert_id"` // RFC 9773 unique identifier
@@ -179,7 +181,7 @@ func (ca *authority) replacedLocked(id string, idents []identifier) (*certificat
 		return nil, newProblem(probMalformed, "replaces: no certificate with the unique identifier %q was issued by this CA", id)
 	}
 	shared := false
-	for _, e := range leafEmails(c.leaf) {
+	for _, e := range slices.Concat(leafEmails(c.leaf), c.leaf.DNSNames) {
 		for _, x := range idents {
 			if strings.EqualFold(e, x.Value) {
 				shared = true
@@ -210,7 +212,7 @@ func (ca *authority) certificateStatus(serialHex string) (CertificateStatus, boo
 		return CertificateStatus{}, false
 	}
 	st := CertificateStatus{
-		Serial: c.leaf.SerialNumber.Text(16), Emails: append([]string(nil), c.leaf.EmailAddresses...),
+		Serial: c.leaf.SerialNumber.Text(16), Emails: append([]string(nil), c.leaf.EmailAddresses...), DNSNames: slices.Clone(c.leaf.DNSNames),
 		NotBefore: c.leaf.NotBefore, NotAfter: c.leaf.NotAfter, CertID: certID(c.leaf),
 		Revoked: c.revoked, RevocationReason: c.reason,
 	}

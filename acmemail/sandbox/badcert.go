@@ -35,6 +35,11 @@ const (
 	// key type's encryption bit only, and one that asks for both gets
 	// digitalSignature and nonRepudiation plus the encryption bit.
 	BadCertKeyUsage BadCert = "changed-key-usage"
+	// BadCertNoServerAuth issues a certificate for clientAuth only,
+	// without the serverAuth extended key usage. It spoils an S/MIME
+	// certificate as BadCertNoEmailProtection does, and that mode a
+	// server certificate as this one does: the only EKU is clientAuth.
+	BadCertNoServerAuth BadCert = "no-server-auth"
 )
 
 // KeyUsageProfile is the certificate profile the CA names in its orders
@@ -42,7 +47,9 @@ const (
 const KeyUsageProfile = "changed-key-usage"
 
 // BadCerts lists the non-zero [BadCert] values.
-var BadCerts = []BadCert{BadCertForeignKey, BadCertWrongSAN, BadCertNoEmailProtection, BadCertKeyUsage}
+// foreign-key, wrong-san (another host of the same domain as the first
+// dNSName) and changed-key-usage apply to server certificates as well.
+var BadCerts = []BadCert{BadCertForeignKey, BadCertWrongSAN, BadCertNoEmailProtection, BadCertKeyUsage, BadCertNoServerAuth}
 
 func (b BadCert) valid() error {
 	if b == BadCertNone {
@@ -53,7 +60,7 @@ func (b BadCert) valid() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("bad certificate mode %q: must be one of foreign-key, wrong-san, no-email-protection, changed-key-usage", string(b))
+	return fmt.Errorf("bad certificate mode %q: must be one of foreign-key, wrong-san, no-email-protection, changed-key-usage, no-server-auth", string(b))
 }
 
 // spoil changes the leaf template and key the way b asks for.
@@ -71,7 +78,7 @@ func (b BadCert) spoil(tmpl *x509.Certificate, pub crypto.PublicKey) (crypto.Pub
 		tmpl.EmailAddresses = []string{"mallory@" + domain}
 		tmpl.ExtraExtensions = nil
 		tmpl.Subject.CommonName = tmpl.EmailAddresses[0]
-	case BadCertNoEmailProtection:
+	case BadCertNoEmailProtection, BadCertNoServerAuth:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	case BadCertKeyUsage:
 		enc := x509.KeyUsageKeyEncipherment

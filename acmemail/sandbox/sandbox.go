@@ -14,8 +14,12 @@
 //   - a DNS server (UDP and TCP) that publishes the DKIM keys, and for
 //     every user's domain the RFC 6186 SRV records (_imaps._tcp and the
 //     others) of the IMAP and submission servers, with target localhost;
+//     it is authoritative for the world's zones ([World.Zones]: SOA, NS,
+//     addresses of mail host names) and takes RFC 2136 updates of TXT
+//     records signed with [World.TSIG];
 //   - two private PKIs: one for the TLS listeners ([World.TLSRootsPEM]) and
-//     one that issues the S/MIME certificates ([World.IssuerRootPEM]).
+//     one that issues the S/MIME and server certificates
+//     ([World.IssuerRootPEM]).
 //
 // # The CA
 //
@@ -31,6 +35,12 @@
 // RESPONSE lines. [Options] imitate the quirks of real servers (see
 // INTEROP): token lengths, string or octet token joins, a missing
 // Auto-Submitted field and short validation windows.
+//
+// Orders of "dns" identifiers (host names in the world's zones, dns-01)
+// and "srvname" identifiers ("_imaps.mail.example.test", the experimental
+// dns-service-01 challenge bound to the service's port, see [ServicePort])
+// get server certificates: dNSName and SRVName SANs, serverAuth, the key
+// type's keyUsage. The CA validates them by asking its own DNS server.
 //
 // The CA serves ACME Renewal Information (RFC 9773): renewalInfo suggests a
 // window per certificate (Options.RenewalWindow, or [World.SetRenewalWindow]
@@ -192,6 +202,10 @@ type Options struct {
 	// deliveries wait for it. Deliveries still waiting when the world
 	// closes are dropped. See also World.SetMailDelay and SetReplyDelay.
 	MailDelay, ReplyDelay time.Duration
+	// Zones are domains the world's DNS server is authoritative for (and
+	// the CA issues server certificates in) besides the users' domains and
+	// the CA's own; see also [World.AddZone].
+	Zones []string
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -249,6 +263,11 @@ func (o *Options) setDefaults() error {
 	if err := o.BadCert.valid(); err != nil {
 		return err
 	}
+	for _, z := range o.Zones {
+		if _, err := canonicalHost(z); err != nil {
+			return fmt.Errorf("zone: %w", err)
+		}
+	}
 	if o.CertLifetime == 0 {
 		o.CertLifetime = defaultCertLifetime
 	}
@@ -287,17 +306,18 @@ func (o *Options) setDefaults() error {
 // World is a running sandbox. Its exported fields describe where to reach
 // it; they must not be changed.
 type World struct {
-	DirectoryURL    string // https://127.0.0.1:PORT/WORLD/acme/directory (WORLD: random, one per world)
-	IMAPURL         string // imaps://127.0.0.1:PORT (implicit TLS)
-	IMAPStartTLSURL string // imap://127.0.0.1:PORT (STARTTLS)
-	SMTPURL         string // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
-	SMTPStartTLSURL string // smtp://127.0.0.1:PORT (STARTTLS submission, AUTH after STARTTLS)
-	DNSAddr         string // 127.0.0.1:PORT, UDP and TCP; TXT records of the DKIM keys
-	TLSRootsPEM     []byte // the root of the HTTPS, IMAP and SMTP server certificates
-	IssuerRootPEM   []byte // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
-	CAFrom          string // the CA's base address; challenges come from plus addresses of it
-	EABKeyID        string // with Options.ExternalAccountRequired and no EABKeys: the generated key identifier
-	EABHMACKey      string // and its HMAC key, unpadded base64url as CAs hand it out
+	DirectoryURL    string  // https://127.0.0.1:PORT/WORLD/acme/directory (WORLD: random, one per world)
+	IMAPURL         string  // imaps://127.0.0.1:PORT (implicit TLS)
+	IMAPStartTLSURL string  // imap://127.0.0.1:PORT (STARTTLS)
+	SMTPURL         string  // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
+	SMTPStartTLSURL string  // smtp://127.0.0.1:PORT (STARTTLS submission, AUTH after STARTTLS)
+	DNSAddr         string  // 127.0.0.1:PORT, UDP and TCP; TXT records of the DKIM keys
+	TLSRootsPEM     []byte  // the root of the HTTPS, IMAP and SMTP server certificates
+	IssuerRootPEM   []byte  // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
+	CAFrom          string  // the CA's base address; challenges come from plus addresses of it
+	EABKeyID        string  // with Options.ExternalAccountRequired and no EABKeys: the generated key identifier
+	EABHMACKey      string  // and its HMAC key, unpadded base64url as CAs hand it out
+	TSIG            TSIGKey // signs RFC 2136 updates to DNSAddr (see DNSUpdateEnv)
 
 	opt   Options
 	log   *slog.Logger
@@ -313,6 +333,7 @@ type World struct {
 	imapsSrv *imapserver.Server // imapSrv, unless commands are observed
 	smtpsSrv *smtp.Server       // smtpSrv, unless commands are observed
 	dns      *dnsServer
+	zoneSet  zoneSet
 
 	listeners []io.Closer
 	srvPorts  [4]int // imaps, imap, submissions, submission, for the SRV records
@@ -348,6 +369,14 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	var err error
 	if w.pki, err = newPKI([]string{opt.Host}); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	if w.TSIG, err = newTSIGKey(); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	for _, z := range opt.Zones {
+		if err := w.AddZone(z); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
 	}
 	w.TLSRootsPEM = w.pki.tlsRootPEM
 	w.IssuerRootPEM = w.pki.issuerRootPEM
@@ -471,6 +500,8 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		mail:     w.mail,
 		keys:     w.keys,
 		lookup:   caLookup,
+		zones:    w.Zones,
+		queryTXT: w.queryTXT,
 		baseURL:  baseURL,
 		nonces:   newNonceStore(1 << 14),
 		caLocal:  caLocal,
@@ -522,7 +553,8 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		w.smtpsSrv = w.mail.newSubmissionServer()
 		w.smtpsSrv.AllowInsecureAuth = true
 	}
-	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, srv: w.srvLookup, log: w.log.With("component", "dns")}
+	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, srv: w.srvLookup, zones: w.Zones,
+		addr: dnsHostIP(opt.Host), tsig: &w.TSIG, stats: w.stats, log: w.log.With("component", "dns")}
 
 	w.serve("https", func() error { return w.httpSrv.ServeTLS(acmeLn, "", "") }, http.ErrServerClosed)
 	w.serve("imaps", func() error { return w.imapsSrv.Serve(imapsLnTLS) }, nil)
@@ -707,13 +739,19 @@ func (w *World) WaitInbox(ctx context.Context, email string, n int) ([][]byte, e
 }
 
 // LookupTXT returns the TXT records the world's DNS server publishes at
-// name, for verifiers that run in process. Unknown names fail with a
+// name (the DKIM keys, and those added by dynamic updates), for verifiers
+// that run in process. Unknown names fail with a
 // *net.DNSError whose IsNotFound is true.
 func (w *World) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if recs, ok := w.zoneLookup(strings.TrimSuffix(strings.ToLower(name), ".")); ok {
+	name = canonicalDNSName(name)
+	recs, ok := w.zoneLookup(name)
+	if dyn := w.dns.dynamicTXT(name); len(dyn) > 0 {
+		recs, ok = append(recs, dyn...), true
+	}
+	if ok {
 		return recs, nil
 	}
 	return nil, &net.DNSError{Err: "no such host", Name: name, Server: w.DNSAddr, IsNotFound: true}

@@ -34,6 +34,7 @@ type Flags struct {
 	oauth           string
 	mailDelay       time.Duration
 	replyDelay      time.Duration
+	zones           []string
 }
 
 func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
@@ -46,12 +47,14 @@ func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
 	f.BoolVar(&s.noDKIMSign, "sandbox-no-dkim-sign", false, "the sandbox's submission server does not DKIM-sign (like a provider that does not sign; the CA then rejects replies)")
 	f.StringVar(&s.renewalWindow, "sandbox-renewal-window", "", `renewalInfo (ARI) window as START,END after issuance, e.g. "-1h,1h" (due now) (default: the last third of the lifetime)`)
 	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
-	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
+	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection, changed-key-usage or no-server-auth")
 	f.BoolVar(&s.eab, "sandbox-eab", false, "require an external account binding for new accounts; 'acmemail sandbox' prints the key identifier and writes the HMAC key to DIR/eab.hmac")
 	f.StringVar(&s.oauth, "sandbox-oauth", "off", `OAuth2 logins (OAUTHBEARER, XOAUTH2) at the sandbox's IMAP and submission servers: "off", "also" (besides passwords) or "only" (passwords refused, like Gmail)`)
 	f.DurationVar(&s.mailDelay, "sandbox-mail-delay", 0, "deliver each challenge mail this long after the sandbox CA sent it (a CA whose mail takes seconds)")
 	f.DurationVar(&s.replyDelay, "sandbox-reply-delay", 0, "deliver each reply to the sandbox CA this long after the submission server accepted it")
+	f.StringArrayVar(&s.zones, "sandbox-zone", nil, "another domain the sandbox's DNS server is authoritative for, and the CA issues server certificates in, besides the users' domains (repeatable)")
 	if hidden {
+		f.MarkHidden("sandbox-zone")
 		f.MarkHidden("sandbox-eab")
 		f.MarkHidden("sandbox-mail-delay")
 		f.MarkHidden("sandbox-reply-delay")
@@ -105,7 +108,7 @@ func (s *Flags) Options() (sandbox.Options, error) {
 	}
 	o.NoRenewalInfo = s.noRenewalInfo
 	if s.badCert != "" && !slices.Contains(sandbox.BadCerts, sandbox.BadCert(s.badCert)) {
-		return o, issuer.Usagef("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection or changed-key-usage", s.badCert)
+		return o, issuer.Usagef("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection, changed-key-usage or no-server-auth", s.badCert)
 	}
 	o.BadCert = sandbox.BadCert(s.badCert)
 	o.ExternalAccountRequired = s.eab
@@ -113,6 +116,7 @@ func (s *Flags) Options() (sandbox.Options, error) {
 		return o, issuer.Usagef("--sandbox-mail-delay %v, --sandbox-reply-delay %v: must not be negative", s.mailDelay, s.replyDelay)
 	}
 	o.MailDelay, o.ReplyDelay = s.mailDelay, s.replyDelay
+	o.Zones = s.zones
 	return o, nil
 }
 
