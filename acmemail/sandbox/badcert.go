@@ -33,7 +33,10 @@ const (
 	// encryption only gets digitalSignature only (as secsy-pki's
 	// smime-sign profile issues), one that asks for signing only gets the
 	// key type's encryption bit only, and one that asks for both gets
-	// digitalSignature and nonRepudiation plus the encryption bit.
+	// digitalSignature and nonRepudiation plus the encryption bit. A
+	// server certificate gets a keyUsage unfit for its key:
+	// keyEncipherment on an EC key, no digitalSignature on an RSA or
+	// Ed25519 key.
 	BadCertKeyUsage BadCert = "changed-key-usage"
 	// BadCertNoServerAuth issues a certificate for clientAuth only,
 	// without the serverAuth extended key usage. It spoils an S/MIME
