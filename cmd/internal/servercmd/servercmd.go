@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/acmemail/server"
+	"github.com/acmemail/acmemail/acmemail/server/install"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
 )
@@ -118,8 +120,24 @@ func manager(env Env) (*server.Manager, error) {
 		Store: store, Getenv: env.Getenv, Logger: env.Logger(), UserAgent: "acmemail",
 		Progress: func(msg string) { fmt.Fprintf(env.Stderr, "acmemail: %s\n", termout.EscapeLines(msg)) },
 		Hooks:    &issuer.Issuer{Store: store, HookOutput: env.Stderr},
-		Install:  env.Install,
+		Install:  env.installer(),
 	}, nil
+}
+
+// installer is env.Install, else package install's, rooted at
+// $ACMEMAIL_INSTALL_ROOT ("" is the system itself).
+func (env Env) installer() func(ctx context.Context, targets []string, host string, keyPEM, chainPEM []byte, notAfter time.Time) error {
+	if env.Install != nil {
+		return env.Install
+	}
+	return func(ctx context.Context, targets []string, host string, keyPEM, chainPEM []byte, notAfter time.Time) error {
+		res, err := install.Install(ctx, targets, install.Cert{Host: host, KeyPEM: keyPEM, ChainPEM: chainPEM, NotAfter: notAfter},
+			install.Options{Root: env.Getenv("ACMEMAIL_INSTALL_ROOT"), Reload: true, Logger: env.Logger()})
+		for _, r := range res {
+			fmt.Fprintf(env.Stderr, "acmemail: installed %s into %s (%s, %s; reloaded: %t)\n", host, r.Target, r.KeyPath, r.ChainPath, r.Reloaded)
+		}
+		return err
+	}
 }
 
 func runObtain(ctx context.Context, env Env, f obtainFlags, host string) error {
@@ -129,6 +147,11 @@ func runObtain(ctx context.Context, env Env, f obtainFlags, host string) error {
 	kt, err := keystore.ParseKeyType(f.keyType)
 	if err != nil {
 		return &issuer.UsageError{Err: err}
+	}
+	for _, t := range f.install {
+		if !slices.Contains(install.Targets, t) {
+			return &issuer.UsageError{Err: fmt.Errorf("--install %q: choose from %s", t, strings.Join(install.Targets, ", "))}
+		}
 	}
 	if err := issuer.CheckHook(f.deployHook); err != nil {
 		return &issuer.UsageError{Err: err}
