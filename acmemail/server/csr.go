@@ -46,18 +46,16 @@ func MarshalSAN(host string, services []string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		other, err := asn1.Marshal(struct {
-			Type  asn1.ObjectIdentifier
-			Value asn1.RawValue `asn1:"explicit,tag:0"`
-		}{OIDSRVName, asn1.RawValue{FullBytes: value}})
+		// otherName ::= [0] IMPLICIT SEQUENCE { type-id OID, value [0] EXPLICIT ANY }
+		typ, err := asn1.Marshal(OIDSRVName)
 		if err != nil {
 			return nil, err
 		}
-		// otherName is [0] IMPLICIT: the SEQUENCE's tag becomes [0] constructed.
-		var seq asn1.RawValue
-		if _, err := asn1.Unmarshal(other, &seq); err != nil {
+		wrapped, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: value})
+		if err != nil {
 			return nil, err
 		}
+		seq := asn1.RawValue{Bytes: append(typ, wrapped...)}
 		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: seq.Bytes})
 	}
 	return asn1.Marshal(names)
