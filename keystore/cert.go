@@ -122,18 +122,24 @@ type CertPaths struct {
 // (see [Store.dirName]). With create, the directory (and its parents) are
 // created.
 func (s *Store) certDir(email string, create bool) (norm, dir string, err error) {
-	norm, err = NormalizeEmail(email)
+	top := certificatesDir
+	if s.servers {
+		top = serversDir
+		norm, err = NormalizeHost(email)
+	} else {
+		norm, err = NormalizeEmail(email)
+	}
 	if err != nil {
 		return "", "", err
 	}
 	name := s.dirName(norm)
 	switch {
 	case create && s.slot != "":
-		dir, err = s.subdir(certificatesDir, name, s.slot)
+		dir, err = s.subdir(top, name, s.slot)
 	case create:
-		dir, err = s.subdir(certificatesDir, name)
+		dir, err = s.subdir(top, name)
 	default:
-		dir = filepath.Join(s.Dir, certificatesDir, name, s.slot)
+		dir = filepath.Join(s.Dir, top, name, s.slot)
 	}
 	return norm, dir, err
 }
@@ -147,6 +153,9 @@ func (s *Store) certDir(email string, create bool) (norm, dir string, err error)
 // name always wins; another spelling beside it is left alone (and is not
 // listed).
 func (s *Store) dirName(norm string) string {
+	if s.servers {
+		return norm // host names have one spelling (NormalizeHost)
+	}
 	root := filepath.Join(s.Dir, certificatesDir)
 	if _, err := os.Lstat(filepath.Join(root, norm)); !errors.Is(err, fs.ErrNotExist) {
 		return norm
@@ -840,7 +849,10 @@ func (s *Store) ListCertificates() ([]string, error) {
 // directories (one per address, see [Store.dirName]) for which keep,
 // given the directory's path, says yes.
 func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
-	root := filepath.Join(s.Dir, certificatesDir)
+	root, normalize := filepath.Join(s.Dir, certificatesDir), NormalizeEmail
+	if s.servers {
+		root, normalize = filepath.Join(s.Dir, serversDir), NormalizeHost
+	}
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -853,8 +865,8 @@ func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
 		if !e.IsDir() {
 			continue
 		}
-		n, err := NormalizeEmail(e.Name())
-		if err != nil || n != e.Name() && s.dirName(n) != e.Name() {
+		n, err := normalize(e.Name())
+		if err != nil || n != e.Name() && (s.servers || s.dirName(n) != e.Name()) {
 			continue
 		}
 		if keep(filepath.Join(root, e.Name())) {

@@ -33,6 +33,8 @@
 //	│                                            encrypt/ for the encryption half of a split pair: same layout
 //	├── forgotten/                         0700
 //	│   └── <email>-<20060102T150405Z>/    0700  a forgotten address's directory, whole (Store.Forget)
+//	├── servers/                           0700
+//	│   └── <host>/                        0700  a mail server's certificate ([Store.Servers]): same layout
 //	└── replies/                           0700
 //	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
 //
