@@ -121,17 +121,23 @@ type CertPaths struct {
 // certDir validates email and returns its normalized form and directory.
 // With create, the directory (and its parents) are created.
 func (s *Store) certDir(email string, create bool) (norm, dir string, err error) {
-	norm, err = NormalizeEmail(email)
+	top := certificatesDir
+	if s.servers {
+		top = serversDir
+		norm, err = NormalizeHost(email)
+	} else {
+		norm, err = NormalizeEmail(email)
+	}
 	if err != nil {
 		return "", "", err
 	}
 	switch {
 	case create && s.slot != "":
-		dir, err = s.subdir(certificatesDir, norm, s.slot)
+		dir, err = s.subdir(top, norm, s.slot)
 	case create:
-		dir, err = s.subdir(certificatesDir, norm)
+		dir, err = s.subdir(top, norm)
 	default:
-		dir = filepath.Join(s.Dir, certificatesDir, norm, s.slot)
+		dir = filepath.Join(s.Dir, top, norm, s.slot)
 	}
 	return norm, dir, err
 }
@@ -811,7 +817,10 @@ func (s *Store) ListCertificates() ([]string, error) {
 // per normalized address) for which keep, given the directory's path,
 // says yes.
 func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
-	root := filepath.Join(s.Dir, certificatesDir)
+	root, normalize := filepath.Join(s.Dir, certificatesDir), NormalizeEmail
+	if s.servers {
+		root, normalize = filepath.Join(s.Dir, serversDir), NormalizeHost
+	}
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -824,7 +833,7 @@ func (s *Store) certDirs(keep func(dir string) bool) ([]string, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if n, err := NormalizeEmail(e.Name()); err != nil || n != e.Name() {
+		if n, err := normalize(e.Name()); err != nil || n != e.Name() {
 			continue
 		}
 		if keep(filepath.Join(root, e.Name())) {

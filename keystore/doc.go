@@ -31,6 +31,8 @@
 //	│       │       └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
 //	│       └── <slot>/                    0700  a second certificate (Store.Slot), e.g.
 //	│                                            encrypt/ for the encryption half of a split pair: same layout
+//	├── servers/                           0700
+//	│   └── <host>/                        0700  a mail server's certificate ([Store.Servers]): same layout
 //	└── replies/                           0700
 //	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
 //

@@ -24,5 +24,5 @@ func (s *Store) Slot(name string) (*Store, error) {
 	if s.slot != "" {
 		return nil, fmt.Errorf("certificate slot %q: the store is already the slot %q", name, s.slot)
 	}
-	return &Store{Dir: s.Dir, Notice: s.Notice, slot: name}, nil
+	return &Store{Dir: s.Dir, Notice: s.Notice, slot: name, servers: s.servers}, nil
 }

@@ -26,6 +26,9 @@ type Store struct {
 	// slot, if set, puts the certificate methods' files in
 	// certificates/<email>/<slot>/ (see [Store.Slot]).
 	slot string
+	// servers, if set, keys the certificate methods by host name and keeps
+	// their files in servers/<host>/ (see [Store.Servers]).
+	servers bool
 }
 
 func (s *Store) notice(msg string) {
@@ -38,6 +41,7 @@ func (s *Store) notice(msg string) {
 const (
 	accountsDir     = "accounts"
 	certificatesDir = "certificates"
+	serversDir      = "servers"
 	repliesDir      = "replies"
 )
 

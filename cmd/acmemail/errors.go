@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 
+	"github.com/acmemail/acmemail/cmd/internal/servercmd"
+
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
@@ -53,7 +55,7 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue), errors.As(err, new(*issuer.SettingError)):
 		return exitUsage
-	case errors.As(err, new(*renewFailedError)):
+	case errors.As(err, new(*renewFailedError)), errors.As(err, new(*servercmd.RenewFailedError)):
 		return exitSomeFailed
 	case errors.As(err, new(*issuer.HookError)):
 		return exitHookFailed

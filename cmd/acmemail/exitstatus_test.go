@@ -134,6 +134,13 @@ func TestExitStatusHelp(t *testing.T) {
 		"config":     {not: local},
 		"completion": {not: local},
 		"version":    {not: local},
+		// Server certificates: DNS and the CA, never a mailbox.
+		"server":        {has: []int{exitCA, exitHookFailed, exitSomeFailed}, not: []int{exitMailAuth, exitMailTimeout}},
+		"server obtain": {has: []int{exitCA, exitHookFailed, exitLocked, exitInterrupted}, not: []int{exitMailAuth, exitMailTimeout, exitSomeFailed}},
+		"server renew":  {has: []int{exitSomeFailed, exitInterrupted}, not: []int{exitMailAuth, exitMailTimeout, exitCA}},
+		"server list":   {not: local},
+		"server show":   {not: local},
+		"server export": {not: local},
 	}
 
 	root := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})

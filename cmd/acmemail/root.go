@@ -12,7 +12,9 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/servercmd"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
+	"github.com/acmemail/acmemail/keystore"
 	"github.com/spf13/cobra"
 )
 
@@ -100,6 +102,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
 	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g))
+	root.AddCommand(servercmd.New(servercmd.Env{Stdout: g.stdout, Stderr: g.stderr, Getenv: g.getenv, Logger: g.logger, OpenState: func() (*keystore.Store, error) { return openState(g.getenv) }}))
 	wireCompletions(g, root)
 	emailArgs(root)
 	return root
