@@ -590,8 +590,14 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 	}
 	var idents []identifier
 	var subs []*problem
+	server := slices.ContainsFunc(p.Identifiers, func(id identifier) bool { return isServerIdentifier(id.Type) })
+	emailIdents := p.Identifiers
+	if server {
+		idents, subs = ca.serverIdentifiers(p.Identifiers)
+		emailIdents = nil
+	}
 	seen := map[string]bool{}
-	for _, id := range p.Identifiers {
+	for _, id := range emailIdents {
 		var prob *problem
 		var addr string
 		switch {
@@ -652,7 +658,7 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 	}
 	oid := newID()
 	o := &order{id: oid, url: ca.url(pathOrder + oid), acct: req.acct, status: statusPending,
-		expires: now.Add(authzLifetime), identifiers: idents, replaces: replaced}
+		expires: now.Add(authzLifetime), identifiers: idents, replaces: replaced, server: server}
 	if replaced != nil {
 		replaced.replacing = o
 		ca.stats.update(func(s *Stats) { s.OrdersReplacing++ })
@@ -664,20 +670,28 @@ func (ca *authority) handleNewOrder(w http.ResponseWriter, req *request) {
 			continue
 		}
 		fresh++
-		tp2, err := newToken(ca.opt.TokenLength)
+		var ch *challenge
+		var err error
+		if server {
+			ch, err = ca.newServerChallenge(id)
+		} else {
+			ch = &challenge{typ: challengeType, from: ca.caLocal + "+" + newID()[:12] + "@" + ca.caDomain}
+			ch.tp2, err = newToken(ca.opt.TokenLength)
+		}
 		if err != nil {
 			ca.writeProblem(w, req.url, newProblem(probServerInternal, "cannot create a token: %v", err))
 			return
 		}
 		aid, cid := newID(), newID()
 		a := &authz{id: aid, url: ca.url(pathAuthz + aid), acct: req.acct, order: o, ident: id, status: statusPending, expires: o.expires}
-		ch := &challenge{id: cid, url: ca.url(pathChallenge + cid), authz: a, status: statusPending, tp2: tp2,
-			from: ca.caLocal + "+" + newID()[:12] + "@" + ca.caDomain}
+		ch.id, ch.url, ch.authz, ch.status = cid, ca.url(pathChallenge+cid), a, statusPending
 		a.chall = ch
 		o.authzs = append(o.authzs, a)
 		ca.authzs[aid] = a
 		ca.challs[cid] = ch
-		ca.byFrom[strings.ToLower(ch.from)] = ch
+		if !server {
+			ca.byFrom[strings.ToLower(ch.from)] = ch
+		}
 	}
 	if fresh == 0 {
 		o.status = statusReady // every authorization was reused
@@ -749,7 +763,13 @@ func (ca *authority) finalize(w http.ResponseWriter, req *request, o *order) {
 	for _, id := range o.identifiers {
 		emails = append(emails, id.Value)
 	}
-	cr, prob := checkCSR(der, emails, req.acct.key.pub)
+	var cr *certRequest
+	var prob *problem
+	if o.server {
+		cr, prob = checkServerCSR(der, o.identifiers, req.acct.key.pub)
+	} else {
+		cr, prob = checkCSR(der, emails, req.acct.key.pub)
+	}
 	if prob != nil {
 		ca.writeProblem(w, req.url, prob)
 		return
@@ -786,7 +806,8 @@ type challengeJSON struct {
 	URL       string   `json:"url"`
 	Status    string   `json:"status"`
 	Token     string   `json:"token"`
-	From      string   `json:"from"`
+	From      string   `json:"from,omitempty"` // email-reply-00
+	Port      int      `json:"port,omitempty"` // dns-service-01
 	Validated string   `json:"validated,omitempty"`
 	Error     *problem `json:"error,omitempty"`
 }
@@ -799,7 +820,7 @@ type authzJSON struct {
 }
 
 func challJSONLocked(ch *challenge) challengeJSON {
-	j := challengeJSON{Type: challengeType, URL: ch.url, Status: ch.status, Token: ch.tp2, From: ch.from, Error: ch.err}
+	j := challengeJSON{Type: ch.typ, URL: ch.url, Status: ch.status, Token: ch.tp2, From: ch.from, Port: ch.port, Error: ch.err}
 	if !ch.validated.IsZero() {
 		j.Validated = ch.validated.UTC().Format(time.RFC3339)
 	}
@@ -851,7 +872,7 @@ func (ca *authority) handleAuthz(w http.ResponseWriter, req *request, id, sub st
 	}
 	if ca.opt.MailTiming == MailAtAuthorization {
 		ca.mu.Lock()
-		send := a.status == statusPending && a.chall.mail == mailNone
+		send := a.status == statusPending && a.chall.mail == mailNone && a.chall.typ == challengeType
 		ca.mu.Unlock()
 		if send {
 			// acme2certifier mails the challenge while answering the
@@ -890,7 +911,11 @@ func (ca *authority) handleChallenge(w http.ResponseWriter, req *request, id, su
 			ca.writeProblem(w, req.url, newProblem(probMalformed, "the authorization is %s; the challenge cannot be triggered", st))
 			return
 		}
-		ca.trigger(ch)
+		if ch.typ == challengeType {
+			ca.trigger(ch)
+		} else {
+			ca.validateDNS(ch)
+		}
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()

@@ -70,7 +70,8 @@ func (ca *authority) reusableAuthzLocked(acct *account, id identifier, now time.
 	}
 	for _, o := range acct.orders {
 		for _, a := range o.authzs {
-			if a.status == statusValid && now.Before(a.expires) && sameAddress(a.ident.Value, id.Value) {
+			if a.status == statusValid && now.Before(a.expires) && a.ident.Type == id.Type &&
+				(a.ident.Value == id.Value || id.Type == identEmail && sameAddress(a.ident.Value, id.Value)) {
 				return a
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ func (ca *authority) replacedLocked(id string, idents []identifier) (*certificat
 		return nil, newProblem(probMalformed, "replaces: no certificate with the unique identifier %q was issued by this CA", id)
 	}
 	shared := false
-	for _, e := range c.leaf.EmailAddresses {
+	for _, e := range slices.Concat(c.leaf.EmailAddresses, c.leaf.DNSNames) {
 		for _, x := range idents {
 			if strings.EqualFold(e, x.Value) {
 				shared = true

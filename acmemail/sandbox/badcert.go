@@ -29,12 +29,21 @@ const (
 	BadCertNoEmailProtection BadCert = "no-email-protection"
 	// BadCertKeyUsage issues the certificate with a keyUsage other than
 	// the CSR asked for (digitalSignature and nonRepudiation, plus the
-	// key type's encryption bit), as some CAs do by policy.
+	// key type's encryption bit), as some CAs do by policy. A server
+	// certificate gets a keyUsage unfit for its key: keyEncipherment on
+	// an EC key, no digitalSignature on an RSA or Ed25519 key.
 	BadCertKeyUsage BadCert = "changed-key-usage"
+	// BadCertNoServerAuth issues a certificate for clientAuth only,
+	// without the serverAuth extended key usage. It spoils an S/MIME
+	// certificate as BadCertNoEmailProtection does, and that mode a
+	// server certificate as this one does: the only EKU is clientAuth.
+	BadCertNoServerAuth BadCert = "no-server-auth"
 )
 
-// BadCerts lists the non-zero [BadCert] values.
-var BadCerts = []BadCert{BadCertForeignKey, BadCertWrongSAN, BadCertNoEmailProtection, BadCertKeyUsage}
+// BadCerts lists the non-zero [BadCert] values. foreign-key, wrong-san
+// (another host of the same domain as the first dNSName) and
+// changed-key-usage apply to server certificates as well.
+var BadCerts = []BadCert{BadCertForeignKey, BadCertWrongSAN, BadCertNoEmailProtection, BadCertKeyUsage, BadCertNoServerAuth}
 
 func (b BadCert) valid() error {
 	if b == BadCertNone {
@@ -45,7 +54,7 @@ func (b BadCert) valid() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("bad certificate mode %q: must be one of foreign-key, wrong-san, no-email-protection, changed-key-usage", string(b))
+	return fmt.Errorf("bad certificate mode %q: must be one of foreign-key, wrong-san, no-email-protection, changed-key-usage, no-server-auth", string(b))
 }
 
 // spoil changes the leaf template and key the way b asks for.
@@ -63,7 +72,7 @@ func (b BadCert) spoil(tmpl *x509.Certificate, pub crypto.PublicKey) (crypto.Pub
 		tmpl.EmailAddresses = []string{"mallory@" + domain}
 		tmpl.ExtraExtensions = nil
 		tmpl.Subject.CommonName = tmpl.EmailAddresses[0]
-	case BadCertNoEmailProtection:
+	case BadCertNoEmailProtection, BadCertNoServerAuth:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	case BadCertKeyUsage:
 		enc := x509.KeyUsageKeyEncipherment

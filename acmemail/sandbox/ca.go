@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
@@ -55,6 +56,7 @@ type order struct {
 	cert        *certificate
 	err         *problem
 	replaces    *certificate // RFC 9773 "replaces", or nil
+	server      bool         // dns and srvname identifiers (server.go)
 }
 
 type authz struct {
@@ -80,6 +82,9 @@ const (
 type challenge struct {
 	id, url   string
 	authz     *authz
+	typ       string // challengeType, or for servers dns-01 or dns-service-01
+	service   string // dns-service-01: the service (without underscore)
+	port      int    // dns-service-01: the port it is bound to
 	status    string
 	tp2       string // token-part2, the challenge's token
 	from      string // the per-challenge plus address
@@ -118,6 +123,8 @@ type authority struct {
 	mail     *mailSystem
 	keys     *dkimRegistry
 	lookup   func(string) ([]string, error)
+	zones    func() []string                                                // the DNS zones "dns" identifiers must be in
+	queryTXT func(ctx context.Context, name string) ([]string, bool, error) // the world's DNS server, over the network
 	baseURL  string
 	nonces   *nonceStore
 	observe  func(Observation) // nil: nobody watches
@@ -315,28 +322,8 @@ func (ca *authority) decideLocked(ch *challenge, digest string) {
 	}
 	got := strings.TrimRight(digest, "=")
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
-		ch.status = statusValid
-		ch.validated = time.Now()
-		if ch.timer != nil {
-			ch.timer.Stop()
-		}
-		az := ch.authz
-		az.status = statusValid
-		ca.stats.update(func(s *Stats) { s.RepliesAccepted++; s.ChallengesValid++ })
-		if ca.observe != nil {
-			ca.observe(Observation{Kind: ObserveChallengeValid, At: ch.validated, Email: az.ident.Value, Detail: ch.url})
-		}
-		ca.log.Info("challenge valid", "challenge", ch.url, "identifier", az.ident.Value)
-		o := az.order
-		if o.status == statusPending {
-			ready := true
-			for _, a := range o.authzs {
-				ready = ready && a.status == statusValid
-			}
-			if ready {
-				o.status = statusReady
-			}
-		}
+		ca.stats.update(func(s *Stats) { s.RepliesAccepted++ })
+		ca.validLocked(ch)
 		return
 	}
 	reason := "the digest in the response does not match base64url(SHA-256(token \".\" thumbprint))"
@@ -348,6 +335,33 @@ func (ca *authority) decideLocked(ch *challenge, digest string) {
 	ca.failLocked(ch, newProblem(probIncorrectResponse,
 		"the response digest does not match the key authorization; this CA joins the token parts %s, then computes base64url(SHA-256(token \".\" account key thumbprint))", join))
 	ca.log.Info("challenge failed", "challenge", ch.url, "reason", "wrong digest")
+}
+
+// validLocked makes a challenge and its authorization valid, and the
+// order ready once all its authorizations are.
+func (ca *authority) validLocked(ch *challenge) {
+	ch.status = statusValid
+	ch.validated = time.Now()
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	az := ch.authz
+	az.status = statusValid
+	ca.stats.update(func(s *Stats) { s.ChallengesValid++ })
+	if ca.observe != nil {
+		ca.observe(Observation{Kind: ObserveChallengeValid, At: ch.validated, Email: az.ident.Value, Detail: ch.url})
+	}
+	ca.log.Info("challenge valid", "challenge", ch.url, "type", ch.typ, "identifier", az.ident.Value)
+	o := az.order
+	if o.status == statusPending {
+		ready := true
+		for _, a := range o.authzs {
+			ready = ready && a.status == statusValid
+		}
+		if ready {
+			o.status = statusReady
+		}
+	}
 }
 
 // failLocked makes a challenge, its authorization and its order invalid.

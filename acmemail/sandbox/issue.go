@@ -69,11 +69,15 @@ var keyUsageNames = []struct {
 	{x509.KeyUsageDecipherOnly, "decipherOnly"},
 }
 
-// certRequest is a CSR that passed checkCSR.
+// certRequest is a CSR that passed checkCSR or checkServerCSR.
 type certRequest struct {
 	pub      crypto.PublicKey
 	emails   []string // the order's identifiers, in order
 	keyUsage x509.KeyUsage
+
+	server   bool     // a server certificate (checkServerCSR)
+	dnsNames []string // its dns identifiers, in order
+	srvNames []string // its srvname identifiers, in order
 }
 
 // checkCSR applies this CA's CSR policy: a valid self-signature with a
@@ -85,38 +89,9 @@ func checkCSR(der []byte, identifiers []string, accountKey crypto.PublicKey) (*c
 	bad := func(format string, args ...any) (*certRequest, *problem) {
 		return nil, newProblem(probBadCSR, format, args...)
 	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return bad("cannot parse the CSR: %v", err)
-	}
-	switch csr.SignatureAlgorithm {
-	case x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,
-		x509.SHA256WithRSAPSS, x509.SHA384WithRSAPSS, x509.SHA512WithRSAPSS,
-		x509.ECDSAWithSHA256, x509.ECDSAWithSHA384, x509.ECDSAWithSHA512, x509.PureEd25519:
-	default:
-		return bad("the CSR is signed with %v, which this CA does not accept; use SHA-256 or better", csr.SignatureAlgorithm)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return bad("the CSR signature is invalid: %v", err)
-	}
-
-	switch pub := csr.PublicKey.(type) {
-	case *rsa.PublicKey:
-		if n := pub.N.BitLen(); n < 2048 || n > 8192 {
-			return bad("the CSR has a %d-bit RSA key; this CA accepts 2048 to 8192 bits", n)
-		}
-	case *ecdsa.PublicKey:
-		switch pub.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return bad("the CSR has an ECDSA key on an unsupported curve; use P-256, P-384 or P-521")
-		}
-	case ed25519.PublicKey:
-	default:
-		return bad("the CSR has an unsupported %T key; use RSA, ECDSA or Ed25519", pub)
-	}
-	if sameKey(csr.PublicKey, accountKey) {
-		return bad("the CSR's public key is the ACME account key; the certificate needs a key of its own")
+	csr, prob := parseCSR(der, accountKey)
+	if prob != nil {
+		return nil, prob
 	}
 
 	var (
@@ -211,6 +186,49 @@ func checkCSR(der []byte, identifiers []string, accountKey crypto.PublicKey) (*c
 	}
 	req.emails = slices.Clone(identifiers)
 	return req, nil
+}
+
+// parseCSR checks what every CSR needs: it parses, its self-signature is
+// valid and made with a current algorithm, its key is acceptable and not
+// the account key.
+func parseCSR(der []byte, accountKey crypto.PublicKey) (*x509.CertificateRequest, *problem) {
+	bad := func(format string, args ...any) (*x509.CertificateRequest, *problem) {
+		return nil, newProblem(probBadCSR, format, args...)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return bad("cannot parse the CSR: %v", err)
+	}
+	switch csr.SignatureAlgorithm {
+	case x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,
+		x509.SHA256WithRSAPSS, x509.SHA384WithRSAPSS, x509.SHA512WithRSAPSS,
+		x509.ECDSAWithSHA256, x509.ECDSAWithSHA384, x509.ECDSAWithSHA512, x509.PureEd25519:
+	default:
+		return bad("the CSR is signed with %v, which this CA does not accept; use SHA-256 or better", csr.SignatureAlgorithm)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return bad("the CSR signature is invalid: %v", err)
+	}
+
+	switch pub := csr.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if n := pub.N.BitLen(); n < 2048 || n > 8192 {
+			return bad("the CSR has a %d-bit RSA key; this CA accepts 2048 to 8192 bits", n)
+		}
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return bad("the CSR has an ECDSA key on an unsupported curve; use P-256, P-384 or P-521")
+		}
+	case ed25519.PublicKey:
+	default:
+		return bad("the CSR has an unsupported %T key; use RSA, ECDSA or Ed25519", pub)
+	}
+	if sameKey(csr.PublicKey, accountKey) {
+		return bad("the CSR's public key is the ACME account key; the certificate needs a key of its own")
+	}
+	return csr, nil
 }
 
 // defaultKeyUsage is what the CA issues when the CSR has no keyUsage: a
@@ -414,6 +432,9 @@ func sameKey(a, b crypto.PublicKey) bool {
 // the chain (leaf, intermediate) in DER.
 // With bad set, the certificate is spoiled that way (see [BadCert]).
 func (p *pki) issue(req *certRequest, lifetime time.Duration, bad BadCert) ([][]byte, *x509.Certificate, error) {
+	if req.server {
+		return p.issueServer(req, lifetime, bad)
+	}
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, nil, err

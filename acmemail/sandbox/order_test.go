@@ -24,7 +24,7 @@ func TestNewOrderIdentifiers(t *testing.T) {
 		wantType string
 		detail   string
 	}{
-		{"dns identifier", []acme.Identifier{{Type: "dns", Value: "example.org"}}, acme.ProblemTypeUnsupportedIdentifier, `"dns" is not supported`},
+		{"ip identifier", []acme.Identifier{{Type: "ip", Value: "127.0.0.1"}}, acme.ProblemTypeUnsupportedIdentifier, `"ip" is not supported`},
 		{"wildcard", []acme.Identifier{{Type: "email", Value: "*@example.org"}}, acme.ProblemTypeRejectedIdentifier, "wildcard"},
 		{"no at", []acme.Identifier{{Type: "email", Value: "alice"}}, acme.ProblemTypeMalformed, "has no @"},
 		{"display name", []acme.Identifier{{Type: "email", Value: "Alice <alice@example.org>"}}, acme.ProblemTypeMalformed, "bare address"},
@@ -33,7 +33,7 @@ func TestNewOrderIdentifiers(t *testing.T) {
 		{"bad IDN", []acme.Identifier{{Type: "email", Value: "a@bü_cher.example"}}, acme.ProblemTypeMalformed, "not a valid internationalized domain name"},
 		{"control in local part", []acme.Identifier{{Type: "email", Value: "j\u200börg@example.org"}}, acme.ProblemTypeMalformed, "U+200B"},
 		{"unknown mailbox", []acme.Identifier{{Type: "email", Value: "carol@example.org"}}, acme.ProblemTypeRejectedIdentifier, "no mailbox for carol@example.org"},
-		{"two bad", []acme.Identifier{{Type: "dns", Value: "example.org"}, {Type: "email", Value: "*@x.example"}}, "urn:ietf:params:acme:error:compound", "2 identifiers"},
+		{"two bad", []acme.Identifier{{Type: "ip", Value: "127.0.0.1"}, {Type: "email", Value: "*@x.example"}}, "urn:ietf:params:acme:error:compound", "2 identifiers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

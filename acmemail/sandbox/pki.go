@@ -29,6 +29,10 @@ type pki struct {
 	issuerRootPEM []byte
 	inter         *x509.Certificate
 	interKey      crypto.Signer
+	// The issuing CA of server certificates (serverAuth), under the same
+	// root.
+	serverInter    *x509.Certificate
+	serverInterKey crypto.Signer
 }
 
 const (
@@ -95,6 +99,11 @@ func newPKI(hosts []string) (*pki, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create S/MIME intermediate: %w", err)
 	}
+	serverInter, serverInterKey, err := newCA(pkix.Name{Organization: []string{"acmemail sandbox"}, CommonName: "acmemail sandbox server issuing CA " + tag}, root, rootKey, now, 0,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
+	if err != nil {
+		return nil, fmt.Errorf("create server intermediate: %w", err)
+	}
 
 	return &pki{
 		tlsRootPEM: pemCert(tlsRoot.Raw),
@@ -103,10 +112,12 @@ func newPKI(hosts []string) (*pki, error) {
 			PrivateKey:  serverKey,
 			Leaf:        serverLeaf,
 		},
-		issuerRoot:    root,
-		issuerRootPEM: pemCert(root.Raw),
-		inter:         inter,
-		interKey:      interKey,
+		issuerRoot:     root,
+		issuerRootPEM:  pemCert(root.Raw),
+		inter:          inter,
+		interKey:       interKey,
+		serverInter:    serverInter,
+		serverInterKey: serverInterKey,
 	}, nil
 }
 

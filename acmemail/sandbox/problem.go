@@ -17,6 +17,7 @@ const (
 	probBadSignatureAlgorithm   = probPrefix + "badSignatureAlgorithm"
 	probCompound                = probPrefix + "compound"
 	probConnection              = probPrefix + "connection"
+	probDNS                     = probPrefix + "dns"
 	probIncorrectResponse       = probPrefix + "incorrectResponse"
 	probInvalidContact          = probPrefix + "invalidContact"
 	probMalformed               = probPrefix + "malformed"

@@ -273,17 +273,18 @@ func (o *Options) setDefaults() error {
 // World is a running sandbox. Its exported fields describe where to reach
 // it; they must not be changed.
 type World struct {
-	DirectoryURL    string // https://127.0.0.1:PORT/WORLD/acme/directory (WORLD: random, one per world)
-	IMAPURL         string // imaps://127.0.0.1:PORT (implicit TLS)
-	IMAPStartTLSURL string // imap://127.0.0.1:PORT (STARTTLS)
-	SMTPURL         string // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
-	SMTPStartTLSURL string // smtp://127.0.0.1:PORT (STARTTLS submission, AUTH after STARTTLS)
-	DNSAddr         string // 127.0.0.1:PORT, UDP and TCP; TXT records of the DKIM keys
-	TLSRootsPEM     []byte // the root of the HTTPS, IMAP and SMTP server certificates
-	IssuerRootPEM   []byte // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
-	CAFrom          string // the CA's base address; challenges come from plus addresses of it
-	EABKeyID        string // with Options.ExternalAccountRequired and no EABKeys: the generated key identifier
-	EABHMACKey      string // and its HMAC key, unpadded base64url as CAs hand it out
+	DirectoryURL    string  // https://127.0.0.1:PORT/WORLD/acme/directory (WORLD: random, one per world)
+	IMAPURL         string  // imaps://127.0.0.1:PORT (implicit TLS)
+	IMAPStartTLSURL string  // imap://127.0.0.1:PORT (STARTTLS)
+	SMTPURL         string  // smtps://127.0.0.1:PORT (implicit TLS submission, AUTH required)
+	SMTPStartTLSURL string  // smtp://127.0.0.1:PORT (STARTTLS submission, AUTH after STARTTLS)
+	DNSAddr         string  // 127.0.0.1:PORT, UDP and TCP; TXT records of the DKIM keys
+	TLSRootsPEM     []byte  // the root of the HTTPS, IMAP and SMTP server certificates
+	IssuerRootPEM   []byte  // the root of the S/MIME hierarchy (root -> intermediate -> leaf)
+	CAFrom          string  // the CA's base address; challenges come from plus addresses of it
+	EABKeyID        string  // with Options.ExternalAccountRequired and no EABKeys: the generated key identifier
+	EABHMACKey      string  // and its HMAC key, unpadded base64url as CAs hand it out
+	TSIG            TSIGKey // signs RFC 2136 updates to DNSAddr (see DNSUpdateEnv)
 
 	opt   Options
 	log   *slog.Logger
@@ -299,6 +300,7 @@ type World struct {
 	imapsSrv *imapserver.Server // imapSrv, unless commands are observed
 	smtpsSrv *smtp.Server       // smtpSrv, unless commands are observed
 	dns      *dnsServer
+	zoneSet  zoneSet
 
 	listeners []io.Closer
 	srvPorts  [4]int // imaps, imap, submissions, submission, for the SRV records
@@ -333,6 +335,9 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	var err error
 	if w.pki, err = newPKI([]string{opt.Host}); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	if w.TSIG, err = newTSIGKey(); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
 	w.TLSRootsPEM = w.pki.tlsRootPEM
@@ -455,6 +460,8 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		mail:     w.mail,
 		keys:     w.keys,
 		lookup:   caLookup,
+		zones:    w.Zones,
+		queryTXT: w.queryTXT,
 		baseURL:  baseURL,
 		nonces:   newNonceStore(1 << 14),
 		caLocal:  caLocal,
@@ -506,7 +513,8 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		w.smtpsSrv = w.mail.newSubmissionServer()
 		w.smtpsSrv.AllowInsecureAuth = true
 	}
-	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, srv: w.srvLookup, log: w.log.With("component", "dns")}
+	w.dns = &dnsServer{udp: udp, tcp: tcp, lookup: w.zoneLookup, srv: w.srvLookup, zones: w.Zones,
+		addr: dnsHostIP(opt.Host), tsig: &w.TSIG, stats: w.stats, log: w.log.With("component", "dns")}
 
 	w.serve("https", func() error { return w.httpSrv.ServeTLS(acmeLn, "", "") }, http.ErrServerClosed)
 	w.serve("imaps", func() error { return w.imapsSrv.Serve(imapsLnTLS) }, nil)
@@ -678,13 +686,19 @@ func (w *World) WaitInbox(ctx context.Context, email string, n int) ([][]byte, e
 }
 
 // LookupTXT returns the TXT records the world's DNS server publishes at
-// name, for verifiers that run in process. Unknown names fail with a
+// name (the DKIM keys, and those added by dynamic updates), for verifiers
+// that run in process. Unknown names fail with a
 // *net.DNSError whose IsNotFound is true.
 func (w *World) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if recs, ok := w.zoneLookup(strings.TrimSuffix(strings.ToLower(name), ".")); ok {
+	name = canonicalDNSName(name)
+	recs, ok := w.zoneLookup(name)
+	if dyn := w.dns.dynamicTXT(name); len(dyn) > 0 {
+		recs, ok = append(recs, dyn...), true
+	}
+	if ok {
 		return recs, nil
 	}
 	return nil, &net.DNSError{Err: "no such host", Name: name, Server: w.DNSAddr, IsNotFound: true}

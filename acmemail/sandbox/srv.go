@@ -4,7 +4,7 @@ import (
 	"net"
 	"strings"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/miekg/dns"
 )
 
 // srvTarget is the host name the sandbox's SRV records point at: loopback,
@@ -20,7 +20,7 @@ var mailSRVServices = []string{"_imaps._tcp.", "_imap._tcp.", "_submissions._tcp
 // user, the four mail services point at the world's IMAP and submission
 // listeners, so a client can find them as it would a real provider's
 // (RFC 6186). Other names have none.
-func (w *World) srvLookup(name string) ([]dnsmessage.SRVResource, bool) {
+func (w *World) srvLookup(name string) ([]*dns.SRV, bool) {
 	for i, svc := range mailSRVServices {
 		domain, ok := strings.CutPrefix(name, svc)
 		if !ok || !w.mail.hasDomain(domain) {
@@ -30,11 +30,7 @@ func (w *World) srvLookup(name string) ([]dnsmessage.SRVResource, bool) {
 		if port == 0 {
 			return nil, false
 		}
-		target, err := dnsmessage.NewName(srvTarget)
-		if err != nil {
-			return nil, false
-		}
-		return []dnsmessage.SRVResource{{Priority: 0, Weight: 1, Port: uint16(port), Target: target}}, true
+		return []*dns.SRV{{Priority: 0, Weight: 1, Port: uint16(port), Target: srvTarget}}, true
 	}
 	return nil, false
 }

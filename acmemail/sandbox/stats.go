@@ -38,6 +38,10 @@ type Stats struct {
 	RenewalInfoRequests int // renewalInfo (ARI) GETs answered with a window
 	OrdersReplacing     int // orders created with "replaces"
 
+	DNSUpdates        int // RFC 2136 updates applied
+	DNSUpdatesRefused int // updates refused (unsigned, wrong key, outside the zones, ...)
+	DNSValidations    int // dns-01 and dns-service-01 lookups the CA made
+
 	MessagesSubmitted int // messages accepted by the submission server
 	MessagesDelivered int // messages appended to user INBOXes (any path, Deliver included)
 
