@@ -27,6 +27,8 @@ var fakeMailPrograms = map[string]string{
 case $1 in
 -d) echo "${FAKE_POSTFIX_VERSION:-3.7.11}" ;;
 -h) sed -n "s/^$2 *= *//p" "$dir/main.cf" | tail -n 1 ;;
+-n) sed -n "s/^$3 *= *//p" "$dir/main.cf" | tail -n 1 ;;
+-#) sed -i "s/^$2 *=/#&/" "$dir/main.cf"; echo "postconf -# $2" >>"$FAKE_LOG" ;;
 -e) n=${2%% =*}; grep -v "^$n *=" "$dir/main.cf" >"$dir/main.cf.new" || true
     printf '%s\n' "$2" >>"$dir/main.cf.new"; mv "$dir/main.cf.new" "$dir/main.cf"; echo "postconf -e $2" >>"$FAKE_LOG" ;;
 *) exit 2 ;;
@@ -184,7 +186,8 @@ func TestExamplesDeployHooks(t *testing.T) {
 			switch target {
 			case "postfix":
 				mainCF, _ := os.ReadFile(filepath.Join(w.root, "etc/postfix/main.cf"))
-				if !strings.Contains(string(mainCF), "\nsmtpd_tls_chain_files = "+wantKey+", "+wantChain+"\n") {
+				if !strings.Contains(string(mainCF), "\nsmtpd_tls_chain_files = "+wantKey+", "+wantChain+"\n") ||
+					!strings.HasPrefix(string(mainCF), "#smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem\n#smtpd_tls_key_file = ") {
 					t.Errorf("main.cf:\n%s", mainCF)
 				}
 			case "dovecot":
