@@ -96,7 +96,7 @@ func TestCheck(t *testing.T) {
 	}
 	csr, _ := NewCSR(ec, host, []string{"imaps"})
 	bad := map[string]func(*x509.Certificate){
-		"wrong-san": func(c *x509.Certificate) { withoutExt(c, oidSAN); c.DNSNames = []string{"other.example.test"} },
+		"wrong-san":  func(c *x509.Certificate) { withoutExt(c, oidSAN); c.DNSNames = []string{"other.example.test"} },
 		"no SRVName": func(c *x509.Certificate) { withoutExt(c, oidSAN); c.DNSNames = []string{host} },
 		"extra name": func(c *x509.Certificate) {
 			withoutExt(c, oidSAN)

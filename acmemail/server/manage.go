@@ -280,7 +280,7 @@ func (m *Manager) account(ctx context.Context, dirURL string, hc *http.Client) (
 		OnAccount: func(u string) error {
 			return store.SaveAccount(&keystore.Account{Directory: dirURL, URL: u, Key: key, Created: time.Now()})
 		}}
-	if _, err := c.EnsureAccount(ctx); err != nil {
+	if c.AccountURL, err = c.EnsureAccount(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -198,6 +198,19 @@ func sandboxEnv(w *sandbox.World, p *server.Profile) (server.Env, error) {
 	if !ok {
 		return server.Env{}, errors.New("this build's sandbox does not accept DNS updates (RFC 2136)")
 	}
+	// The sandbox's DNS serves the host's domain: the host without its
+	// first label (mail.example.test -> example.test).
+	host, err := keystore.NormalizeHost(p.Host)
+	if err != nil {
+		return server.Env{}, &issuer.SettingError{Setting: "host", Err: err}
+	}
+	zone := host
+	if _, rest, _ := strings.Cut(host, "."); strings.Contains(rest, ".") {
+		zone = rest
+	}
+	if err := w.AddZone(zone); err != nil {
+		return server.Env{}, fmt.Errorf("sandbox: serve the zone %s: %w", zone, err)
+	}
 	vars := map[string]string{}
 	for _, kv := range up.DNSUpdateEnv() {
 		k, v, _ := strings.Cut(kv, "=")
