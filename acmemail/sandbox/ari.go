@@ -58,6 +58,7 @@ func ParseRenewalWindow(s string) (RenewalWindow, error) {
 type CertificateStatus struct {
 	Serial           string    `json:"serial"` // lowercase hex
 	Emails           []string  `json:"emails"`
+	DNSNames         []string  `json:"dns_names,omitempty"` // of a server certificate
 	NotBefore        time.Time `json:"not_before"`
 	NotAfter         time.Time `json:"not_after"`
 	CertID           string    `json:"cert_id"` // RFC 9773 unique identifier
@@ -211,7 +212,7 @@ func (ca *authority) certificateStatus(serialHex string) (CertificateStatus, boo
 		return CertificateStatus{}, false
 	}
 	st := CertificateStatus{
-		Serial: c.leaf.SerialNumber.Text(16), Emails: append([]string(nil), c.leaf.EmailAddresses...),
+		Serial: c.leaf.SerialNumber.Text(16), Emails: append([]string(nil), c.leaf.EmailAddresses...), DNSNames: slices.Clone(c.leaf.DNSNames),
 		NotBefore: c.leaf.NotBefore, NotAfter: c.leaf.NotAfter, CertID: certID(c.leaf),
 		Revoked: c.revoked, RevocationReason: c.reason,
 	}

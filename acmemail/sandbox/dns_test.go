@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
@@ -227,29 +228,74 @@ func TestDNSTCPPipelining(t *testing.T) {
 	}
 }
 
+// FuzzDNSHandle: whatever arrives, a response parses, carries the
+// request's ID and fits the UDP size the request allows (512 octets, or
+// its EDNS0 size up to 1232); updates never grow the store past its bound.
 func FuzzDNSHandle(f *testing.F) {
 	f.Add(query(f, "k._domainkey.example.org.", dnsmessage.TypeTXT, true, nil))
 	f.Add(query(f, "x.", dnsmessage.TypeA, false, nil))
+	f.Add(query(f, "example.test.", dnsmessage.TypeSOA, false, nil))
+	f.Add(query(f, "nothing.example.test.", dnsmessage.TypeTXT, true, nil))
 	f.Add([]byte{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0})
+	key := TSIGKey{Name: tsigKeyName, Algorithm: tsigAlgorithm, Secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}
+	for _, signed := range []bool{false, true} {
+		m := new(dns.Msg).SetUpdate("example.test.")
+		m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_acme-challenge.example.test.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{strings.Repeat("v", 250), strings.Repeat("w", 250)}}})
+		m.RemoveRRset([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "old.example.test.", Rrtype: dns.TypeTXT, Class: dns.ClassINET}}})
+		var b []byte
+		var err error
+		if signed {
+			m.SetTsig(key.Name, key.Algorithm, 300, time.Now().Unix())
+			b, _, err = dns.TsigGenerate(m, key.Secret, "", false)
+		} else {
+			b, err = m.Pack()
+		}
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	s := &dnsServer{log: slog.New(slog.DiscardHandler), lookup: func(name string) ([]string, bool) {
 		if name == "k._domainkey.example.org" {
 			return []string{strings.Repeat("p", 600)}, true
 		}
 		return nil, false
-	}}
+	}, zones: func() []string { return []string{"example.test", "example.org"} }, addr: net.IPv4(127, 0, 0, 1), tsig: &key}
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		limit := dnsMinUDPSize
+		if req := new(dns.Msg); req.Unpack(msg) == nil {
+			if opt := req.IsEdns0(); opt != nil {
+				limit = min(max(int(opt.UDPSize()), dnsMinUDPSize), dnsUDPSize)
+			}
+		}
 		for _, udp := range []bool{true, false} {
 			resp := s.handle(msg, udp)
 			if resp == nil {
+				if len(msg) >= 12 && msg[2]&0x80 == 0 {
+					t.Fatalf("no response to a request with a header")
+				}
 				continue
 			}
 			var p dnsmessage.Parser
-			if _, err := p.Start(resp); err != nil {
+			h, err := p.Start(resp)
+			if err != nil {
 				t.Fatalf("unparsable response: %v", err)
 			}
-			if udp && len(resp) > dnsUDPSize {
-				t.Fatalf("UDP response of %d bytes", len(resp))
+			if err := new(dns.Msg).Unpack(resp); err != nil {
+				t.Fatalf("miekg/dns cannot parse the response: %v", err)
 			}
+			if !h.Response || h.ID != binary.BigEndian.Uint16(msg) {
+				t.Fatalf("response ID %d (response %v), request ID %d", h.ID, h.Response, binary.BigEndian.Uint16(msg))
+			}
+			if udp && len(resp) > limit {
+				t.Fatalf("UDP response of %d bytes, limit %d", len(resp), limit)
+			}
+		}
+		s.dynMu.Lock()
+		n := len(s.dyn)
+		s.dynMu.Unlock()
+		if n > maxDynamicNames {
+			t.Fatalf("%d dynamic names", n)
 		}
 	})
 }

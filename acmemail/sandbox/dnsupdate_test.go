@@ -255,3 +255,22 @@ func TestTSIGKeyFile(t *testing.T) {
 		t.Errorf("File() = %q, want %q", got, want)
 	}
 }
+
+// TestOptionsZones: Options.Zones adds zones at start; a malformed one
+// stops Start.
+func TestOptionsZones(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, Options{Zones: []string{"Example.NET.", "mx.example.org"}})
+	if got, want := w.Zones(), []string{"ca.sandbox.test", "example.net", "mx.example.org"}; !slices.Equal(got, want) {
+		t.Errorf("Zones() = %q, want %q", got, want)
+	}
+	if r := queryRR(t, w, "example.net", dns.TypeSOA); len(r.Answer) != 1 {
+		t.Errorf("SOA example.net: %v", r)
+	}
+	for _, bad := range []string{"", "a..b", "bad domain.test", "-x.test"} {
+		if w, err := Start(t.Context(), Options{Zones: []string{bad}}); err == nil {
+			w.Close()
+			t.Errorf("Start with zone %q succeeded", bad)
+		}
+	}
+}

@@ -14,8 +14,12 @@
 //   - a DNS server (UDP and TCP) that publishes the DKIM keys, and for
 //     every user's domain the RFC 6186 SRV records (_imaps._tcp and the
 //     others) of the IMAP and submission servers, with target localhost;
+//     it is authoritative for the world's zones ([World.Zones]: SOA, NS,
+//     addresses of mail host names) and takes RFC 2136 updates of TXT
+//     records signed with [World.TSIG];
 //   - two private PKIs: one for the TLS listeners ([World.TLSRootsPEM]) and
-//     one that issues the S/MIME certificates ([World.IssuerRootPEM]).
+//     one that issues the S/MIME and server certificates
+//     ([World.IssuerRootPEM]).
 //
 // # The CA
 //
@@ -31,6 +35,12 @@
 // RESPONSE lines. [Options] imitate the quirks of real servers (see
 // INTEROP): token lengths, string or octet token joins, a missing
 // Auto-Submitted field and short validation windows.
+//
+// Orders of "dns" identifiers (host names in the world's zones, dns-01)
+// and "srvname" identifiers ("_imaps.mail.example.test", the experimental
+// dns-service-01 challenge bound to the service's port, see [ServicePort])
+// get server certificates: dNSName and SRVName SANs, serverAuth, the key
+// type's keyUsage. The CA validates them by asking its own DNS server.
 //
 // The CA serves ACME Renewal Information (RFC 9773): renewalInfo suggests a
 // window per certificate (Options.RenewalWindow, or [World.SetRenewalWindow]
@@ -184,6 +194,10 @@ type Options struct {
 	// or a reply in flight for a test to stop acmemail in. See also
 	// World.SetSubmitDelay.
 	SubmitDelay time.Duration
+	// Zones are domains the world's DNS server is authoritative for (and
+	// the CA issues server certificates in) besides the users' domains and
+	// the CA's own; see also [World.AddZone].
+	Zones []string
 	// Observe, if set, is called synchronously with every [Observation]:
 	// ACME requests, IMAP and SMTP commands on the implicit-TLS listeners,
 	// the challenge mail being delivered, submissions, validations. It
@@ -240,6 +254,11 @@ func (o *Options) setDefaults() error {
 	}
 	if err := o.BadCert.valid(); err != nil {
 		return err
+	}
+	for _, z := range o.Zones {
+		if _, err := canonicalHost(z); err != nil {
+			return fmt.Errorf("zone: %w", err)
+		}
 	}
 	if o.CertLifetime == 0 {
 		o.CertLifetime = defaultCertLifetime
@@ -339,6 +358,11 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 	}
 	if w.TSIG, err = newTSIGKey(); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	for _, z := range opt.Zones {
+		if err := w.AddZone(z); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
 	}
 	w.TLSRootsPEM = w.pki.tlsRootPEM
 	w.IssuerRootPEM = w.pki.issuerRootPEM

@@ -583,9 +583,6 @@ func TestCheckServerCSR(t *testing.T) {
 			t.Errorf("%s: request %+v", tt.name, req)
 		}
 	}
-	if _, ok := any(ec).(*ecdsa.PrivateKey); !ok {
-		t.Fatal("p256 is not ECDSA")
-	}
 }
 
 func FuzzCheckServerCSR(f *testing.F) {
@@ -637,4 +634,50 @@ func mustKeyF(f *testing.F) crypto.Signer {
 		f.Fatal(err)
 	}
 	return k
+}
+
+// TestServerRenewalReplaces: a server certificate is renewed the ARI way:
+// renewalInfo answers for it, an order with "replaces" is accepted once,
+// and the CA records the replacement; revocation works as for S/MIME.
+func TestServerRenewalReplaces(t *testing.T) {
+	t.Parallel()
+	e := serverEnv(t, Options{})
+	issue := func(replaces string) *x509.Certificate {
+		t.Helper()
+		ids := []acme.Identifier{{Type: "dns", Value: testHost}}
+		o, err := e.client.NewOrder(t.Context(), e.acct, acme.Order{Identifiers: ids, Replaces: replaces})
+		if err != nil {
+			t.Fatalf("NewOrder(replaces %q) = %v", replaces, err)
+		}
+		az, err := e.client.GetAuthorization(t.Context(), e.acct, o.Authorizations[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.answer(az.Challenges[0], func(domain, keyAuth string) { publish(t, e.w, "_acme-challenge."+domain, dns01Value(keyAuth)) }); got.Status != "valid" {
+			t.Fatalf("authorization %s", got.Status)
+		}
+		leaf, _, err := e.finalizeServer(o, mustKey(t, "p256"), []string{testHost}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	first := issue("")
+	if code, _, body := getRenewalInfo(t, e, certID(first)); code != http.StatusOK || body["suggestedWindow"]["start"] == "" {
+		t.Errorf("renewalInfo = %d %v", code, body)
+	}
+	second := issue(certID(first))
+	st, ok := e.w.Certificate(first.SerialNumber.Text(16))
+	if !ok || st.ReplacedBy != second.SerialNumber.Text(16) || !slices.Equal(st.DNSNames, []string{testHost}) {
+		t.Errorf("Certificate(first) = %+v, want replaced by %s", st, second.SerialNumber.Text(16))
+	}
+	if _, err := e.client.NewOrder(t.Context(), e.acct, acme.Order{Identifiers: []acme.Identifier{{Type: "dns", Value: testHost}}, Replaces: certID(first)}); err == nil {
+		t.Errorf("a second order replacing the same certificate was accepted")
+	}
+	if err := e.client.RevokeCertificate(t.Context(), e.acct, second, e.acct.PrivateKey, 4); err != nil {
+		t.Fatalf("RevokeCertificate() = %v", err)
+	}
+	if st, _ := e.w.Certificate(second.SerialNumber.Text(16)); !st.Revoked || st.RevocationReason != 4 {
+		t.Errorf("after revocation: %+v", st)
+	}
 }

@@ -26,7 +26,7 @@ type sandboxOptions struct {
 
 const sandboxLong = `Run the embedded RFC 8823 sandbox as a server until interrupted: an ACME CA
 (HTTPS), an IMAP server, a DKIM-signing submission server and a DNS server for the
-DKIM keys, all on loopback. It prints how to reach them (stdout), and an
+DKIM keys and the users' domains, all on loopback. It prints how to reach them (stdout), and an
 acmemail obtain command for the first --user, ready to paste (stderr).
 
 Each --user gets a mailbox; its password is written to DIR/<address>.password
@@ -37,6 +37,11 @@ client) at it:
   ACMEMAIL_CA_ROOTS=DIR/roots.pem ACMEMAIL_PASSWORD=$(cat DIR/alice@example.test.password) \
     acmemail obtain --server <directory URL> --imap <IMAP URL> --smtp <SMTP URL> \
     --dns-resolver <DNS address> alice@example.test
+
+The CA also issues server certificates (dns-01, and the experimental
+dns-service-01) for names in the users' domains and --sandbox-zone. Its DNS server
+(dns) takes RFC 2136 updates signed with the TSIG key in DIR/tsig.key (dns-update;
+0600): RFC2136_NAMESERVER=HOST:PORT RFC2136_TSIG_FILE=DIR/tsig.key for --dns rfc2136.
 
 The --sandbox-* flags make it imitate the real CAs described in the documentation.
 With --sandbox-eab the CA requires an external account binding: the key identifier
@@ -140,8 +145,8 @@ func runSandbox(ctx context.Context, g *globals, o *sandboxOptions) error {
 		fmt.Fprintf(g.stdout, "directory   %s\nca-address  %s\nmail-imap   %s\nmail-smtp   %s\nroots       %s\n",
 			w.DirectoryURL, cfg.Mail.Address, imap, smtp, sb.RootsFile)
 	} else {
-		fmt.Fprintf(g.stdout, "directory      %s\nimap           %s\nimap-starttls  %s\nsmtp           %s\nsmtp-starttls  %s\ndns            %s\nroots          %s\nissuer-root    %s\npasswords      %s/<address>.password\n",
-			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, sb.RootsFile, sb.IssuerRootFile, sb.Dir)
+		fmt.Fprintf(g.stdout, "directory      %s\nimap           %s\nimap-starttls  %s\nsmtp           %s\nsmtp-starttls  %s\ndns            %s\ndns-update     %s\nroots          %s\nissuer-root    %s\npasswords      %s/<address>.password\n",
+			w.DirectoryURL, w.IMAPURL, w.IMAPStartTLSURL, w.SMTPURL, w.SMTPStartTLSURL, w.DNSAddr, sb.TSIGKeyFile, sb.RootsFile, sb.IssuerRootFile, sb.Dir)
 	}
 	if sb.EABHMACFile != "" {
 		fmt.Fprintf(g.stdout, "eab-kid     %s\neab-hmac    %s\n", w.EABKeyID, sb.EABHMACFile)

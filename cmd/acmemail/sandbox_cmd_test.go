@@ -55,4 +55,8 @@ func TestSandboxCommandTry(t *testing.T) {
 	if code := <-done; code != exitInterrupted && code != 0 {
 		t.Errorf("sandbox exit %d", code)
 	}
+	// It names the TSIG key file for DNS updates (server certificates).
+	if want := "dns-update     " + filepath.Join(dir, "tsig.key") + "\n"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout has no %q:\n%s", want, stdout.String())
+	}
 }

@@ -1,7 +1,7 @@
 // Package standalone runs a sandbox [sandbox.World] for other processes,
 // as acmemail sandbox does: it writes what a client needs to reach the
 // world (the roots to trust, each user's password and OAuth2 token, an EAB
-// HMAC key) into a directory, and it can make the CA use a real mail
+// HMAC key, the TSIG key for DNS updates) into a directory, and it can make the CA use a real mail
 // system (a provider's submission server and IMAP mailbox) instead of the
 // world's own.
 //
@@ -44,8 +44,12 @@ type Server struct {
 	// and SMTP certificates, for ACMEMAIL_CA_ROOTS.
 	RootsFile string
 	// IssuerRootFile (Dir/issuer-root.pem) holds the root of the S/MIME
-	// certificates the CA issues.
+	// and server certificates the CA issues.
 	IssuerRootFile string
+	// TSIGKeyFile (Dir/tsig.key, 0600) holds the world's TSIG key in
+	// tsig-keygen format, for RFC 2136 updates to the world's DNS server
+	// (RFC2136_TSIG_FILE for lego's rfc2136 provider, nsupdate -k).
+	TSIGKeyFile string
 	// EABHMACFile (Dir/eab.hmac, 0600) holds the HMAC key of
 	// World.EABKeyID when Options.ExternalAccountRequired, else it is "".
 	EABHMACFile string
@@ -56,7 +60,7 @@ type Server struct {
 
 // Start prepares cfg.Dir, logs in to the real mail system if there is one
 // (so that a wrong password fails before the CA starts), starts the world
-// and writes RootsFile, IssuerRootFile and EABHMACFile.
+// and writes RootsFile, IssuerRootFile, TSIGKeyFile and EABHMACFile.
 //
 // A malformed Mail setting is an *[issuer.SettingError] (mail_imap,
 // mail_smtp, dns_resolver); a mail server that cannot be reached or refuses
@@ -87,6 +91,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		World: w, Dir: dir, oauth: opts.OAuth, mail: link,
 		RootsFile:      filepath.Join(dir, "roots.pem"),
 		IssuerRootFile: filepath.Join(dir, "issuer-root.pem"),
+		TSIGKeyFile:    filepath.Join(dir, "tsig.key"),
 	}
 	defer func() {
 		if err != nil {
@@ -97,6 +102,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := keystore.WriteFileAtomic(s.IssuerRootFile, w.IssuerRootPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := keystore.WriteFileAtomic(s.TSIGKeyFile, w.TSIG.File(), 0o600); err != nil {
 		return nil, err
 	}
 	if w.EABKeyID != "" {

@@ -57,8 +57,8 @@ func checkFile(t *testing.T, path string, perm os.FileMode, want []byte) []byte 
 	return data
 }
 
-// TestStartFiles: the directory is made, the roots, the EAB key and each
-// user's password and token are written where the Server says, secrets
+// TestStartFiles: the directory is made, the roots, the EAB key, the TSIG
+// key and each user's password and token are written where the Server says, secrets
 // readable by the owner alone.
 func TestStartFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new", "sb")
@@ -72,6 +72,13 @@ func TestStartFiles(t *testing.T) {
 		t.Fatalf("EABKeyID %q EABHMACFile %q", s.World.EABKeyID, s.EABHMACFile)
 	}
 	checkFile(t, s.EABHMACFile, 0o600, []byte(s.World.EABHMACKey+"\n"))
+	if s.TSIGKeyFile != filepath.Join(dir, "tsig.key") {
+		t.Errorf("TSIGKeyFile %q", s.TSIGKeyFile)
+	}
+	key := string(checkFile(t, s.TSIGKeyFile, 0o600, s.World.TSIG.File()))
+	if !strings.Contains(key, s.World.TSIG.Secret) || !strings.Contains(key, "algorithm hmac-sha256;") {
+		t.Errorf("tsig.key = %q, want the world's key", key)
+	}
 
 	const alice = "alice@example.test"
 	if err := s.AddUser(alice); err != nil {

@@ -32,6 +32,7 @@ type Flags struct {
 	badCert         string
 	eab             bool
 	oauth           string
+	zones           []string
 }
 
 func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
@@ -44,10 +45,12 @@ func (s *Flags) AddFlags(f *pflag.FlagSet, hidden bool) {
 	f.BoolVar(&s.noDKIMSign, "sandbox-no-dkim-sign", false, "the sandbox's submission server does not DKIM-sign (like a provider that does not sign; the CA then rejects replies)")
 	f.StringVar(&s.renewalWindow, "sandbox-renewal-window", "", `renewalInfo (ARI) window as START,END after issuance, e.g. "-1h,1h" (due now) (default: the last third of the lifetime)`)
 	f.BoolVar(&s.noRenewalInfo, "sandbox-no-renewal-info", false, "the sandbox CA offers no renewalInfo (ARI), like CAs without RFC 9773")
-	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection or changed-key-usage")
+	f.StringVar(&s.badCert, "sandbox-bad-cert", "", "the sandbox CA issues a certificate a client must refuse or warn about: foreign-key, wrong-san, no-email-protection, changed-key-usage or no-server-auth")
 	f.BoolVar(&s.eab, "sandbox-eab", false, "require an external account binding for new accounts; 'acmemail sandbox' prints the key identifier and writes the HMAC key to DIR/eab.hmac")
 	f.StringVar(&s.oauth, "sandbox-oauth", "off", `OAuth2 logins (OAUTHBEARER, XOAUTH2) at the sandbox's IMAP and submission servers: "off", "also" (besides passwords) or "only" (passwords refused, like Gmail)`)
+	f.StringArrayVar(&s.zones, "sandbox-zone", nil, "another domain the sandbox's DNS server is authoritative for, and the CA issues server certificates in, besides the users' domains (repeatable)")
 	if hidden {
+		f.MarkHidden("sandbox-zone")
 		f.MarkHidden("sandbox-eab")
 		f.MarkHidden("sandbox-oauth")
 		for _, n := range []string{"sandbox-bad-cert", "sandbox-renewal-window", "sandbox-no-renewal-info", "sandbox-hostile", "sandbox-no-dkim-sign", "sandbox-mail-timing", "sandbox-token-length", "sandbox-join", "sandbox-no-auto-submitted", "sandbox-validation-window"} {
@@ -99,10 +102,11 @@ func (s *Flags) Options() (sandbox.Options, error) {
 	}
 	o.NoRenewalInfo = s.noRenewalInfo
 	if s.badCert != "" && !slices.Contains(sandbox.BadCerts, sandbox.BadCert(s.badCert)) {
-		return o, issuer.Usagef("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection or changed-key-usage", s.badCert)
+		return o, issuer.Usagef("--sandbox-bad-cert %q: choose foreign-key, wrong-san, no-email-protection, changed-key-usage or no-server-auth", s.badCert)
 	}
 	o.BadCert = sandbox.BadCert(s.badCert)
 	o.ExternalAccountRequired = s.eab
+	o.Zones = s.zones
 	return o, nil
 }
 
