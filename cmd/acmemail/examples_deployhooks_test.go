@@ -35,7 +35,8 @@ case $1 in
 esac`,
 	"postfix": `case $3 in
 status) [ -e "$2/running" ] ;;
-reload) echo "postfix reload" >>"$FAKE_LOG" ;;
+reload) [ -z "${FAKE_POSTFIX_RELOAD_FAIL:-}" ] || { echo "postfix/postfix-script: fatal: reload failed" >&2; exit 1; }
+    echo "postfix reload" >>"$FAKE_LOG" ;;
 *) exit 2 ;;
 esac`,
 	"dovecot": `echo "${FAKE_DOVECOT_VERSION:-2.3.19.1 (9b53102964)}"`,
