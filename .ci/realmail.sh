@@ -491,7 +491,11 @@ sandbox "$SB"
 ISSUER_ROOT=$(field "$SB" issuer-root)
 server "$SB" obtain --server "$(field "$SB" directory)" --dns rfc2136 --dns-resolver "$(field "$SB" dns)" \
   --issuer-roots "$ISSUER_ROOT" --service submission --service submissions --service imaps \
-  --install postfix,dovecot --json mail.example.test >"$D/server-obtain.json"
+  --experimental-service-challenge --install postfix,dovecot --json mail.example.test >"$D/server-obtain.json"
+# The SRVName otherNames (dns-service-01) ride along: the servers must serve
+# such a certificate as any other.
+openssl x509 -in "$SB/home/servers/$HOST/cert.pem" -noout -ext subjectAltName | grep -q 'SRVName::_imaps.mail.example.test' ||
+  { echo "realmail: the certificate has no SRVName for imaps" >&2; exit 1; }
 first=$(check_served "after obtain")
 echo "== realmail: server certificate $first served by Postfix (587, 465) and Dovecot (993)"
 
