@@ -17,6 +17,14 @@
 #   imap        Dovecot, 143 (STARTTLS) and 993-style implicit TLS, passwd-file
 #   dns         dnsmasq serving the two DKIM keys (opendkim-genkey)
 #
+# Then the server certificates (README.md, "Installing into Postfix and
+# Dovecot"): acmemail server obtain --install postfix,dovecot against a
+# standalone sandbox CA (dns-01 through its DNS server, RFC 2136 updates
+# signed with TSIG, lego's rfc2136 provider), and openssl s_client must see
+# exactly that certificate on submission (587 STARTTLS), submissions (465)
+# and imaps (993), again after renew --force, and still after a refused
+# certificate. The configurations live under $D/root/etc (ACMEMAIL_INSTALL_ROOT).
+#
 # Usage: .ci/realmail.sh [go test flags...]   (as root; e.g. -run TestRealMail/authserv)
 # REALMAIL_KEEP=1 keeps the temporary directory (configs, logs, Maildirs).
 # Without root or apt-get, and with the packages missing, it skips; with
@@ -81,7 +89,7 @@ for _ in $(seq 50); do
 done
 [ -n "$base" ] || { echo "realmail: no free port block" >&2; exit 1; }
 P_DNS=$base P_SUB=$((base + 1)) P_MX=$((base + 2)) P_IMAP=$((base + 3)) P_IMAPS=$((base + 4))
-P_SIGN=$((base + 5)) P_VERIFY=$((base + 6))
+P_SIGN=$((base + 5)) P_VERIFY=$((base + 6)) P_SUBS=$((base + 7))
 
 # ---- the world's directory --------------------------------------------------
 D=$(mktemp -d /tmp/acmemail-realmail.XXXXXX)
@@ -108,6 +116,11 @@ mkdir -p "$D"/{tls,secrets,dkim,opendkim,postfix,dovecot,run,mail/example.com,ma
 chmod 700 "$D/secrets" "$D/tls" "$D/dkim"
 chown -R nobody:nogroup "$D/mail"
 chmod 755 "$D/run"
+# The root acmemail server ... --install installs under: its etc/postfix and
+# etc/dovecot are the private instances' configuration directories.
+mkdir -p "$D/root/etc" "$D/dovecot/conf.d"
+ln -s ../../postfix "$D/root/etc/postfix"
+ln -s ../../dovecot "$D/root/etc/dovecot"
 
 # TLS: a private root and one server certificate for 127.0.0.1.
 (
@@ -252,6 +265,8 @@ service auth {
     group = postfix
   }
 }
+# As Debian's dovecot.conf: acmemail --install dovecot writes conf.d/99-acmemail.conf.
+!include_try conf.d/*.conf
 EOF
 mkdir -p "$D/dovecot/state"
 dovecot -c "$D/dovecot/dovecot.conf"
@@ -324,6 +339,14 @@ cat >"$D/postfix/master.cf" <<EOF
   -o smtpd_recipient_restrictions=
   -o smtpd_milters=inet:127.0.0.1:$P_SIGN
   -o content_filter=smtp:[127.0.0.1]:$P_MX
+127.0.0.1:$P_SUBS inet n - n - - smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=$D/run/postfix-auth
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=
 127.0.0.1:$P_MX inet n - n - - smtpd
   -o syslog_name=postfix/mx
   -o myhostname=mx.example.com
@@ -369,6 +392,7 @@ wait_port "$P_SIGN" "opendkim (signer)"
 wait_port "$P_VERIFY" "opendkim (verifier)"
 wait_port "$P_IMAP" dovecot
 wait_port "$P_SUB" "postfix (submission)"
+wait_port "$P_SUBS" "postfix (submissions)"
 wait_port "$P_MX" "postfix (mx)"
 
 go build -race -o "$D/acmemail" ./cmd/acmemail
@@ -388,7 +412,116 @@ CA_ADDRESS=acme-challenge@ca.example.net
 SECRETS=$D/secrets
 MAILDIR=$D/mail
 EOF
-echo "== realmail: Postfix $(postconf -d -h mail_version), $(dovecot --version | cut -d' ' -f1-2), $(opendkim -V | head -1), dnsmasq $(dnsmasq --version | head -1 | cut -d' ' -f3) up on 127.0.0.1:$base-$((base + 6)) after $((SECONDS - start))s"
+echo "== realmail: Postfix $(postconf -d -h mail_version), $(dovecot --version | cut -d' ' -f1-2), $(opendkim -V | head -1), dnsmasq $(dnsmasq --version | head -1 | cut -d' ' -f3) up on 127.0.0.1:$base-$((base + 7)) after $((SECONDS - start))s"
 
 ACMEMAIL_REALMAIL="$D/realmail.env" go test -race -tags realmail -count=1 -v -run "${REALMAIL_RUN:-TestRealMail}" "$@" ./cmd/acmemail
+
+# ---- server certificates into the running Postfix and Dovecot ----------------
+# After TestRealMail, which trusts the servers' first certificate.
+srv_start=$SECONDS
+HOST=mail.example.test
+
+# sandbox DIR [FLAGS...]: runs "acmemail sandbox" in the background until
+# it has printed its addresses (directory, dns, dns-update).
+sandbox() {
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  "$D/acmemail" sandbox --dir "$dir" "$@" >"$dir/stdout" 2>"$dir/stderr" &
+  pids+=($!)
+  for _ in $(seq 300); do
+    if grep -q '^dns-update ' "$dir/stdout" 2>/dev/null && grep -q '^directory ' "$dir/stdout"; then return 0; fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "realmail: acmemail sandbox did not start; its stderr:" >&2
+  cat "$dir/stderr" >&2
+  return 1
+}
+# field DIR NAME: what the sandbox in DIR printed for NAME.
+field() { awk -v k="$2" '$1 == k { print $2; exit }' "$1/stdout"; }
+
+# server DIR ARGS...: acmemail server ARGS with the sandbox in DIR as the CA
+# and DNS (lego's rfc2136 provider, TSIG key from tsig-keygen's file), and
+# the private instances' configuration under $D/root.
+server() {
+  local dir=$1
+  shift
+  env ACMEMAIL_HOME="$dir/home" ACMEMAIL_CA_ROOTS="$(field "$dir" roots)" ACMEMAIL_INSTALL_ROOT="$D/root" \
+    RFC2136_NAMESERVER="$(field "$dir" dns)" RFC2136_TSIG_FILE="$(field "$dir" dns-update)" \
+    "$D/acmemail" server "$@"
+}
+
+# served PORT [STARTTLS]: the SHA-256 fingerprint of the certificate served
+# on PORT, verified for $HOST against the sandbox's issuer root. Postfix and
+# Dovecot may finish a connection with an old process after a reload, so it
+# waits (up to 10 s) for WANT when it is set.
+served() {
+  local fp=
+  for _ in $(seq 50); do
+    fp=$(openssl s_client -connect "127.0.0.1:$1" ${2:+-starttls "$2"} -servername "$HOST" \
+      -verify_hostname "$HOST" -CAfile "$ISSUER_ROOT" -verify_return_error </dev/null 2>/dev/null |
+      openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2) || true
+    [ -n "$fp" ] && { [ -z "${WANT:-}" ] || [ "$fp" = "$WANT" ]; } && break
+    sleep 0.2
+  done
+  echo "$fp"
+}
+installed_fp() { openssl x509 -in "$D/root/etc/acmemail/$1/$HOST/current/chain.pem" -noout -fingerprint -sha256 | cut -d= -f2; }
+
+# check_served WHAT: Postfix (587 STARTTLS, 465) and Dovecot (993) serve
+# the certificate acmemail installed, which is the one in its state.
+check_served() {
+  local want got port
+  want=$(openssl x509 -in "$SB/home/servers/$HOST/chain.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+  [ "$(installed_fp postfix)" = "$want" ] && [ "$(installed_fp dovecot)" = "$want" ] ||
+    { echo "realmail: $1: the installed certificate is not the one in acmemail's state" >&2; return 1; }
+  for port in "$P_SUB smtp" "$P_SUBS" "$P_IMAPS"; do
+    got=$(WANT=$want served $port)
+    if [ "$got" != "$want" ]; then
+      echo "realmail: $1: 127.0.0.1:${port% *} serves ${got:-no verifiable certificate}, want $want" >&2
+      return 1
+    fi
+  done
+  echo "$want"
+}
+
+SB=$D/sandbox-server
+sandbox "$SB"
+ISSUER_ROOT=$(field "$SB" issuer-root)
+server "$SB" obtain --server "$(field "$SB" directory)" --dns rfc2136 --dns-resolver "$(field "$SB" dns)" \
+  --issuer-roots "$ISSUER_ROOT" --service submission --service submissions --service imaps \
+  --experimental-service-challenge --install postfix,dovecot --json mail.example.test >"$D/server-obtain.json"
+# The SRVName otherNames (dns-service-01) ride along: the servers must serve
+# such a certificate as any other.
+openssl x509 -in "$SB/home/servers/$HOST/cert.pem" -noout -ext subjectAltName | grep -q 'SRVName::_imaps.mail.example.test' ||
+  { echo "realmail: the certificate has no SRVName for imaps" >&2; exit 1; }
+first=$(check_served "after obtain")
+echo "== realmail: server certificate $first served by Postfix (587, 465) and Dovecot (993)"
+
+server "$SB" renew --force "$HOST" >/dev/null
+second=$(check_served "after renew --force")
+[ "$second" != "$first" ] || { echo "realmail: renew --force served the same certificate" >&2; exit 1; }
+echo "== realmail: renewed certificate $second served"
+
+# A CA that issues a certificate without serverAuth: refused (exit 5),
+# nothing installed, the servers still serve the renewed one.
+BAD=$D/sandbox-bad
+sandbox "$BAD" --sandbox-bad-cert no-server-auth
+rc=0
+server "$BAD" obtain --server "$(field "$BAD" directory)" --dns rfc2136 --dns-resolver "$(field "$BAD" dns)" \
+  --service submissions --install postfix,dovecot "$HOST" >"$D/server-bad.out" 2>&1 || rc=$?
+if [ $rc -ne 5 ]; then
+  echo "realmail: a certificate without serverAuth: exit $rc, want 5" >&2
+  cat "$D/server-bad.out" >&2
+  exit 1
+fi
+for t in postfix dovecot; do
+  [ "$(installed_fp $t)" = "$second" ] || { echo "realmail: the refused certificate changed what is installed into $t" >&2; exit 1; }
+done
+for port in "$P_SUB smtp" "$P_SUBS" "$P_IMAPS"; do
+  got=$(served $port)
+  [ "$got" = "$second" ] || { echo "realmail: after a refused certificate 127.0.0.1:${port% *} serves $got, want $second" >&2; exit 1; }
+done
+echo "== realmail: a certificate without serverAuth refused, nothing installed; server certificates took $((SECONDS - srv_start))s"
 echo "== realmail: done in $((SECONDS - start))s"

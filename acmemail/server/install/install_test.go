@@ -183,8 +183,20 @@ func (f *fakeServers) postconf(args []string) ([]byte, error) {
 	switch {
 	case slices.Equal(args, []string{"-d", "-h", "mail_version"}):
 		return []byte(f.postfixVersion + "\n"), nil
-	case len(args) == 2 && args[0] == "-h":
-		return []byte(f.mainCF()[args[1]] + "\n"), nil
+	case len(args) == 2 && args[0] == "-h", len(args) == 3 && args[0] == "-n" && args[1] == "-h":
+		// No defaults here: -h and -n -h are the same.
+		return []byte(f.mainCF()[args[len(args)-1]] + "\n"), nil
+	case len(args) == 2 && args[0] == "-#":
+		path := filepath.Join(f.root, "etc/postfix/main.cf")
+		data, _ := os.ReadFile(path)
+		var out []string
+		for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			if name, _, ok := strings.Cut(line, "="); ok && strings.TrimSpace(name) == args[1] {
+				line = "#" + line
+			}
+			out = append(out, line)
+		}
+		return nil, os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644)
 	case len(args) == 2 && args[0] == "-e":
 		k, v, _ := strings.Cut(args[1], "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
@@ -371,6 +383,17 @@ func TestInstallPostfixAndDovecot(t *testing.T) {
 	pf, dc := res[0], res[1]
 	if got, want := f.mainCF()["smtpd_tls_chain_files"], pf.KeyPath+", "+pf.ChainPath; got != want {
 		t.Errorf("main.cf smtpd_tls_chain_files = %q, want %q", got, want)
+	}
+	// The snakeoil pair is commented out (Postfix would warn at each smtpd
+	// start), not lost.
+	mainCF, _ := os.ReadFile(filepath.Join(f.root, "etc/postfix/main.cf"))
+	for _, name := range []string{"smtpd_tls_cert_file", "smtpd_tls_key_file"} {
+		if v, ok := f.mainCF()[name]; ok {
+			t.Errorf("main.cf still sets %s = %s", name, v)
+		}
+		if !strings.Contains("\n"+string(mainCF), "\n#"+name+" = /etc/ssl/") {
+			t.Errorf("main.cf lost %s:\n%s", name, mainCF)
+		}
 	}
 	set := readSettings(t, filepath.Join(f.root, "etc/dovecot/dovecot.conf"), nil)
 	if set["ssl_cert"] != "<"+dc.ChainPath || set["ssl_key"] != "<"+dc.KeyPath {

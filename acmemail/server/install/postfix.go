@@ -49,7 +49,37 @@ func (p *postfix) settings(key, chain string) [][2]string {
 	return [][2]string{{"smtpd_tls_cert_file", chain}, {"smtpd_tls_key_file", key}}
 }
 
+// legacyParams are the certificate settings smtpd_tls_chain_files
+// replaces: Postfix ignores them when it is set, but warns at each smtpd
+// start while any is, so they are commented out ("#name = value" stays in
+// main.cf, for a roll back).
+var legacyParams = []string{"smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_eccert_file", "smtpd_tls_eckey_file", "smtpd_tls_dcert_file", "smtpd_tls_dkey_file"}
+
 func (p *postfix) configure(ctx context.Context, in *installer, key, chain string) error {
+	if err := p.set(ctx, in, key, chain); err != nil {
+		return err
+	}
+	if !p.chainFiles {
+		return nil
+	}
+	for _, name := range legacyParams {
+		// -n: only what main.cf itself sets.
+		cur, err := in.run(ctx, "postconf", "-c", p.confDir, "-n", "-h", name)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(cur)) == "" {
+			continue
+		}
+		if _, err := in.run(ctx, "postconf", "-c", p.confDir, "-#", name); err != nil {
+			return err
+		}
+		in.log.Info("main.cf: commented out, smtpd_tls_chain_files replaces it", "target", "postfix", "parameter", name, "was", strings.TrimSpace(string(cur)))
+	}
+	return nil
+}
+
+func (p *postfix) set(ctx context.Context, in *installer, key, chain string) error {
 	for _, s := range p.settings(key, chain) {
 		cur, err := in.run(ctx, "postconf", "-c", p.confDir, "-h", s[0])
 		if err != nil {
