@@ -191,7 +191,7 @@ func TestForgetExport(t *testing.T) {
 	t.Parallel()
 	w, env := world(t, sandbox.Options{})
 	mustObtain(t, env, w)
-	mustObtain(t, env, w) // the first goes to the archive
+	mustObtain(t, env, w, "--force") // the first goes to the archive
 	gens, err := openHome(t, env).History("alice@example.test")
 	if err != nil || len(gens) != 2 {
 		t.Fatalf("History = %d, %v", len(gens), err)

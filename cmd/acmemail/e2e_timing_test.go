@@ -17,7 +17,7 @@ import (
 // that a run can use what was learned about the CA.
 func timingArgs(w *sandbox.World, extra ...string) []string {
 	args := []string{"obtain", "--server", w.DirectoryURL, "--imap", w.IMAPURL, "--smtp", w.SMTPURL,
-		"--dns-resolver", w.DNSAddr, "--reply-settle", "0", "--agree-tos"}
+		"--dns-resolver", w.DNSAddr, "--reply-settle", "0", "--agree-tos", "--force"}
 	return append(append(args, extra...), "alice@example.test")
 }
 
