@@ -116,10 +116,32 @@ func learn(t *CATiming, directory string, timings []acmemail.ChallengeTiming, no
 // RunTiming is how a run times its challenges: from the profile (the
 // safe defaults, or what the user gave), or from what was learned.
 type RunTiming struct {
-	MailWait    time.Duration `json:"mail_wait"`
-	ReplySettle time.Duration `json:"reply_settle"`
-	PostAtOnce  bool          `json:"post_at_once"`
-	Learned     bool          `json:"learned"` // some of it comes from the CA's learned timing
+	MailWait    time.Duration
+	ReplySettle time.Duration
+	PostAtOnce  bool
+	Learned     bool // some of it comes from the CA's learned timing
+}
+
+// runTimingJSON is RunTiming in JSON: durations as Go writes them ("20s"),
+// like the recorded profile's mail_wait and reply_settle.
+type runTimingJSON struct {
+	MailWait    Duration `json:"mail_wait"`
+	ReplySettle Duration `json:"reply_settle"`
+	PostAtOnce  bool     `json:"post_at_once"`
+	Learned     bool     `json:"learned"`
+}
+
+func (t RunTiming) MarshalJSON() ([]byte, error) {
+	return json.Marshal(runTimingJSON{Duration(t.MailWait), Duration(t.ReplySettle), t.PostAtOnce, t.Learned})
+}
+
+func (t *RunTiming) UnmarshalJSON(b []byte) error {
+	var j runTimingJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*t = RunTiming{time.Duration(j.MailWait), time.Duration(j.ReplySettle), j.PostAtOnce, j.Learned}
+	return nil
 }
 
 // Timing is how a run with profile p uses what was learned (t, or nil)

@@ -31,6 +31,7 @@ var jsonSchemas = map[string]string{
 	"account deactivate": "account",
 	"config":             "config",
 	"doctor":             "doctor",
+	"forget":             "forget",
 }
 
 // jsonCommands are the paths (after "acmemail") of the commands that have
@@ -181,6 +182,8 @@ func TestJSONSchemas(t *testing.T) {
 	check("list", exitError, "list", "--json")
 	check("show", exitError, "show", "--json", carol)
 	check("renew", exitSomeFailed, "renew", "--json")
+	check("forget", 0, "forget", "--json", "--yes", bob)
+	check("forget", 0, "forget", "--json", "--yes", carol) // broken
 	check("account deactivate", 0, append([]string{"account", "deactivate", "--json", "--yes"}, server...)...)
 
 	for c := range jsonSchemas {
