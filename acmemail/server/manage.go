@@ -89,6 +89,7 @@ type Result struct {
 	Profile  Profile
 	Warnings []string
 	RenewAt  time.Time
+	Revoked  *time.Time // when acmemail revoked it; nil: not revoked
 }
 
 func (m *Manager) say(format string, args ...any) {
@@ -308,6 +309,7 @@ func (m *Manager) Load(host string) (*Result, error) {
 	}
 	st := issuer.LoadRenewalState(store, h, meta.Serial)
 	res.RenewAt, _ = st.RenewAt(chain[0])
+	res.Revoked = st.Revoked
 	return res, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
+	"github.com/acmemail/acmemail/cmd/internal/servercmd"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 )
 
@@ -91,7 +93,7 @@ func newListCmd(g *globals) *cobra.Command {
 		Long:    listLong,
 		Example: "  acmemail list\n  acmemail list --json | jq -r '.[] | select(.expired) | .email'",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (rerr error) {
 			store, err := openStateToRead(g.getenv)
 			if err != nil {
 				return err
@@ -107,13 +109,20 @@ func newListCmd(g *globals) *cobra.Command {
 					planWithConfig(ci.Renew, g, ci.Email)
 				}
 			}
+			var srvRows [][]string // and the mail servers' certificates
+			var srvJSON []any
+			if store != nil {
+				var err error
+				srvRows, srvJSON, err = servercmd.ListRows(g.serverEnv())
+				defer func() { rerr = cmp.Or(rerr, err) }()
+			}
 			if asJSON {
-				if err := json.NewEncoder(g.stdout).Encode(infos); err != nil {
+				if err := json.NewEncoder(g.stdout).Encode(servercmd.Merge(infos, srvJSON)); err != nil {
 					return err
 				}
 				return brokenError(infos)
 			}
-			if len(infos) == 0 {
+			if len(infos)+len(srvRows) == 0 {
 				fmt.Fprintln(g.stderr, "acmemail: no certificates yet; get one with acmemail obtain EMAIL")
 				return nil
 			}
@@ -127,6 +136,9 @@ func newListCmd(g *globals) *cobra.Command {
 						fmt.Fprintln(tw, strings.Join(listRow(e), "\t"))
 					}
 				}
+			}
+			for _, row := range srvRows {
+				fmt.Fprintln(tw, strings.Join(row, "\t"))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

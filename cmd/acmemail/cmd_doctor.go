@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/acmemail/sandbox"
+	"github.com/acmemail/acmemail/cmd/internal/doctorout"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
-	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/mailbox"
 )
 
@@ -87,13 +85,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 }
 
 // doctorCheck is one line of the report, as --json prints it.
-type doctorCheck struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Status string `json:"status"` // pass, warn, fail, skip
-	Detail string `json:"detail"`
-	Fix    string `json:"fix,omitempty"`
-}
+type doctorCheck = doctorout.Check
 
 // checksWithFixes are the report's checks with the CLI's fix lines.
 func checksWithFixes(r *issuer.Report, p *issuer.Profile) []doctorCheck {
@@ -104,16 +96,7 @@ func checksWithFixes(r *issuer.Report, p *issuer.Profile) []doctorCheck {
 	return out
 }
 
-func printDoctorChecks(w io.Writer, checks []doctorCheck) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, c := range checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Name, termout.EscapeLines(c.Detail))
-		if c.Fix != "" {
-			fmt.Fprintf(tw, "\t\tfix: %s\n", c.Fix)
-		}
-	}
-	return tw.Flush()
-}
+var printDoctorChecks = doctorout.Print
 
 func runDoctor(ctx context.Context, g *globals, o *doctorOptions, email string) error {
 	// doctor has no certificate flags; the profile wants valid values.

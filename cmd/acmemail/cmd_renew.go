@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/acmemail/acmemail/acmemail/issuer"
 	"github.com/acmemail/acmemail/cmd/internal/secret"
+	"github.com/acmemail/acmemail/cmd/internal/servercmd"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 	"github.com/acmemail/acmemail/keystore"
 	"github.com/acmemail/acmemail/mailbox"
@@ -160,7 +162,7 @@ type renewer struct {
 	sayNotDue bool // print "not due" lines without -v
 }
 
-func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptions, args []string) error {
+func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptions, args []string) (err error) {
 	if err := o.check(); err != nil {
 		return err
 	}
@@ -215,13 +217,17 @@ func runRenew(ctx context.Context, g *globals, cmd *cobra.Command, o *renewOptio
 			locked++
 		}
 	}
+	var srv []servercmd.Renewed // the mail servers' certificates too, unless addresses are named
+	if serr := error(nil); !explicit {
+		srv, serr = servercmd.RenewAll(ctx, g.serverEnv(), nil, o.force, o.life.waitLock)
+		defer func() { err = cmp.Or(err, serr) }()
+	}
 	if o.json {
-		if outcomes == nil {
-			outcomes = []renewOutcome{}
-		}
-		if err := json.NewEncoder(g.stdout).Encode(outcomes); err != nil {
+		if err := json.NewEncoder(g.stdout).Encode(servercmd.Merge(outcomes, srv)); err != nil {
 			return err
 		}
+	} else {
+		servercmd.PrintRenewed(g.stdout, srv)
 	}
 	if failed > 0 && failed == locked {
 		// An address named while another run works on it: exit 8, as

@@ -102,10 +102,16 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newConfigCmd(g))
 	root.AddCommand(newExportCmd(g))
 	root.AddCommand(newRenewCmd(g), newRevokeCmd(g), newListCmd(g), newShowCmd(g), newForgetCmd(g))
-	root.AddCommand(servercmd.New(servercmd.Env{Stdout: g.stdout, Stderr: g.stderr, Getenv: g.getenv, Logger: g.logger, OpenState: func() (*keystore.Store, error) { return openState(g.getenv) }}))
+	root.AddCommand(servercmd.New(g.serverEnv()))
 	wireCompletions(g, root)
 	emailArgs(root)
 	return root
+}
+
+// serverEnv is what the server commands (and renew and list, for the server
+// certificates) get from the root command.
+func (g *globals) serverEnv() servercmd.Env {
+	return servercmd.Env{Stdout: g.stdout, Stderr: g.stderr, Getenv: g.getenv, Logger: g.logger, OpenState: func() (*keystore.Store, error) { return openState(g.getenv) }}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {

@@ -2,8 +2,8 @@ package servercmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,10 +32,10 @@ func (e *RenewFailedError) Error() string {
 // Renewed is one host's outcome of a renew run.
 type Renewed struct {
 	Host    string    `json:"host"`
-	Outcome string    `json:"outcome"` // renewed, not-due, skipped, failed
+	Outcome string    `json:"status"` // renewed, not-due, skipped, failed: as acmemail renew's
 	Serial  string    `json:"serial,omitempty"`
 	Until   time.Time `json:"not_after,omitzero"`
-	RenewAt time.Time `json:"renew_at,omitzero"`
+	RenewAt time.Time `json:"renewal_due,omitzero"`
 	Error   string    `json:"error,omitempty"`
 }
 
@@ -66,9 +66,11 @@ func RenewAll(ctx context.Context, env Env, hosts []string, force, wait bool) ([
 			r.Outcome, r.Error = "failed", err.Error()
 		case did:
 			r.Outcome = "renewed"
+		case res.Revoked != nil:
+			r.Outcome = "skipped" // revoked: renew --force renews it
 		}
 		if res != nil {
-			r.Serial, r.Until, r.RenewAt = res.Meta.Serial, res.Meta.NotAfter, res.RenewAt.UTC()
+			r.Serial, r.Until, r.RenewAt = res.Meta.Serial, wholeUTC(res.Meta.NotAfter), wholeUTC(res.RenewAt)
 		}
 		if r.Outcome == "failed" {
 			failed = append(failed, h)
@@ -100,11 +102,7 @@ from the environment, as for obtain. "acmemail renew" renews these too.`,
 					err = jerr
 				}
 			} else {
-				for _, r := range out {
-					if r.Outcome == "renewed" {
-						fmt.Fprintf(env.Stdout, "renewed %s: serial %s, valid until %s\n", r.Host, r.Serial, r.Until.Format(time.DateOnly))
-					}
-				}
+				PrintRenewed(env.Stdout, out)
 			}
 			return err
 		},
@@ -114,6 +112,18 @@ from the environment, as for obtain. "acmemail renew" renews these too.`,
 	cmd.Flags().BoolVar(&wait, "wait-lock", false, "wait for another run working on a host instead of failing it")
 	return cmd
 }
+
+// PrintRenewed prints a line per renewed host (acmemail renew's stdout).
+func PrintRenewed(w io.Writer, out []Renewed) {
+	for _, r := range out {
+		if r.Outcome == "renewed" {
+			fmt.Fprintf(w, "renewed %s: serial %s, valid until %s\n", r.Host, r.Serial, r.Until.Format(time.DateOnly))
+		}
+	}
+}
+
+// wholeUTC is t in UTC, whole seconds: the JSON times of acmemail.
+func wholeUTC(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 func nonNilRenewed(r []Renewed) []Renewed {
 	if r == nil {
@@ -161,28 +171,14 @@ func newList(env Env) *cobra.Command {
 				}
 				return err
 			}
-			m, err := manager(env)
-			if err != nil {
-				return err
+			_, out, err := ListRows(env)
+			if out == nil {
+				out = []any{}
 			}
-			hosts, err := m.List()
-			if err != nil {
-				return err
+			if jerr := writeJSON(env.Stdout, out); jerr != nil {
+				return jerr
 			}
-			out := []jsonResult{}
-			var errs []error
-			for _, h := range hosts {
-				res, err := m.Load(h)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				out = append(out, resultJSON(res))
-			}
-			if err := writeJSON(env.Stdout, out); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON on stdout")

@@ -68,7 +68,7 @@ func New(env Env) *cobra.Command {
   acmemail server obtain --server sandbox --dns rfc2136 --service imaps mail.example.test
   acmemail server list`,
 	}
-	cmd.AddCommand(newObtain(env), newRenew(env), newList(env), newShow(env), newExport(env))
+	cmd.AddCommand(newObtain(env), newRenew(env), newList(env), newShow(env), newExport(env), newRevoke(env), newDoctor(env))
 	return cmd
 }
 
@@ -240,20 +240,20 @@ type jsonResult struct {
 	Names    []string  `json:"names"`
 	Serial   string    `json:"serial"`
 	NotAfter time.Time `json:"not_after"`
-	RenewAt  time.Time `json:"renew_at"`
+	RenewAt  time.Time `json:"renewal_due"`
 	Server   string    `json:"server"`
 	DNS      string    `json:"dns"`
 	Install  []string  `json:"install"`
 	Key      string    `json:"key_path"`
 	Chain    string    `json:"chain_path"`
 	Cert     string    `json:"cert_path"`
-	Renewed  *bool     `json:"renewed,omitempty"`
+	Revoked  bool      `json:"revoked"`
 }
 
 func resultJSON(res *server.Result) jsonResult {
 	n, _ := server.ParseNames(res.Chain[0])
 	return jsonResult{Host: res.Meta.Email, Services: nonNil(res.Profile.Services), Names: append(nonNil(n.DNS), n.SRV...), Serial: res.Meta.Serial,
-		NotAfter: res.Meta.NotAfter, RenewAt: res.RenewAt.UTC(), Server: res.Profile.Server, DNS: res.Profile.DNS, Install: nonNil(res.Profile.Install),
+		NotAfter: wholeUTC(res.Meta.NotAfter), RenewAt: wholeUTC(res.RenewAt), Revoked: res.Revoked != nil, Server: res.Profile.Server, DNS: res.Profile.DNS, Install: nonNil(res.Profile.Install),
 		Key: res.Paths.Key, Chain: res.Paths.Chain, Cert: res.Paths.Leaf}
 }
 
