@@ -83,6 +83,12 @@ func (st *RenewalState) RenewAt(leaf *x509.Certificate) (time.Time, string) {
 	return acmemail.FallbackRenewalTime(leaf), "a third of its lifetime before expiry"
 }
 
+// RefreshRenewalInfo is refreshRenewalInfo, for the server certificates
+// (package server), which keep the same renewal state.
+func RefreshRenewalInfo(ctx context.Context, client *acmemail.Client, store *keystore.Store, id string, leaf *x509.Certificate, st *RenewalState, now time.Time) {
+	refreshRenewalInfo(ctx, client, store, id, leaf, st, now)
+}
+
 // refreshRenewalInfo asks the CA for the certificate's window when the
 // recorded answer is stale (RFC 9773: after Retry-After; never once the
 // certificate has expired), and records the result.

@@ -64,13 +64,13 @@ func certificateCheck(cur *Result, now time.Time) issuer.Check {
 	until := leaf.NotAfter.UTC().Format(time.RFC3339)
 	switch {
 	case cur.Revoked != nil:
-		return check("certificate", issuer.CheckFail, "serial %s (%s) is revoked: renew --force gets a new one", cur.Meta.Serial, names)
+		return check("certificate", issuer.CheckFail, "serial %s (%s) is revoked: renew --force gets a new one", cur.Serial(), names)
 	case !now.Before(leaf.NotAfter):
-		return check("certificate", issuer.CheckFail, "serial %s (%s) expired at %s", cur.Meta.Serial, names, until)
+		return check("certificate", issuer.CheckFail, "serial %s (%s) expired at %s", cur.Serial(), names, until)
 	case !now.Before(cur.RenewAt):
-		return check("certificate", issuer.CheckWarn, "serial %s (%s), valid until %s, was due for renewal at %s: is acmemail renew run from cron?", cur.Meta.Serial, names, until, cur.RenewAt.UTC().Format(time.RFC3339))
+		return check("certificate", issuer.CheckWarn, "serial %s (%s), valid until %s, was due for renewal at %s: is acmemail renew run from cron?", cur.Serial(), names, until, cur.RenewAt.UTC().Format(time.RFC3339))
 	}
-	return check("certificate", issuer.CheckPass, "serial %s (%s), valid until %s, renewal at %s", cur.Meta.Serial, names, until, cur.RenewAt.UTC().Format(time.RFC3339))
+	return check("certificate", issuer.CheckPass, "serial %s (%s), valid until %s, renewal at %s", cur.Serial(), names, until, cur.RenewAt.UTC().Format(time.RFC3339))
 }
 
 // dnsCheck writes a TXT record through the DNS provider, waits for the
@@ -147,7 +147,7 @@ func serviceCheck(ctx context.Context, cur *Result, service string, o DoctorOpti
 	case time.Now().After(served.NotAfter) || served.VerifyHostname(host) != nil:
 		return check(name, issuer.CheckFail, "%s (%s) serves a certificate that is expired or not for %s (%s), not the managed one", service, addr, host, what)
 	}
-	return check(name, issuer.CheckWarn, "%s (%s) serves another certificate (%s), not the managed one %s: install it (--install) or reload the server", service, addr, what, cur.Meta.Serial)
+	return check(name, issuer.CheckWarn, "%s (%s) serves another certificate (%s), not the managed one %s: install it (--install) or reload the server", service, addr, what, cur.Serial())
 }
 
 // maxLine and maxLines bound what a server may send before TLS.

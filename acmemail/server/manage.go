@@ -222,7 +222,7 @@ func (m *Manager) Obtain(ctx context.Context, p Profile, env Env, wait bool) (*R
 		res.Warnings = append(res.Warnings, "the renewal window could not be recorded: "+err.Error())
 	}
 	res.RenewAt, _ = st.RenewAt(chain[0])
-	m.say("saved the certificate for %s (serial %s, valid until %s) in %s", host, meta.Serial, meta.NotAfter.Format(time.DateOnly), paths.Dir)
+	m.say("saved the certificate for %s (serial %s, valid until %s) in %s", host, res.Serial(), meta.NotAfter.Format(time.DateOnly), paths.Dir)
 	if err := m.deploy(ctx, res); err != nil {
 		return res, err
 	}
@@ -316,6 +316,10 @@ func (m *Manager) Load(host string) (*Result, error) {
 // List is every host with a server certificate, sorted.
 func (m *Manager) List() ([]string, error) { return m.Store.Servers().ListIdentities() }
 
+// Serial is the certificate's serial number as OpenSSL prints it (and
+// acmemail's JSON): upper-case hex, whole bytes.
+func (res *Result) Serial() string { return acmemail.FormatSerial(res.Chain[0].SerialNumber) }
+
 // Due reports whether the certificate of res is due for renewal at now.
 func (res *Result) Due(now time.Time) bool { return !now.Before(res.RenewAt) }
 
@@ -333,8 +337,19 @@ func (m *Manager) Renew(ctx context.Context, host string, force, wait bool) (*Re
 	if st.Revoked != nil && !force {
 		return cur, false, nil
 	}
-	if !force && !cur.Due(time.Now()) {
-		return cur, false, nil
+	if !force {
+		// The CA may have moved the window (RFC 9773): ask again once
+		// its Retry-After has passed, as renew does for addresses.
+		pool, perr := issuer.RootPool(cur.Profile.CARoots)
+		if acct, aerr := m.Store.LoadAccount(cur.Meta.Directory); perr == nil && aerr == nil {
+			client := &acmemail.Client{DirectoryURL: cur.Meta.Directory, HTTPClient: issuer.HTTPClient(pool), UserAgent: m.UserAgent,
+				AccountKey: acct.Key, AccountURL: acct.URL, Logger: m.logger()}
+			issuer.RefreshRenewalInfo(ctx, client, m.Store.Servers(), cur.Meta.Email, cur.Chain[0], &st, time.Now())
+			cur.RenewAt, _ = st.RenewAt(cur.Chain[0])
+		}
+		if !cur.Due(time.Now()) {
+			return cur, false, nil
+		}
 	}
 	var id string // replaces only where the CA offers renewal information
 	if st.Window != nil && st.Revoked == nil {

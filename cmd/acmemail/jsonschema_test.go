@@ -32,6 +32,12 @@ var jsonSchemas = map[string]string{
 	"config":             "config",
 	"doctor":             "doctor",
 	"forget":             "forget",
+	"server obtain":      "server-certificate",
+	"server show":        "server-certificate",
+	"server list":        "server-list",
+	"server renew":       "server-renew",
+	"server revoke":      "server-revoke",
+	"server doctor":      "doctor",
 }
 
 // jsonCommands are the paths (after "acmemail") of the commands that have
@@ -155,6 +161,22 @@ func TestJSONSchemas(t *testing.T) {
 	check("obtain", 0, obtainArgs(w, "--json")...)                    // kept
 	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...) // a pair issued
 	check("obtain", 0, forBob(obtainArgs(w, "--json", "--split"))...) // a pair kept
+	// A mail server's certificate, through the world's DNS (RFC 2136):
+	// renew and list --json show it with the addresses.
+	for _, kv := range w.DNSUpdateEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	const host = "mail.example.test"
+	check("server obtain", 0, "server", "obtain", "--server", w.DirectoryURL, "--dns", "rfc2136", "--dns-resolver", w.DNSAddr,
+		"--service", "imaps", "--service", "submission", "--json", host)
+	check("server show", 0, "server", "show", "--json", host)
+	check("server list", 0, "server", "list", "--json")
+	check("server renew", 0, "server", "renew", "--json")                  // not due
+	check("server renew", 0, "server", "renew", "--json", "--force", host) // renewed
+	check("server doctor", exitError, "server", "doctor", "--json", "--timeout", "20s",
+		"--connect", "imaps=127.0.0.1:1", "--connect", "submission=127.0.0.1:1", host) // the services do not answer
+	check("list", 0, "list", "--json")
 	check("renew", 0, "renew", "--json")                              // not due
 	check("renew", 0, "renew", "--json", "--force", bob)              // renewed, a pair
 	check("export", 0, "export", "--json", "--out", filepath.Join(out, "a.p12"), "alice@example.test")
@@ -170,6 +192,9 @@ func TestJSONSchemas(t *testing.T) {
 	check("revoke", 0, "revoke", "--json", bob)
 	check("revoke", exitCA, "revoke", "--json", bob) // already revoked
 	check("show", 0, "show", "--json", bob)          // revoked
+	check("server revoke", 0, "server", "revoke", "--json", host)
+	check("server revoke", exitCA, "server", "revoke", "--json", host) // already revoked
+	check("server show", 0, "server", "show", "--json", host)            // revoked
 
 	// A broken address and a pending one.
 	carolDir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", carol)

@@ -70,7 +70,7 @@ func RenewAll(ctx context.Context, env Env, hosts []string, force, wait bool) ([
 			r.Outcome = "skipped" // revoked: renew --force renews it
 		}
 		if res != nil {
-			r.Serial, r.Until, r.RenewAt = res.Meta.Serial, wholeUTC(res.Meta.NotAfter), wholeUTC(res.RenewAt)
+			r.Serial, r.Until, r.RenewAt = res.Serial(), wholeUTC(res.Meta.NotAfter), wholeUTC(res.RenewAt)
 		}
 		if r.Outcome == "failed" {
 			failed = append(failed, h)
@@ -149,7 +149,7 @@ func Lines(env Env) ([]string, error) {
 			out = append(out, fmt.Sprintf("%-32s server  broken: %v", h, err))
 			continue
 		}
-		out = append(out, fmt.Sprintf("%-32s server  serial %s, valid until %s, renew %s, services %s", h, res.Meta.Serial,
+		out = append(out, fmt.Sprintf("%-32s server  serial %s, valid until %s, renew %s, services %s", h, res.Serial(),
 			res.Meta.NotAfter.Format(time.DateOnly), res.RenewAt.UTC().Format(time.DateOnly), strings.Join(res.Profile.Services, ",")))
 	}
 	return out, nil

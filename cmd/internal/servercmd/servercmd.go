@@ -252,7 +252,7 @@ type jsonResult struct {
 
 func resultJSON(res *server.Result) jsonResult {
 	n, _ := server.ParseNames(res.Chain[0])
-	return jsonResult{Host: res.Meta.Email, Services: nonNil(res.Profile.Services), Names: append(nonNil(n.DNS), n.SRV...), Serial: res.Meta.Serial,
+	return jsonResult{Host: res.Meta.Email, Services: nonNil(res.Profile.Services), Names: append(nonNil(n.DNS), n.SRV...), Serial: res.Serial(),
 		NotAfter: wholeUTC(res.Meta.NotAfter), RenewAt: wholeUTC(res.RenewAt), Revoked: res.Revoked != nil, Server: res.Profile.Server, DNS: res.Profile.DNS, Install: nonNil(res.Profile.Install),
 		Key: res.Paths.Key, Chain: res.Paths.Chain, Cert: res.Paths.Leaf}
 }
