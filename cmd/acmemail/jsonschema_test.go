@@ -177,8 +177,8 @@ func TestJSONSchemas(t *testing.T) {
 	check("server doctor", exitError, "server", "doctor", "--json", "--timeout", "20s",
 		"--connect", "imaps=127.0.0.1:1", "--connect", "submission=127.0.0.1:1", host) // the services do not answer
 	check("list", 0, "list", "--json")
-	check("renew", 0, "renew", "--json")                              // not due
-	check("renew", 0, "renew", "--json", "--force", bob)              // renewed, a pair
+	check("renew", 0, "renew", "--json")                 // not due
+	check("renew", 0, "renew", "--json", "--force", bob) // renewed, a pair
 	check("export", 0, "export", "--json", "--out", filepath.Join(out, "a.p12"), "alice@example.test")
 	check("export", 0, "export", "--json", "--format", "pem", "--out", pemDir, bob)
 	check("config", 0, "config", "--json", "alice@example.test")
@@ -194,7 +194,7 @@ func TestJSONSchemas(t *testing.T) {
 	check("show", 0, "show", "--json", bob)          // revoked
 	check("server revoke", 0, "server", "revoke", "--json", host)
 	check("server revoke", exitCA, "server", "revoke", "--json", host) // already revoked
-	check("server show", 0, "server", "show", "--json", host)            // revoked
+	check("server show", 0, "server", "show", "--json", host)          // revoked
 
 	// A broken address and a pending one.
 	carolDir := filepath.Join(env["ACMEMAIL_HOME"], "certificates", carol)
