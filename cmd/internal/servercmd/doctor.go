@@ -61,7 +61,7 @@ Exit status: 0 when no check failed, 1 when one did, 2 for usage errors.`,
 			out := make([]doctorout.Check, 0, len(res))
 			failed := false
 			for _, c := range res {
-				out = append(out, doctorout.Check{Name: c.Name, OK: c.OK(), Status: string(c.Status), Detail: c.Detail})
+				out = append(out, doctorout.Check{Name: c.Name, OK: c.OK(), Status: string(c.Status), Detail: c.Detail, Fix: doctorFix(c, args[0])})
 				failed = failed || !c.OK()
 			}
 			if asJSON {
@@ -83,4 +83,22 @@ Exit status: 0 when no check failed, 1 when one did, 2 for usage errors.`,
 
 func usagef(format string, args ...any) error {
 	return &issuer.UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// doctorFix is what to do about a check that failed or warned.
+func doctorFix(c issuer.Check, host string) string {
+	if c.Status != issuer.CheckFail && c.Status != issuer.CheckWarn {
+		return ""
+	}
+	switch {
+	case c.Name == "certificate" && c.Status == issuer.CheckWarn:
+		return "run acmemail renew from cron or a systemd timer (see the README, \"Server certificates\")"
+	case c.Name == "certificate":
+		return "get a new one: acmemail server renew --force " + host
+	case c.Name == "dns-provider":
+		return "set the provider's environment variables as lego documents them for --dns NAME (renew from cron needs them too), or check its permissions for the zone"
+	case c.Status == issuer.CheckWarn:
+		return "install it (acmemail server obtain --install postfix,dovecot, or a --deploy-hook) and reload the server"
+	}
+	return "check that the server listens there and offers TLS; --connect SERVICE=HOST:PORT if it listens elsewhere"
 }
