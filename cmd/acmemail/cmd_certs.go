@@ -31,7 +31,8 @@ directory (no network) and writes nothing there: a read-only state directory can
 be listed. --json prints an array, one entry per address, with the same fields as
 acmemail show --json, file paths included (a --split pair's encryption
 certificate under "encryption"); "state" is one of those above, and "reason" says
-why an entry is pending or broken.`
+why an entry is pending or broken. The mail servers' certificates (acmemail server)
+follow, usage "server"; in --json as acmemail server list --json prints them ("host").`
 
 const showLong = `Show one managed certificate: address, serial number, validity, key type, usage,
 CA, when renew will renew it (and whether that comes from the CA's renewal window,

@@ -78,6 +78,9 @@ A certificate that is not due is passed over in silence (cron mails nothing), ex
 with -v, or when EMAIL is given at a terminal: then a line on stderr says when it is
 due.
 
+Without EMAIL, the mail servers' certificates (acmemail server obtain) that are due are
+renewed too, as acmemail server renew does; in --json their entries have "host".
+
 For scripts: stdout is empty exactly when nothing was renewed (--json: one array with
 the status of every address: renewed, not-due, skipped or failed). The exit status is
 0 when nothing failed, whether or not anything was due; 6 when at least one address

@@ -132,9 +132,11 @@ var commandExits = map[string]exitStatuses{
 	"server obtain": {codes: slices.Concat(exitsLocal, []int{exitCA, exitHookFailed, exitLocked}, exitsInterrupted), say: map[int]string{exitHookFailed: "the certificate was saved, but --install or the --deploy-hook command failed"}},
 	"server renew":  {codes: slices.Concat(exitsLocal, []int{exitSomeFailed}, exitsInterrupted)},
 	"server list":   {codes: exitsLocal}, "server show": {codes: exitsLocal}, "server export": {codes: exitsLocal},
-	"config":     {codes: exitsLocal},
-	"completion": {codes: exitsLocal},
-	"version":    {codes: exitsLocal},
+	"server revoke": {codes: slices.Concat(exitsLocal, []int{exitCA}, exitsInterrupted), say: map[int]string{exitCA: "the CA refused the revocation (alreadyRevoked: it was revoked before)"}},
+	"server doctor": {codes: slices.Concat(exitsLocal, exitsInterrupted), say: map[int]string{exitOK: "every check passed (warnings allowed)", exitError: `at least one check failed (see its "fix:" line), or another error`}},
+	"config":        {codes: exitsLocal},
+	"completion":    {codes: exitsLocal},
+	"version":       {codes: exitsLocal},
 }
 
 // exitKey is c's key in commandExits: its path after the root's name.

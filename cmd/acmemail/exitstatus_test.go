@@ -147,6 +147,8 @@ func TestExitStatusHelp(t *testing.T) {
 		"server list":   {not: local},
 		"server show":   {not: local},
 		"server export": {not: local},
+		"server revoke": {has: []int{exitCA, exitInterrupted}, not: []int{exitMailAuth, exitMailTimeout, exitSomeFailed, exitHookFailed}},
+		"server doctor": {has: []int{exitError, exitInterrupted}, not: []int{exitMailAuth, exitMailTimeout, exitCA, exitSomeFailed}},
 	}
 
 	root := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
