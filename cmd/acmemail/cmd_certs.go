@@ -114,7 +114,7 @@ func newListCmd(g *globals) *cobra.Command {
 			var srvJSON []any
 			if store != nil {
 				var err error
-				srvRows, srvJSON, err = servercmd.ListRows(g.serverEnv())
+				srvRows, srvJSON, err = servercmd.ListRows(g.serverEnv().WithStore(store))
 				defer func() { rerr = cmp.Or(rerr, err) }()
 			}
 			if asJSON {

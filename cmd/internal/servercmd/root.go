@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/acmemail/acmemail/acmemail/server"
+	"github.com/acmemail/acmemail/keystore"
 
 	"github.com/acmemail/acmemail/cmd/internal/termout"
 )
@@ -20,6 +21,13 @@ func Merge[T, U any](a []T, b []U) []any {
 		out = append(out, v)
 	}
 	return out
+}
+
+// WithStore is env using store, opened already (acmemail list opens the
+// state directory read-only, and must not create or change it).
+func (env Env) WithStore(store *keystore.Store) Env {
+	env.OpenState = func() (*keystore.Store, error) { return store, nil }
+	return env
 }
 
 // ListRows are acmemail list's rows of the managed server certificates,
