@@ -38,6 +38,7 @@ var jsonSchemas = map[string]string{
 	"server renew":       "server-renew",
 	"server revoke":      "server-revoke",
 	"server doctor":      "doctor",
+	"server export":      "server-export",
 }
 
 // jsonCommands are the paths (after "acmemail") of the commands that have
@@ -172,6 +173,7 @@ func TestJSONSchemas(t *testing.T) {
 		"--service", "imaps", "--service", "submission", "--json", host)
 	check("server show", 0, "server", "show", "--json", host)
 	check("server list", 0, "server", "list", "--json")
+	check("server export", 0, "server", "export", "--json", "--out", out, host)
 	check("server renew", 0, "server", "renew", "--json")                  // not due
 	check("server renew", 0, "server", "renew", "--json", "--force", host) // renewed
 	check("server doctor", exitError, "server", "doctor", "--json", "--timeout", "20s",

@@ -222,8 +222,16 @@ func newShow(env Env) *cobra.Command {
 	return cmd
 }
 
+// exportJSON is server export --json: the files written, key first.
+type exportJSON struct {
+	Host   string   `json:"host"`
+	Files  []string `json:"files"`
+	Serial string   `json:"serial"`
+}
+
 func newExport(env Env) *cobra.Command {
 	var out string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "export HOST",
 		Short: "Write a mail server's key and chain as PEM files",
@@ -255,6 +263,7 @@ overwritten.`,
 					return fmt.Errorf("%s exists; acmemail never overwrites it", filepath.Join(out, f.dst))
 				}
 			}
+			written := []string{}
 			for _, f := range files {
 				data, err := issuer.ReadFile(f.src, 1<<20)
 				if err != nil {
@@ -264,12 +273,18 @@ overwritten.`,
 				if err := keystore.WriteFileAtomic(dst, data, f.perm); err != nil {
 					return err
 				}
-				fmt.Fprintln(env.Stdout, dst)
+				if written = append(written, dst); !asJSON {
+					fmt.Fprintln(env.Stdout, dst)
+				}
+			}
+			if asJSON {
+				return writeJSON(env.Stdout, exportJSON{Host: h, Files: written, Serial: res.Serial()})
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", ".", "directory to write the files in")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the files written as JSON on stdout")
 	return cmd
 }
 
