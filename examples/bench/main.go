@@ -44,6 +44,11 @@ func main() {
 	flag.IntVar(&cfg.waiting.parallel, "waiting-parallel", 0, "--parallel for renew in the waiting-bound figure (0: the number of identities)")
 	flag.IntVar(&cfg.waiting.repeat, "waiting-repeat", 1, "how often each waiting-bound size is measured (the median is shown)")
 	flag.BoolVar(&cfg.waitingOnly, "waiting-only", false, "measure only the waiting-bound figure")
+	flag.IntVar(&cfg.learned.runs, "learned", 10, "renew --force runs with the learned CA timing, after one obtain (0: skip the learned-timing figure)")
+	flag.IntVar(&cfg.learned.safeRuns, "learned-safe", 3, "renew --force runs with the learned file removed before each (each waits the default --mail-wait, 20s)")
+	flag.DurationVar(&cfg.learned.mailDelay, "learned-mail-delay", 0, "the sandbox's mail delay in the learned-timing figure")
+	flag.DurationVar(&cfg.learned.replyDelay, "learned-reply-delay", 0, "the sandbox's reply delay in the learned-timing figure")
+	flag.BoolVar(&cfg.learnedOnly, "learned-only", false, "measure only the learned-timing figure")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -95,6 +100,8 @@ type config struct {
 	bin           string
 	waiting       waitingConfig
 	waitingOnly   bool
+	learned       learnedConfig
+	learnedOnly   bool
 }
 
 // machine describes where the figures were taken.
