@@ -4,7 +4,7 @@
 // the figures of BENCHMARKS.md as a Markdown table:
 //
 //	go run ./examples/bench              # the full run (a few minutes)
-//	go run ./examples/bench -runs 3 -poll-runs 2 -scale 1,3   # a quick look
+//	go run ./examples/bench -runs 3 -poll-runs 2 -scale 1,3 -learned 0   # a quick look
 //
 // Everything runs on loopback against one sandbox world started before any
 // measurement (its start-up is not measured). `acmemail obtain` runs as a
