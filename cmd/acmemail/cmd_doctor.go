@@ -42,6 +42,8 @@ needs for EMAIL works, and say how to fix what does not. The checks, in order:
                  list the identifier types a CA supports, so this is known only for the
                  sandbox and the CAs acmemail knows by name; for any other CA it is a
                  warning. doctor never creates an account or places an order.
+  ca-timing      what was learned about the CA's challenge mail timing (only with a state
+                 directory); a warning when its file is damaged (the next run replaces it)
 
 Each check prints one line, PASS, WARN, FAIL or SKIP (skipped because an earlier check
 it needs failed), and each failure a "fix:" line. --json prints an array of
@@ -217,6 +219,8 @@ func doctorFix(c issuer.Check, p *issuer.Profile) string {
 		return "get an EAB key ID and HMAC key from the CA before creating an account"
 	case issuer.CauseEmailUnknown:
 		return "check the CA's documentation for RFC 8823 (email-reply-00); if obtain fails with unsupportedIdentifier, the CA does not support it"
+	case issuer.CauseTimingDamaged:
+		return "nothing is needed: the next run uses the safe defaults and replaces the file (or remove it)"
 	}
 	return ""
 }

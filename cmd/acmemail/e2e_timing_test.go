@@ -174,3 +174,51 @@ func TestLearnedTimingCorrupt(t *testing.T) {
 		t.Errorf("the damaged file was not replaced: %+v", lt)
 	}
 }
+
+// TestDoctorCATiming: with a state directory, doctor's last check is
+// ca-timing: PASS with what was learned about the CA (its Describe line)
+// after a run that learned, and WARN, with a fix line, when the learned
+// file is damaged.
+func TestDoctorCATiming(t *testing.T) {
+	t.Parallel()
+	w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge})
+	if r := runCLI(t, env, timingArgs(w, "--mail-wait", "300ms")...); r.code != 0 {
+		t.Fatalf("obtain: exit %d\n%s", r.code, r.stderr)
+	}
+	lt := learnedTiming(t, env, w.DirectoryURL)
+	if lt == nil || !lt.MailAfterPost {
+		t.Fatalf("learned: %+v, want mail_after_post", lt)
+	}
+	caTiming := func(r cliResult) (doctorCheck, []string) {
+		t.Helper()
+		var checks []doctorCheck
+		if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || len(checks) == 0 {
+			t.Fatalf("doctor --json: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		var names []string
+		for _, c := range checks {
+			names = append(names, c.Name)
+		}
+		return checks[len(checks)-1], names
+	}
+	r := runCLI(t, env, doctorArgs(w)...)
+	c, names := caTiming(r)
+	if got, want := strings.Join(names, " "), "imap-login imap-idle smtp-login dkim ca-directory ca-email ca-timing"; got != want || r.code != 0 {
+		t.Fatalf("doctor: exit %d, checks %s, want %s\n%s", r.code, got, want, r.stderr)
+	}
+	if c.Status != "pass" || !c.OK || c.Detail != lt.Describe() {
+		t.Errorf("ca-timing after a learned run = %+v, want pass with %q", c, lt.Describe())
+	}
+
+	if err := openHome(t, env).WriteCATiming(w.DirectoryURL, []byte(`{"version":1,`)); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, env, doctorArgs(w)...)
+	c, _ = caTiming(r)
+	if r.code != 0 || c.Name != "ca-timing" || c.Status != "warn" || !c.OK || c.Fix == "" {
+		t.Errorf("doctor with a damaged learned file: exit %d, ca-timing %+v, want a warning with a fix\n%s", r.code, c, r.stderr)
+	}
+	if !strings.Contains(c.Detail, openHome(t, env).CATimingPath(w.DirectoryURL)) {
+		t.Errorf("ca-timing detail %q does not name the damaged file", c.Detail)
+	}
+}

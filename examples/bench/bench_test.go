@@ -205,6 +205,42 @@ func BenchmarkRenew(b *testing.B) {
 	}
 }
 
+// BenchmarkLearnedTiming: one op is one `acmemail renew --force` child
+// process of one identity against a CA that mails only after the challenge
+// POST, obtained before (untimed, the first run: it learns that). learned:
+// with what the first run learned; forgotten: with the learned file removed
+// before each op, so each waits the default --mail-wait (20 s) as every run
+// did before acmemail learned (use -benchtime 3x).
+func BenchmarkLearnedTiming(b *testing.B) {
+	for _, forget := range []bool{false, true} {
+		name := "learned"
+		if forget {
+			name = "forgotten"
+		}
+		b.Run(name, func(b *testing.B) {
+			sharedWorld(b, true)
+			lw, _, err := startLearned(b.Context(), shared.bin, mkdir(shared.dir, "bench-learned-"+name), learnedConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer lw.Close()
+			var walls, posts []time.Duration
+			for b.Loop() {
+				r, err := lw.renew(b.Context(), forget)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !r.postBeforeMail || r.timingRetry {
+					b.Fatalf("renew --force: POST before the mail %v, timing retry %v", r.postBeforeMail, r.timingRetry)
+				}
+				walls, posts = append(walls, r.wall), append(posts, r.post)
+			}
+			reportDurations(b, "renew", walls)
+			reportDurations(b, "authz-to-post", posts)
+		})
+	}
+}
+
 // TestSmoke runs the bench command's code once with tiny numbers, so that
 // it keeps working; it asserts what was counted, never how long anything
 // took. The `acmemail obtain` child processes need a build of cmd/acmemail
@@ -214,6 +250,9 @@ func TestSmoke(t *testing.T) {
 	if os.Getenv("ACMEMAIL_BENCH_CLI") == "1" {
 		cfg.cliRuns = 1
 		cfg.waiting = waitingConfig{sizes: []int{1, 2}, mailDelay: 100 * time.Millisecond, replyDelay: 50 * time.Millisecond, repeat: 1}
+		// One renewal each way; the one without the learned file waits
+		// the default --mail-wait, as does the first obtain.
+		cfg.learned = learnedConfig{runs: 1, safeRuns: 1, mailDelay: 20 * time.Millisecond, replyDelay: 10 * time.Millisecond}
 	}
 	res, err := run(t.Context(), cfg, io.Discard)
 	if err != nil {
@@ -249,9 +288,38 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("waiting-bound point %+v: no CPU time, or faster than the mail delay", p)
 		}
 	}
+	if f := res.learned; cfg.learned.runs > 0 {
+		checkLearned(t, f, cfg.learned)
+	}
 	var out strings.Builder
 	res.print(&out)
 	if !strings.Contains(out.String(), "reaction, IDLE") {
 		t.Errorf("the table lacks the reaction row:\n%s", out.String())
+	}
+}
+
+// checkLearned checks what the learned-timing figure counted: every run
+// (the obtain and each renewal) POSTed the challenge before the CA mailed
+// it, one mail each, nothing failed or was retried, the renewals with the
+// learned file started from "mails after the POST" and added to it, and
+// each one without the file learned it anew.
+func checkLearned(t *testing.T, f *learnedFigures, cfg learnedConfig) {
+	t.Helper()
+	if f == nil {
+		t.Fatal("no learned-timing figure")
+	}
+	runs := 1 + cfg.runs + cfg.safeRuns
+	if f.runs != runs || f.postBeforeMail != runs || f.mails != runs {
+		t.Errorf("learned timing: %d runs, %d with the POST before the mail, %d mails; want %d each", f.runs, f.postBeforeMail, f.mails, runs)
+	}
+	if f.first.n != 1 || f.learned.n != cfg.runs || f.safe.n != cfg.safeRuns {
+		t.Errorf("learned timing: samples %d, %d, %d; want 1, %d, %d", f.first.n, f.learned.n, f.safe.n, cfg.runs, cfg.safeRuns)
+	}
+	if f.startedLearned != cfg.runs || f.learnedRuns != 1+cfg.runs || f.relearned != cfg.safeRuns {
+		t.Errorf("learned timing: %d renewals started learned (want %d), the file counted %d runs (want %d), %d relearned (want %d)",
+			f.startedLearned, cfg.runs, f.learnedRuns, 1+cfg.runs, f.relearned, cfg.safeRuns)
+	}
+	if f.invalid != 0 || f.timingRetries != 0 {
+		t.Errorf("learned timing: %d invalid challenges, %d timing retries; want none", f.invalid, f.timingRetries)
 	}
 }

@@ -4,7 +4,7 @@
 // the figures of BENCHMARKS.md as a Markdown table:
 //
 //	go run ./examples/bench              # the full run (a few minutes)
-//	go run ./examples/bench -runs 3 -poll-runs 2 -scale 1,3   # a quick look
+//	go run ./examples/bench -runs 3 -poll-runs 2 -scale 1,3 -learned 0   # a quick look
 //
 // Everything runs on loopback against one sandbox world started before any
 // measurement (its start-up is not measured). `acmemail obtain` runs as a
@@ -44,6 +44,11 @@ func main() {
 	flag.IntVar(&cfg.waiting.parallel, "waiting-parallel", 0, "--parallel for renew in the waiting-bound figure (0: the number of identities)")
 	flag.IntVar(&cfg.waiting.repeat, "waiting-repeat", 1, "how often each waiting-bound size is measured (the median is shown)")
 	flag.BoolVar(&cfg.waitingOnly, "waiting-only", false, "measure only the waiting-bound figure")
+	flag.IntVar(&cfg.learned.runs, "learned", 10, "renew --force runs with the learned CA timing, after one obtain (0: skip the learned-timing figure)")
+	flag.IntVar(&cfg.learned.safeRuns, "learned-safe", 3, "renew --force runs with the learned file removed before each (each waits the default --mail-wait, 20s)")
+	flag.DurationVar(&cfg.learned.mailDelay, "learned-mail-delay", 0, "the sandbox's mail delay in the learned-timing figure")
+	flag.DurationVar(&cfg.learned.replyDelay, "learned-reply-delay", 0, "the sandbox's reply delay in the learned-timing figure")
+	flag.BoolVar(&cfg.learnedOnly, "learned-only", false, "measure only the learned-timing figure")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -95,6 +100,8 @@ type config struct {
 	bin           string
 	waiting       waitingConfig
 	waitingOnly   bool
+	learned       learnedConfig
+	learnedOnly   bool
 }
 
 // machine describes where the figures were taken.

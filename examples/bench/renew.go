@@ -24,6 +24,8 @@ type renewRun struct {
 	wall, cpu  time.Duration
 	sandboxCPU time.Duration // of this process while renew ran: the sandbox serving it
 	maxRSS     int64
+	// renewals retried with the safe timing defaults (timing_retry)
+	timingRetries int
 }
 
 // cliRenewScale obtains certificates for emails into the new state
@@ -117,8 +119,9 @@ func renewAll(ctx context.Context, bin string, w *world, home string, emails []s
 		r.maxRSS = int64(ru.Maxrss) * 1024
 	}
 	var outcomes []struct {
-		Email  string `json:"email"`
-		Status string `json:"status"`
+		Email       string `json:"email"`
+		Status      string `json:"status"`
+		TimingRetry bool   `json:"timing_retry"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &outcomes); err != nil {
 		return nil, fmt.Errorf("acmemail renew --json: %w: %q", err, stdout.Bytes())
@@ -127,6 +130,9 @@ func renewAll(ctx context.Context, bin string, w *world, home string, emails []s
 	for _, o := range outcomes {
 		if o.Status == "renewed" {
 			renewed++
+		}
+		if o.TimingRetry {
+			r.timingRetries++
 		}
 	}
 	if renewed != len(emails) {

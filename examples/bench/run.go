@@ -32,6 +32,7 @@ type results struct {
 	concurrency   int
 	waitingCfg    waitingConfig
 	waiting       []waitingPoint
+	learned       *learnedFigures
 }
 
 type obtainFigures struct {
@@ -69,21 +70,26 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: cfg.concurrency}
 
 	bin := cfg.bin
-	if bin == "" && (cfg.cliRuns > 0 || len(cfg.waiting.sizes) > 0) {
+	if bin == "" && (cfg.cliRuns > 0 || len(cfg.waiting.sizes) > 0 || cfg.learned.runs > 0) {
 		logf(log, "building ./cmd/acmemail")
 		if bin, err = buildCLI(ctx, tmp); err != nil {
 			return nil, err
 		}
 	}
-	if len(cfg.waiting.sizes) > 0 {
+	if cfg.learned.runs > 0 && !cfg.waitingOnly {
+		if res.learned, err = learnedFigure(ctx, bin, mkdir(tmp, "learned"), cfg.learned, log); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.waiting.sizes) > 0 && !cfg.learnedOnly {
 		res.waitingCfg = cfg.waiting
 		res.waitingCfg.repeat = max(cfg.waiting.repeat, 1)
 		if res.waiting, err = waitingFigures(ctx, bin, tmp, res.waitingCfg, log); err != nil {
 			return nil, err
 		}
-		if cfg.waitingOnly {
-			return res, nil
-		}
+	}
+	if cfg.waitingOnly || cfg.learnedOnly {
+		return res, nil
 	}
 
 	w, err := startWorld(ctx, sandbox.Options{}, tmp)
@@ -283,9 +289,12 @@ var requestNotes = map[string]string{
 }
 
 func (r *results) print(out io.Writer) {
-	fmt.Fprintf(out, "Machine: %s (at the start); load average at the end: %s\n\n", r.machine, loadAverage())
-	fmt.Fprintln(out, "| figure | runs | median | p99 | min | max |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(out, "Machine: %s (at the start); load average at the end: %s\n", r.machine, loadAverage())
+	if r.reactionIdle.n > 0 || len(r.obtain) > 0 || len(r.scale) > 0 { // not with -waiting-only or -learned-only
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "| figure | runs | median | p99 | min | max |")
+		fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|")
+	}
 	row := func(name string, s summary) {
 		if s.n == 0 {
 			return
@@ -341,6 +350,7 @@ func (r *results) print(out io.Writer) {
 		fmt.Fprintf(out, "\nCPU-bound floor: the CPU time of acmemail and of the sandbox (medians) divided by the %d cores.\n", runtime.NumCPU())
 	}
 	printWaiting(out, r.waitingCfg, r.waiting)
+	printLearned(out, r.learned)
 
 	for _, kt := range []string{"p256", "rsa2048"} {
 		f := r.obtain[kt]
