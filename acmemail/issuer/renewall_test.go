@@ -311,3 +311,36 @@ func TestOthersMail(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewAllResumesTLS: the mail sessions of a process resume the TLS
+// sessions of the first ones to each server, and the ACME requests share
+// their connections, so a run of many identities does not pay a full
+// handshake (the server's chain verified, a signature checked) for each.
+// Counted on the sandbox's servers, over the obtains that set the
+// addresses up one after the other and the renewal of all at once.
+func TestRenewAllResumesTLS(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	for i := range 6 {
+		emails = append(emails, fmt.Sprintf("r%d@example.test", i))
+	}
+	w, is, _ := renewAllWorld(t, 100*time.Millisecond, emails, nil)
+	before := w.Stats()
+	for _, oc := range renewAll(t, is, emails, len(emails)) {
+		if oc.Status != Renewed {
+			t.Errorf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	after := w.Stats()
+	for _, proto := range []string{"imap", "smtp"} {
+		if n := after.TLSHandshakes[proto] - before.TLSHandshakes[proto]; n < len(emails) {
+			t.Errorf("%s: %d TLS handshakes while renewing %d mailboxes, want at least one each", proto, n, len(emails))
+		}
+		if full := after.TLSHandshakes[proto] - after.TLSResumed[proto]; full != 1 {
+			t.Errorf("%s: %d full TLS handshakes in %d handshakes, want 1 (the first obtain's)", proto, full, after.TLSHandshakes[proto])
+		}
+	}
+	if n := after.TLSHandshakes["https"]; n < 1 || n > 2 {
+		t.Errorf("%d TLS handshakes with the CA for %d obtains and renewals, want 1 (one connection reused; 2 if two requests raced to dial)", n, 2*len(emails))
+	}
+}
