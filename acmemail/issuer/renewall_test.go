@@ -344,3 +344,41 @@ func TestRenewAllResumesTLS(t *testing.T) {
 		t.Errorf("%d TLS handshakes with the CA for %d obtains and renewals, want 1 (one connection reused; 2 if two requests raced to dial)", n, 2*len(emails))
 	}
 }
+
+// TestRenewAllLearnsOnce: what the renewals of one run learn about their
+// CA is merged into one timing, written when the last of them ends:
+// every renewal counts (each used to start from the file as the run
+// found it and write it anew, so all but one were lost).
+func TestRenewAllLearnsOnce(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	for i := range 5 {
+		emails = append(emails, fmt.Sprintf("l%d@example.test", i))
+	}
+	w, is, _ := renewAllWorld(t, 50*time.Millisecond, emails, nil)
+	found, err := LoadCATiming(is.Store, w.DirectoryURL)
+	if err != nil || found == nil || found.Runs != len(emails) {
+		t.Fatalf("learned after %d obtains: %+v, %v", len(emails), found, err)
+	}
+	path := is.Store.CATimingPath(w.DirectoryURL)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, oc := range renewAll(t, is, emails, len(emails)) {
+		if oc.Status != Renewed {
+			t.Errorf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	got, err := LoadCATiming(is.Store, w.DirectoryURL)
+	if err != nil || got == nil || got.Runs != 2*len(emails) {
+		t.Fatalf("learned after %d renewals more: %+v, %v; want %d runs", len(emails), got, err, 2*len(emails))
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Error("the learned file was not replaced")
+	}
+}
