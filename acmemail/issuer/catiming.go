@@ -241,6 +241,10 @@ func (r *run) learn(timings []acmemail.ChallengeTiming) {
 	if !r.learnable {
 		return
 	}
+	if r.together != nil {
+		r.learned = r.together.learn(r.dirURL, r.learned, timings, time.Now())
+		return
+	}
 	t := learn(r.learned, r.dirURL, timings, time.Now())
 	if t == nil {
 		return
@@ -259,10 +263,73 @@ func (r *run) unlearn(err error) {
 	if !r.rt.Learned || !LearnedTimingFailure(err) {
 		return
 	}
+	if r.together != nil {
+		r.together.unlearn(r.dirURL)
+	}
 	if rmErr := r.is.Store.RemoveCATiming(r.dirURL); rmErr != nil {
 		r.prog.Printf("warning: %v", rmErr)
 	}
 	r.learned = nil
+}
+
+// The renewals of one RenewAll learn into one timing per CA, written
+// once when the last of them ends: each renewal writing the file (one
+// new file and two fsyncs each, 100 times for 100 addresses of one CA)
+// made every renewal pay for a file only the last write survived in,
+// since each one started from the file as the run found it.
+type caLearning struct {
+	t       *CATiming // what the run's renewals learned, merged
+	touched bool      // a renewal learned or unlearned: t supersedes the file as found
+	dirty   bool      // t is to be written
+}
+
+// learn merges one renewal's timings into what the run learned about the
+// CA at directory (found: the file as this renewal read it) and returns
+// the result.
+func (t *together) learn(directory string, found *CATiming, timings []acmemail.ChallengeTiming, now time.Time) *CATiming {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.learned[directory]
+	if l == nil {
+		l = &caLearning{}
+		t.learned[directory] = l
+	}
+	base := found
+	if l.touched {
+		base = l.t
+	}
+	n := learn(base, directory, timings, now)
+	if n == nil {
+		return found
+	}
+	l.t, l.touched, l.dirty = n, true, true
+	return n
+}
+
+// unlearn drops what the run learned about the CA at directory: a
+// renewal removed its file, and only what is learned after that is
+// written.
+func (t *together) unlearn(directory string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.learned[directory] = &caLearning{touched: true}
+}
+
+// saveLearned writes what the run learned, warning through prog.
+func (t *together) saveLearned(store *keystore.Store, prog Reporter) {
+	t.mu.Lock()
+	var dirty []*CATiming
+	for _, l := range t.learned {
+		if l.dirty {
+			dirty, l.dirty = append(dirty, l.t), false
+		}
+	}
+	t.mu.Unlock()
+	for _, ct := range dirty {
+		if err := saveCATiming(store, ct); err != nil && prog != nil {
+			prog.Printf("warning: %v", err)
+		}
+	}
 }
 
 // LearnedTiming is what show and doctor say about a CA's learned timing.

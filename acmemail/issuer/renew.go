@@ -132,7 +132,14 @@ func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, o
 			continue
 		}
 		o.together = t
+		t.running.Add(1)
 		wg.Go(func() {
+			// The last renewal to end writes what the run learned.
+			defer func() {
+				if t.running.Add(-1) == 0 {
+					t.saveLearned(is.Store, o.Progress)
+				}
+			}()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

@@ -311,3 +311,74 @@ func TestOthersMail(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewAllResumesTLS: the mail sessions of a process resume the TLS
+// sessions of the first ones to each server, and the ACME requests share
+// their connections, so a run of many identities does not pay a full
+// handshake (the server's chain verified, a signature checked) for each.
+// Counted on the sandbox's servers, over the obtains that set the
+// addresses up one after the other and the renewal of all at once.
+func TestRenewAllResumesTLS(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	for i := range 6 {
+		emails = append(emails, fmt.Sprintf("r%d@example.test", i))
+	}
+	w, is, _ := renewAllWorld(t, 100*time.Millisecond, emails, nil)
+	before := w.Stats()
+	for _, oc := range renewAll(t, is, emails, len(emails)) {
+		if oc.Status != Renewed {
+			t.Errorf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	after := w.Stats()
+	for _, proto := range []string{"imap", "smtp"} {
+		if n := after.TLSHandshakes[proto] - before.TLSHandshakes[proto]; n < len(emails) {
+			t.Errorf("%s: %d TLS handshakes while renewing %d mailboxes, want at least one each", proto, n, len(emails))
+		}
+		if full := after.TLSHandshakes[proto] - after.TLSResumed[proto]; full != 1 {
+			t.Errorf("%s: %d full TLS handshakes in %d handshakes, want 1 (the first obtain's)", proto, full, after.TLSHandshakes[proto])
+		}
+	}
+	if n := after.TLSHandshakes["https"]; n < 1 || n > 2 {
+		t.Errorf("%d TLS handshakes with the CA for %d obtains and renewals, want 1 (one connection reused; 2 if two requests raced to dial)", n, 2*len(emails))
+	}
+}
+
+// TestRenewAllLearnsOnce: what the renewals of one run learn about their
+// CA is merged into one timing, written when the last of them ends:
+// every renewal counts (each used to start from the file as the run
+// found it and write it anew, so all but one were lost).
+func TestRenewAllLearnsOnce(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	for i := range 5 {
+		emails = append(emails, fmt.Sprintf("l%d@example.test", i))
+	}
+	w, is, _ := renewAllWorld(t, 50*time.Millisecond, emails, nil)
+	found, err := LoadCATiming(is.Store, w.DirectoryURL)
+	if err != nil || found == nil || found.Runs != len(emails) {
+		t.Fatalf("learned after %d obtains: %+v, %v", len(emails), found, err)
+	}
+	path := is.Store.CATimingPath(w.DirectoryURL)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, oc := range renewAll(t, is, emails, len(emails)) {
+		if oc.Status != Renewed {
+			t.Errorf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	got, err := LoadCATiming(is.Store, w.DirectoryURL)
+	if err != nil || got == nil || got.Runs != 2*len(emails) {
+		t.Fatalf("learned after %d renewals more: %+v, %v; want %d runs", len(emails), got, err, 2*len(emails))
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Error("the learned file was not replaced")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/mailbox"
@@ -74,6 +75,9 @@ type together struct {
 	toMu    sync.Mutex
 	to      map[*byte][]string
 	toBytes int
+
+	learned map[string]*caLearning // by directory URL, under mu
+	running atomic.Int64           // renewals started and not yet ended
 }
 
 type sharedBox struct {
@@ -89,6 +93,7 @@ func newTogether(limits Limits, keep int, emails []string, log *slog.Logger) *to
 		limits: limits.withDefaults(), keep: max(keep, 1), log: log, salt: salt,
 		imapLogins: map[string]mailbox.Limiter{}, smtpLogins: map[string]mailbox.Limiter{},
 		ca: map[string]*http.Client{}, boxes: map[string]*sharedBox{}, renewing: map[string]bool{},
+		learned: map[string]*caLearning{},
 	}
 	for _, e := range emails {
 		t.renewing[strings.ToLower(e)] = true

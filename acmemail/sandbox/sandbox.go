@@ -523,7 +523,7 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(w.log.With("component", "https").Handler(), slog.LevelDebug),
-		TLSConfig:         tlsConf.Clone(),
+		TLSConfig:         w.stats.countTLS("https", tlsConf.Clone()),
 	}
 	newIMAP := func(tlsConfig *tls.Config, insecureAuth bool) *imapserver.Server {
 		return imapserver.New(&imapserver.Options{
@@ -536,11 +536,12 @@ func Start(ctx context.Context, opt Options) (*World, error) {
 			InsecureAuth: insecureAuth,
 		})
 	}
-	w.imapSrv = newIMAP(tlsConf.Clone(), false)
+	w.imapSrv = newIMAP(w.stats.countTLS("imap", tlsConf.Clone()), false)
 	w.smtpSrv = w.mail.newSubmissionServer()
-	w.smtpSrv.TLSConfig = tlsConf.Clone()
+	w.smtpSrv.TLSConfig = w.stats.countTLS("smtp", tlsConf.Clone())
 	w.imapsSrv, w.smtpsSrv = w.imapSrv, w.smtpSrv
-	imapsLnTLS, smtpsLnTLS := tls.NewListener(imapsLn, tlsConf.Clone()), tls.NewListener(smtpsLn, tlsConf.Clone())
+	imapsLnTLS := tls.NewListener(imapsLn, w.stats.countTLS("imap", tlsConf.Clone()))
+	smtpsLnTLS := tls.NewListener(smtpsLn, w.stats.countTLS("smtp", tlsConf.Clone()))
 	if opt.Observe != nil {
 		// Commands are counted on the plaintext side of the implicit-TLS
 		// listeners. The servers cannot see through the counting wrapper

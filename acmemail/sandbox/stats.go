@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"maps"
 	"slices"
@@ -56,6 +57,13 @@ type Stats struct {
 	// SMTP fields count the submission server's likewise.
 	IMAPConnections, IMAPOpenMax, IMAPLoggingInMax int
 	SMTPConnections, SMTPOpenMax, SMTPLoggingInMax int
+
+	// TLSHandshakes counts the TLS handshakes the servers completed, by
+	// protocol ("https", "imap", "smtp"; implicit TLS and STARTTLS alike);
+	// TLSResumed those of them that resumed an earlier session (no
+	// certificate sent, no signature made). The handshakes a client
+	// does in full are the difference.
+	TLSHandshakes, TLSResumed map[string]int
 }
 
 type statsBox struct {
@@ -116,6 +124,25 @@ func (b *statsBox) connFields(proto string) (total, openMax, loggingMax *int) {
 	return &b.s.SMTPConnections, &b.s.SMTPOpenMax, &b.s.SMTPLoggingInMax
 }
 
+// countTLS returns conf, whose handshakes are counted for proto in
+// TLSHandshakes and TLSResumed. It checks nothing: the server asks no
+// client certificate.
+func (b *statsBox) countTLS(proto string, conf *tls.Config) *tls.Config {
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		b.update(func(s *Stats) {
+			if s.TLSHandshakes == nil {
+				s.TLSHandshakes, s.TLSResumed = map[string]int{}, map[string]int{}
+			}
+			s.TLSHandshakes[proto]++
+			if cs.DidResume {
+				s.TLSResumed[proto]++
+			}
+		})
+		return nil
+	}
+	return conf
+}
+
 func (b *statsBox) update(f func(*Stats)) {
 	b.mu.Lock()
 	f(&b.s)
@@ -129,6 +156,7 @@ func (b *statsBox) snapshot() Stats {
 	s.RejectedReasons = slices.Clone(b.s.RejectedReasons)
 	s.Logins = maps.Clone(b.s.Logins)
 	s.RepliesPerChallenge = maps.Clone(b.s.RepliesPerChallenge)
+	s.TLSHandshakes, s.TLSResumed = maps.Clone(b.s.TLSHandshakes), maps.Clone(b.s.TLSResumed)
 	return s
 }
 
