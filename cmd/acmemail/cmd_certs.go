@@ -128,7 +128,11 @@ func newListCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "EMAIL\tSERIAL\tNOT AFTER\tRENEW AT\tKEY\tUSAGE\tSTATE\tCA")
+			first := "EMAIL" // a mail server's row has its host there
+			if len(srvRows) > 0 {
+				first = "EMAIL/HOST"
+			}
+			fmt.Fprintln(tw, first+"\tSERIAL\tNOT AFTER\tRENEW AT\tKEY\tUSAGE\tSTATE\tCA")
 			for _, c := range infos {
 				// The encryption certificate of an obtain --split pair
 				// gets a line of its own: its serial, expiry and state.

@@ -63,8 +63,8 @@ func TestServerRevoke(t *testing.T) {
 	if r := runCLI(t, env, "server", "show", "--json", "mail.example.test"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &show) != nil || show["revoked"] != true {
 		t.Errorf("server show after revoke: exit %d %s", r.code, r.stdout)
 	}
-	if r := runCLI(t, env, "list"); r.code != 0 || !strings.Contains(r.stdout, "revoked") {
-		t.Errorf("list after revoke: exit %d\n%s", r.code, r.stdout)
+	if r := runCLI(t, env, "list"); r.code != 0 || !strings.Contains(r.stdout, "revoked") || !strings.HasPrefix(r.stdout, "EMAIL/HOST ") {
+		t.Errorf("list after revoke: exit %d, want a revoked row under an EMAIL/HOST header\n%s", r.code, r.stdout)
 	}
 	var outs []map[string]any
 	if r := runCLI(t, env, "renew", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &outs) != nil {
