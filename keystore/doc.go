@@ -36,6 +36,7 @@
 //	├── servers/                           0700
 //	│   └── <host>/                        0700  a mail server's certificate ([Store.Servers]): same layout
 //	└── replies/                           0700
+//	    ├── .record                        0600  the file each record is a hard link to
 //	    └── <hex sha256(key)>              0600  one per answered challenge (ClaimReply)
 //
 // <hash> is the first 8 bytes, in hex, of the SHA-256 of the canonical
@@ -80,6 +81,7 @@
 //
 // RFC 8823 forbids answering a challenge twice. [Store.ClaimReply] creates
 // replies/<hash> exclusively and durably before the reply is sent; only
-// the caller that created it may send. [Store.Claim] and [Store.Claimed]
+// the caller that created it may send. Records are hard links to
+// replies/.record where the file system allows (a name, not a new file). [Store.Claim] and [Store.Claimed]
 // have the method set of acmemail's ReplyGuard.
 package keystore

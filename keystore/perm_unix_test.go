@@ -49,7 +49,7 @@ func TestPermissionsUmask(t *testing.T) {
 	if _, err := s.CertKey(email, KeyP256); err != nil { // archives the P-384 pending key
 		t.Fatal(err)
 	}
-	if _, err := s.ClaimReply("k", []byte("i")); err != nil {
+	if _, err := s.ClaimReply("k"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -144,7 +144,7 @@ func (a *account) client(w *world, mail acmemail.Mail, store *keystore.Store) *a
 		AccountURL:   url,
 		Mail:         mail,
 		Verifier:     &acmemail.MailVerifier{LookupTXT: w.resolver.LookupTXT},
-		Guard:        storeGuard{store},
+		Guard:        store, // answered challenges recorded in the state directory
 		OnAccount: func(u string) error {
 			a.mu.Lock()
 			a.url = u
@@ -209,12 +209,6 @@ func libObtain(ctx context.Context, w *world, store *keystore.Store, acct *accou
 	_, err = store.WritePKCS12(email, "bench", keystore.P12Modern)
 	return err
 }
-
-// storeGuard records answered challenges in the state directory.
-type storeGuard struct{ s *keystore.Store }
-
-func (g storeGuard) Claim(key string) (bool, error)   { return g.s.ClaimReply(key, nil) }
-func (g storeGuard) Claimed(key string) (bool, error) { return g.s.ReplyClaimed(key) }
 
 // ms formats a duration in milliseconds.
 func ms(d time.Duration) string {
