@@ -392,7 +392,11 @@ func checkEmail(s string) (string, error) {
 	}
 	n, err := acmemail.NormalizeAddress(s)
 	if err != nil {
-		return "", usageErrorf("%q is not a mail address (want local@domain): %v", s, err)
+		err = usageErrorf("%q is not a mail address (want local@domain): %v", s, err)
+		if !strings.Contains(s, "@") && strings.Contains(s, ".") {
+			err = withHint(err, termout.Escape(s)+" looks like a host name: mail servers' certificates have their own commands (acmemail server --help)")
+		}
+		return "", err
 	}
 	return n, nil
 }
