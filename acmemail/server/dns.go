@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -42,13 +43,16 @@ func withResolver(resolver string, f func() error) error {
 }
 
 // Present writes the TXT record answering keyAuth for domain through p.
+// Its error never holds the provider's credentials (see redactError).
 func Present(ctx context.Context, p Provider, resolver, domain, token, keyAuth string) error {
-	return withResolver(resolver, func() error { return p.Present(ctx, domain, token, keyAuth) })
+	err := withResolver(resolver, func() error { return p.Present(ctx, domain, token, keyAuth) })
+	return redactError(err, os.Environ())
 }
 
-// CleanUp removes what Present wrote.
+// CleanUp removes what Present wrote; its error is redacted like Present's.
 func CleanUp(ctx context.Context, p Provider, resolver, domain, token, keyAuth string) error {
-	return withResolver(resolver, func() error { return p.CleanUp(ctx, domain, token, keyAuth) })
+	err := withResolver(resolver, func() error { return p.CleanUp(ctx, domain, token, keyAuth) })
+	return redactError(err, os.Environ())
 }
 
 // RecordName is the fully qualified name of the TXT record a provider

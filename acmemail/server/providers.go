@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +105,7 @@ func NewProvider(name string, getenv func(string) string) (Provider, error) {
 	}
 	p, err := providers[n]()
 	if err != nil {
-		return nil, fmt.Errorf("DNS provider %s: %w", n, err)
+		return nil, fmt.Errorf("DNS provider %s: %w", n, redactError(err, os.Environ()))
 	}
 	return p, nil
 }
