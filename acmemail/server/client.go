@@ -223,6 +223,7 @@ func (c *Client) Obtain(ctx context.Context, r Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx = WithLegoLogger(ctx, c.Logger) // the provider's log: the client's
 	var records []record
 	defer func() {
 		for _, rec := range records {

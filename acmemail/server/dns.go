@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v5/challenge/dns01"
+	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/miekg/dns"
 )
 
@@ -25,12 +27,32 @@ func TXTValue(keyAuth string) string {
 
 // legoMu serializes the calls into lego's DNS providers of this process:
 // their CNAME and zone lookups use lego's process-wide resolver
-// (dns01.DefaultClient), which each call points at its own resolver.
+// (dns01.DefaultClient), which each call points at its own resolver, and
+// they log through lego's process-wide logger, which each call points at
+// its own (see WithLegoLogger).
 var legoMu sync.Mutex
 
+// discard is the logger of a call that was given none.
+var discard = slog.New(slog.DiscardHandler)
+
+func init() {
+	// lego logs to stdout unless told otherwise: a followed CNAME, an
+	// exec script's output, a provider's deprecation warning would land
+	// in the middle of --json. Outside the calls below it logs nowhere.
+	legolog.SetDefault(discard)
+}
+
+type legoLoggerKey struct{}
+
+// WithLegoLogger returns ctx carrying l for what lego's DNS code logs
+// during Present, CleanUp and RecordName with it (without: nothing).
+func WithLegoLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, legoLoggerKey{}, l)
+}
+
 // withResolver runs f with lego's lookups going to resolver (HOST:PORT;
-// "" for the system's).
-func withResolver(resolver string, f func() error) error {
+// "" for the system's) and lego's log going to ctx's logger.
+func withResolver(ctx context.Context, resolver string, f func() error) error {
 	legoMu.Lock()
 	defer legoMu.Unlock()
 	opts := dns01.NewOptions()
@@ -39,19 +61,23 @@ func withResolver(resolver string, f func() error) error {
 		opts.RecursiveNameservers = []string{resolver}
 	}
 	dns01.SetDefaultClient(dns01.NewClient(opts))
+	if l, _ := ctx.Value(legoLoggerKey{}).(*slog.Logger); l != nil {
+		legolog.SetDefault(l)
+		defer legolog.SetDefault(discard)
+	}
 	return f()
 }
 
 // Present writes the TXT record answering keyAuth for domain through p.
 // Its error never holds the provider's credentials (see redactError).
 func Present(ctx context.Context, p Provider, resolver, domain, token, keyAuth string) error {
-	err := withResolver(resolver, func() error { return p.Present(ctx, domain, token, keyAuth) })
+	err := withResolver(ctx, resolver, func() error { return p.Present(ctx, domain, token, keyAuth) })
 	return redactError(err, os.Environ())
 }
 
 // CleanUp removes what Present wrote; its error is redacted like Present's.
 func CleanUp(ctx context.Context, p Provider, resolver, domain, token, keyAuth string) error {
-	err := withResolver(resolver, func() error { return p.CleanUp(ctx, domain, token, keyAuth) })
+	err := withResolver(ctx, resolver, func() error { return p.CleanUp(ctx, domain, token, keyAuth) })
 	return redactError(err, os.Environ())
 }
 
@@ -61,7 +87,7 @@ func CleanUp(ctx context.Context, p Provider, resolver, domain, token, keyAuth s
 // LEGO_DISABLE_CNAME_SUPPORT is set).
 func RecordName(ctx context.Context, resolver, domain, keyAuth string) string {
 	var name string
-	withResolver(resolver, func() error {
+	withResolver(ctx, resolver, func() error {
 		name = dns01.GetChallengeInfo(ctx, domain, keyAuth).EffectiveFQDN
 		return nil
 	})
@@ -107,7 +133,7 @@ func lookupTXT(ctx context.Context, server, name string, authoritative bool) ([]
 // system's first).
 func authoritativeServers(ctx context.Context, resolver, name string) ([]string, error) {
 	var zone string
-	err := withResolver(resolver, func() error {
+	err := withResolver(ctx, resolver, func() error {
 		var err error
 		zone, err = dns01.DefaultClient().FindZoneByFqdn(ctx, dns.Fqdn(name))
 		return err

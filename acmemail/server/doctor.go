@@ -92,7 +92,7 @@ func (m *Manager) dnsCheck(ctx context.Context, cur *Result, o DoctorOptions) is
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(WithLegoLogger(ctx, m.logger()), timeout)
 	defer cancel()
 	var rnd [16]byte
 	rand.Read(rnd[:])
