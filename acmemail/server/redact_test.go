@@ -27,6 +27,7 @@ func TestProviderErrorsRedacted(t *testing.T) {
 	t.Setenv("DUCKDNS_TOKEN", token)
 	t.Setenv("EXAMPLE_API_PASSWORD", "hunter2-but-longer")
 	t.Setenv("DUCKDNS_PROPAGATION_TIMEOUT", "120") // not a credential: kept
+	t.Setenv("RFC2136_TSIG_KEY", "acme-update.")   // a key's name: kept
 	keyFile := filepath.Join(t.TempDir(), "tsig.key")
 	const tsig = "c2VjcmV0LWZyb20tYS1iaW5kLWtleS1maWxl"
 	if err := os.WriteFile(keyFile, []byte("key \"acme\" {\n\talgorithm hmac-sha256;\n\tsecret \""+tsig+"\";\n};\n"), 0o600); err != nil {
@@ -35,7 +36,7 @@ func TestProviderErrorsRedacted(t *testing.T) {
 	t.Setenv("RFC2136_TSIG_FILE", keyFile)
 
 	leak := fmt.Errorf("unable to communicate with the API server: error: Get %q: dial tcp: lookup www.duckdns.org: no such host; "+
-		"the API said: bad token %s, password hunter2-but-longer, key %s; see https://admin:pa55w0rd@dns.example/zones?api_key=zz9&zone=example.com (timeout 120)",
+		"the API said: bad token %s, password hunter2-but-longer, key %s; see https://admin:pa55w0rd@dns.example/zones?api_key=zz9&zone=example.com (timeout 120, key acme-update.)",
 		"https://www.duckdns.org/update?clear=false&domains=mail.duckdns.org&token=sekr1tT0ken%2FValue%2Bx&txt=abc", token, tsig)
 	for name, f := range map[string]func() error{
 		"Present": func() error {
@@ -55,7 +56,7 @@ func TestProviderErrorsRedacted(t *testing.T) {
 				t.Errorf("%s: the error holds %q:\n%s", name, secret, msg)
 			}
 		}
-		for _, kept := range []string{"no such host", "mail.duckdns.org", "timeout 120", "zone=example.com", "admin:" + redacted + "@dns.example", "token=" + redacted} {
+		for _, kept := range []string{"no such host", "mail.duckdns.org", "timeout 120", "zone=example.com", "admin:" + redacted + "@dns.example", "token=" + redacted, "acme-update."} {
 			if !strings.Contains(msg, kept) {
 				t.Errorf("%s: the error lost %q:\n%s", name, kept, msg)
 			}
