@@ -99,27 +99,14 @@ func writeReplyTemplate(tmpl string) error {
 	if err := os.Remove(tmpl); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := os.OpenFile(tmpl, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	err := writeExcl(tmpl, replyTemplateText, filePerm)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	err = f.Chmod(filePerm)
-	if err == nil {
-		_, err = f.Write(replyTemplateText)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(tmpl))
-	}
-	return err
+	return syncDir(filepath.Dir(tmpl))
 }
 
 // createReply creates the record at path as a file of its own.
