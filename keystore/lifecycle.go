@@ -37,13 +37,15 @@ var ErrLocked = errors.New("another acmemail run is working on this identity")
 // It is a different lock from the one every certificate method takes
 // briefly, so a holder can still call them.
 func (s *Store) LockIdentity(ctx context.Context, email string, wait bool) (unlock func(), err error) {
-	norm, dir, err := s.certDir(email, true)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	path := filepath.Join(dir, runLockFile)
 	delay := lockPollMin
 	for {
+		// Found anew each time: a forget while we wait moves the
+		// directory away, and the run after it starts a new one.
+		norm, dir, err := s.certDir(email, true)
+		if err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		path := filepath.Join(dir, runLockFile)
 		unlock, ok, err := tryLockFile(path)
 		if err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLockIdentity(t *testing.T) {
@@ -53,6 +54,49 @@ func TestLockIdentity(t *testing.T) {
 	cancel()
 	if _, err := s.LockIdentity(cctx, alice, true); !errors.Is(err, context.Canceled) {
 		t.Fatalf("LockIdentity(cancelled) = %v", err)
+	}
+}
+
+// TestLockIdentityAfterMove: a run waiting for the lock while the holder
+// moves the address's directory away (acmemail forget) gets the lock of
+// the directory the address has now, not an error or a lock on the file
+// that was moved (which would exclude no one).
+func TestLockIdentityAfterMove(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	const alice = "alice@example.org"
+	unlock, err := s.LockIdentity(ctx, alice, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dir, err := s.certDir(alice, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type locked struct {
+		unlock func()
+		err    error
+	}
+	got := make(chan locked, 1)
+	go func() {
+		u, err := s.LockIdentity(ctx, alice, true)
+		got <- locked{u, err}
+	}()
+	time.Sleep(3 * lockPollMin) // the waiter polls the old directory's lock file
+	if err := os.Rename(dir, filepath.Join(s.Dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	w := <-got
+	if w.err != nil {
+		t.Fatalf("the waiting LockIdentity after the move = %v, want the lock", w.err)
+	}
+	defer w.unlock()
+	if _, err := os.Stat(filepath.Join(dir, runLockFile)); err != nil {
+		t.Errorf("the address's directory has no run lock file: %v", err)
+	}
+	if _, err := s.LockIdentity(ctx, alice, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("a second run while the waiter holds the lock: %v, want ErrLocked", err)
 	}
 }
 

@@ -68,6 +68,17 @@ func tryLockFile(path string) (unlock func(), ok bool, err error) {
 		f.Close()
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// The holder before us may have moved or removed the file (acmemail
+	// forget moves the whole directory) while we opened it: a lock on a
+	// file path no longer names excludes nobody. Not ours then: the
+	// caller tries again, on the file path names now.
+	fi, ferr := f.Stat()
+	pi, perr := os.Lstat(path)
+	if ferr != nil || perr != nil || !os.SameFile(fi, pi) {
+		syscall.Flock(fd, syscall.LOCK_UN)
+		f.Close()
+		return nil, false, nil
+	}
 	return func() {
 		syscall.Flock(fd, syscall.LOCK_UN)
 		f.Close()
