@@ -157,7 +157,12 @@ func newRFC2136(getenv func(string) string) (Provider, error) {
 	}
 	p, err := dnsupdate.NewDNSProviderConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("DNS provider %w", err)
+		// lego quotes a TSIG file's line it cannot parse, secret and all.
+		environ := os.Environ()
+		for _, name := range []string{"TSIG_SECRET", "TSIG_FILE"} {
+			environ = append(environ, "DNSUPDATE_"+name+"="+getenv("DNSUPDATE_"+name), "RFC2136_"+name+"="+getenv("RFC2136_"+name))
+		}
+		return nil, fmt.Errorf("DNS provider %w", redactError(err, environ))
 	}
 	return p, nil
 }

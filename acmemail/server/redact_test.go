@@ -94,3 +94,22 @@ func FuzzRedactError(f *testing.F) {
 		}
 	})
 }
+
+// TestRFC2136ErrorsRedacted: lego quotes a TSIG key file's line it cannot
+// parse; the secret in it never reaches the error, also when the
+// provider's variables come from the caller's getenv, not the process's.
+func TestRFC2136ErrorsRedacted(t *testing.T) {
+	const secret = "c2VjcmV0LWluLWEtb25lLWxpbmUta2V5LWZpbGU="
+	keyFile := filepath.Join(t.TempDir(), "tsig.key")
+	if err := os.WriteFile(keyFile, []byte(`key "acme" { algorithm hmac-sha256; secret "`+secret+`"; };`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"RFC2136_NAMESERVER": "127.0.0.1:53", "RFC2136_TSIG_FILE": keyFile}
+	_, err := NewProvider("rfc2136", func(k string) string { return env[k] })
+	if err == nil {
+		t.Skip("this lego reads the one-line key file; nothing to redact")
+	}
+	if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), secret[:20]) {
+		t.Errorf("the error holds the TSIG secret: %v", err)
+	}
+}
