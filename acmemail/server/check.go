@@ -96,9 +96,13 @@ func ParseNames(cert *x509.Certificate) (Names, error) {
 	return n, nil
 }
 
+// notBeforeSkew is how far in the future a new certificate's notBefore
+// may be: clocks differ.
+const notBeforeSkew = time.Hour
+
 // Check decides whether the chain the CA issued (leaf first) is a server
 // certificate for host and services with the key pub: the leaf's key is
-// pub; its subjectAltName is exactly the dNSName host and the SRVName of
+// pub; it is valid now; its subjectAltName is exactly the dNSName host and the SRVName of
 // each service (compared case-insensitively), nothing else; its extended
 // key usage includes serverAuth; its key usage includes
 // digitalSignature, and not keyEncipherment on an EC key; and the chain
@@ -109,6 +113,14 @@ func Check(chain []*x509.Certificate, pub crypto.PublicKey, host string, service
 		return refused("no certificate")
 	}
 	leaf := chain[0]
+	// A TLS client refuses a certificate outside its validity period;
+	// installing one would replace a working certificate. A notBefore
+	// ahead of this clock by up to notBeforeSkew is taken for clock skew.
+	if now := time.Now(); !now.Before(leaf.NotAfter) {
+		return refused("it expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	} else if leaf.NotBefore.After(now.Add(notBeforeSkew)) {
+		return refused("it is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if k, ok := pub.(equaler); !ok || !k.Equal(leaf.PublicKey) {
 		return refused("it is not for our key")

@@ -119,6 +119,21 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%s: Check = %v, want a refusal", name, err)
 		}
 	}
+	// Out of its validity period, also without roots (the default for a
+	// public CA, where only the signatures are checked).
+	for name, edit := range map[string]func(*x509.Certificate){
+		"expired": func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(-50*time.Minute), time.Now().Add(-time.Minute)
+		},
+		"not yet valid": func(c *x509.Certificate) { c.NotBefore = time.Now().Add(2 * time.Hour) },
+	} {
+		chain, pool := issue(t, csr, edit)
+		for _, roots := range []*x509.CertPool{pool, nil} {
+			if err := Check(chain, ec.Public(), host, []string{"imaps"}, roots); !errors.Is(err, acmemail.ErrCertificateRefused) {
+				t.Errorf("%s (roots %v): Check = %v, want a refusal", name, roots != nil, err)
+			}
+		}
+	}
 	chain, _ := issue(t, csr, nil)
 	if err := Check(chain, rsaKey.Public(), host, []string{"imaps"}, nil); !errors.Is(err, acmemail.ErrCertificateRefused) {
 		t.Errorf("another key's certificate: Check = %v", err)
