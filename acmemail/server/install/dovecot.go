@@ -48,6 +48,13 @@ func (d *dovecot) preflight(ctx context.Context, in *installer) error {
 		return fmt.Errorf("dovecot --version: %w", err)
 	}
 	d.v24 = major > 2 || major == 2 && minor >= 4
+	snippet, err := readSmall(filepath.Join(d.confD, snippetName), maxOutput)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := in.oneHost("dovecot", filepath.Join(d.confD, snippetName), string(snippet)); err != nil {
+		return err
+	}
 	if _, err := in.run(ctx, "doveconf", "-c", d.conf, "-h", "base_dir"); err != nil {
 		return err
 	}

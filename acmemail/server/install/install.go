@@ -187,6 +187,25 @@ func (in *installer) need(progs ...string) error {
 	return nil
 }
 
+// oneHost refuses to point target at this certificate when its
+// configuration (conf, from where) names the files acmemail installed for
+// another host: --install serves one host per server, and two hosts would
+// take turns at each renewal.
+func (in *installer) oneHost(target, where, conf string) error {
+	base := in.path("/etc/acmemail/"+target) + string(filepath.Separator)
+	for _, f := range strings.FieldsFunc(conf, func(r rune) bool { return r <= ' ' || strings.ContainsRune(",<=\"'", r) }) {
+		rest, ok := strings.CutPrefix(f, base)
+		if !ok {
+			continue
+		}
+		if h, _, _ := strings.Cut(rest, string(filepath.Separator)); h != "" && h != in.cert.host {
+			return fmt.Errorf("%s already serves the certificate acmemail installed for %s (%s); --install serves one host per server: "+
+				"use a deploy hook for %s (examples/deploy-hooks), or point %s away from %s first", target, sanitize(h), sanitize(where), in.cert.host, target, sanitize(h))
+		}
+	}
+	return nil
+}
+
 // path is p (absolute, slash-separated) under the root.
 func (in *installer) path(p string) string {
 	if in.root == "" {

@@ -697,3 +697,31 @@ func FuzzCheckHost(f *testing.F) {
 		}
 	})
 }
+
+// TestInstallOneHostPerServer: --install points each server at one host's
+// certificate; installing another host's would make the servers switch
+// between the two at each renewal, so it is refused and nothing is
+// written, while the first host's renewals still install.
+func TestInstallOneHostPerServer(t *testing.T) {
+	t.Parallel()
+	f := newFakeServers(t)
+	if _, err := Install(context.Background(), Targets, makeCert(t, certSpec{}), f.options(true)); err != nil {
+		t.Fatal(err)
+	}
+	before := f.mainCF()["smtpd_tls_chain_files"]
+	for _, target := range Targets {
+		_, err := Install(context.Background(), []string{target}, makeCert(t, certSpec{host: "mx.example.test"}), f.options(true))
+		if err == nil || !strings.Contains(err.Error(), "mail.example.test") {
+			t.Errorf("%s: installing a second host: %v, want a refusal naming mail.example.test", target, err)
+		}
+		if _, err := os.Stat(filepath.Join(f.root, "etc/acmemail", target, "mx.example.test")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the second host's files were written: %v", target, err)
+		}
+	}
+	if got := f.mainCF()["smtpd_tls_chain_files"]; got != before {
+		t.Errorf("main.cf changed to %q", got)
+	}
+	if _, err := Install(context.Background(), Targets, makeCert(t, certSpec{}), f.options(true)); err != nil {
+		t.Errorf("the first host's renewal: %v", err)
+	}
+}

@@ -34,6 +34,15 @@ func (p *postfix) preflight(ctx context.Context, in *installer) error {
 		return fmt.Errorf("postconf mail_version: %w", err)
 	}
 	p.chainFiles = major > 3 || major == 3 && minor >= 4
+	for _, name := range []string{"smtpd_tls_chain_files", "smtpd_tls_cert_file"} {
+		cur, err := in.run(ctx, "postconf", "-c", p.confDir, "-h", name)
+		if err != nil {
+			return err
+		}
+		if err := in.oneHost("postfix", name, string(cur)); err != nil {
+			return err
+		}
+	}
 	if in.opts.Reload {
 		return in.need("postfix")
 	}
