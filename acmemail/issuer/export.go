@@ -195,7 +195,7 @@ func (e *Export) WritePEM(dir string) ([]string, error) {
 	}
 	var paths []string
 	for _, f := range files {
-		if err := writeNewFile(f.path, f.data, f.perm); err != nil {
+		if err := WriteNewFile(f.path, f.data, f.perm); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f.path, err)
 		}
 		paths = append(paths, f.path)
@@ -203,9 +203,10 @@ func (e *Export) WritePEM(dir string) ([]string, error) {
 	return paths, nil
 }
 
-// writeNewFile creates path exclusively with perm and writes data; a
-// private file (0600) is synced too.
-func writeNewFile(path string, data []byte, perm os.FileMode) error {
+// WriteNewFile creates path exclusively with perm (never replacing a file
+// or following a symlink there) and writes data; a private file (0600) is
+// synced too.
+func WriteNewFile(path string, data []byte, perm os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 	"github.com/acmemail/acmemail/acmemail/server"
 	"github.com/acmemail/acmemail/cmd/internal/termout"
-	"github.com/acmemail/acmemail/keystore"
 )
 
 func sandboxOptions(badCert string) sandbox.Options {
@@ -270,8 +269,8 @@ overwritten.`,
 					return err
 				}
 				dst := filepath.Join(out, f.dst)
-				if err := keystore.WriteFileAtomic(dst, data, f.perm); err != nil {
-					return err
+				if err := issuer.WriteNewFile(dst, data, f.perm); err != nil {
+					return fmt.Errorf("write %s: %w", dst, err)
 				}
 				if written = append(written, dst); !asJSON {
 					fmt.Fprintln(env.Stdout, dst)
