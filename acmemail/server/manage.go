@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -332,6 +333,12 @@ func (m *Manager) Renew(ctx context.Context, host string, force, wait bool) (*Re
 	}
 	if cur.Profile.Server == "sandbox" {
 		return cur, false, fmt.Errorf("%s: its certificate is from the in-process sandbox, which is gone; obtain it again from a CA", cur.Meta.Email)
+	}
+	if m.Getenv != nil {
+		// As for addresses: roots given at renewal replace the recorded ones.
+		if roots := m.Getenv("ACMEMAIL_CA_ROOTS"); roots != "" {
+			cur.Profile.CARoots, _ = filepath.Abs(roots)
+		}
 	}
 	st := issuer.LoadRenewalState(m.Store.Servers(), cur.Meta.Email, cur.Meta.Serial)
 	if st.Revoked != nil && !force {

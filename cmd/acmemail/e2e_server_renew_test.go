@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,12 @@ func cronRun(t *testing.T, w *sandbox.World, home string, hw *hookWorld, args ..
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, args...)
+	// cron starts elsewhere than where obtain ran (deep enough that a
+	// path relative to obtain's directory cannot resolve by chance).
+	cmd.Dir = filepath.Join(hw.state, "cron", "a", "b", "c", "d")
+	if err := os.MkdirAll(cmd.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cmd.Env = append([]string{actAsMain + "=1", "PATH=" + hw.bin + ":/usr/bin:/bin", "HOME=" + hw.state,
 		"ACMEMAIL_HOME=" + home, "ACMEMAIL_INSTALL_ROOT=" + hw.root, "FAKE_LOG=" + hw.log}, w.DNSUpdateEnv()...)
 	var out, errb strings.Builder
@@ -75,7 +82,19 @@ func TestServerRenewCron(t *testing.T) {
 	w, env := world(t, sandbox.Options{RenewalWindow: far})
 	hw := newHookWorld(t)
 	hookLog := filepath.Join(t.TempDir(), "hook.log")
-	r := serverInstall(t, w, env, hw, nil, serverInstallObtainArgs(w, "--deploy-hook", `printf '%s\n' "$ACMEMAIL_SERIAL" >> `+hookLog)...)
+	// The CA's roots given relative to where obtain runs: renew, from
+	// cron in another directory, still finds them.
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(cwd, env["ACMEMAIL_CA_ROOTS"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	relEnv := maps.Clone(env)
+	relEnv["ACMEMAIL_CA_ROOTS"] = rel
+	r := serverInstall(t, w, relEnv, hw, nil, serverInstallObtainArgs(w, "--deploy-hook", `printf '%s\n' "$ACMEMAIL_SERIAL" >> `+hookLog)...)
 	if r.code != 0 {
 		t.Fatalf("server obtain: exit %d\n%s", r.code, r.stderr)
 	}

@@ -161,7 +161,10 @@ func runObtain(ctx context.Context, env Env, f obtainFlags, host string) error {
 		return err
 	}
 	p := server.Profile{Host: host, Server: f.server, Services: f.services, ServiceChallenge: f.serviceChallenge, DNS: f.dns,
-		DNSResolver: f.resolver, KeyType: kt, DeployHook: f.deployHook, Install: f.install, CARoots: env.Getenv("ACMEMAIL_CA_ROOTS")}
+		DNSResolver: f.resolver, KeyType: kt, DeployHook: f.deployHook, Install: f.install}
+	if roots := env.Getenv("ACMEMAIL_CA_ROOTS"); roots != "" {
+		p.CARoots, _ = filepath.Abs(roots) // renew runs from cron, in another directory
+	}
 	if f.issuerRoots != "" {
 		p.IssuerRoots, _ = filepath.Abs(f.issuerRoots)
 	}
