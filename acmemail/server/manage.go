@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"time"
 
