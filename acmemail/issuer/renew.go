@@ -124,6 +124,7 @@ func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, o
 	t := newTogether(is.Limits, parallel, emails, is.logger().With("component", "imap"))
 	defer t.close()
 	var wg sync.WaitGroup
+	var prog Reporter // of the first address with options, for warnings
 	for i, email := range emails {
 		o, err := options(email)
 		if err != nil {
@@ -132,14 +133,10 @@ func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, o
 			continue
 		}
 		o.together = t
-		t.running.Add(1)
+		if prog == nil {
+			prog = o.Progress
+		}
 		wg.Go(func() {
-			// The last renewal to end writes what the run learned.
-			defer func() {
-				if t.running.Add(-1) == 0 {
-					t.saveLearned(is.Store, o.Progress)
-				}
-			}()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -152,6 +149,8 @@ func (is *Issuer) RenewAll(ctx context.Context, emails []string, parallel int, o
 		})
 	}
 	wg.Wait()
+	// What the run learned is written once, when all its renewals ended.
+	t.saveLearned(is.Store, prog)
 	return outcomes
 }
 

@@ -382,3 +382,45 @@ func TestRenewAllLearnsOnce(t *testing.T) {
 		t.Error("the learned file was not replaced")
 	}
 }
+
+// TestRenewAllLearnsAtTheEnd: what a run learned is written when all its
+// renewals have ended, not when the renewals started so far have: with
+// one at a time, a slow set-up of the second address let the first
+// renewal's end write the file, and the last one write it again.
+func TestRenewAllLearnsAtTheEnd(t *testing.T) {
+	t.Parallel()
+	emails := []string{"e0@example.test", "e1@example.test"}
+	w, is, _ := renewAllWorld(t, 0, emails, nil)
+	path := is.Store.CATimingPath(w.DirectoryURL)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan struct{})
+	var early bool
+	out := is.RenewAll(t.Context(), emails, 1, func(e string) (RenewOptions, error) {
+		if e == emails[1] {
+			<-firstDone
+			time.Sleep(300 * time.Millisecond) // the first renewal's goroutine ends meanwhile
+			now, err := os.Stat(path)
+			early = err != nil || !os.SameFile(before, now)
+		}
+		return RenewOptions{Force: true, Explicit: true}, nil
+	}, func(oc *Outcome) {
+		if oc.Email == emails[0] {
+			close(firstDone)
+		}
+	})
+	for _, oc := range out {
+		if oc.Status != Renewed {
+			t.Fatalf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	if early {
+		t.Error("the learned timing was written before the run's last renewal ended")
+	}
+	got, err := LoadCATiming(is.Store, w.DirectoryURL)
+	if err != nil || got == nil || got.Runs != 2*len(emails) {
+		t.Fatalf("learned: %+v, %v; want %d runs", got, err, 2*len(emails))
+	}
+}

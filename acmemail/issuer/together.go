@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/acmemail/acmemail/acmemail"
 	"github.com/acmemail/acmemail/mailbox"
@@ -77,7 +76,6 @@ type together struct {
 	toBytes int
 
 	learned map[string]*caLearning // by directory URL, under mu
-	running atomic.Int64           // renewals started and not yet ended
 }
 
 type sharedBox struct {
