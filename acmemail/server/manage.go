@@ -80,7 +80,15 @@ type Env struct {
 	// NoRecord: the certificate is from a CA that ends with the command
 	// (the in-process sandbox); it is saved, but renew skips it.
 	NoRecord bool
+	// Renewing, if set, is the serial of the certificate a renewal found
+	// due: once the host is locked, a different one means another run has
+	// renewed it meanwhile, and Obtain returns errRenewedMeanwhile.
+	Renewing string
 }
+
+// errRenewedMeanwhile: another run renewed the host while this one waited
+// for its lock.
+var errRenewedMeanwhile = errors.New("renewed by another run meanwhile")
 
 // Result is a saved server certificate.
 type Result struct {
@@ -173,6 +181,11 @@ func (m *Manager) Obtain(ctx context.Context, p Profile, env Env, wait bool) (*R
 		return nil, err
 	}
 	defer unlock()
+	if env.Renewing != "" {
+		if _, _, meta, _, err := store.LoadCertificate(host); err == nil && meta.Serial != env.Renewing {
+			return nil, errRenewedMeanwhile
+		}
+	}
 	key, err := store.CertKey(host, p.KeyType)
 	if err != nil {
 		return nil, err
@@ -362,7 +375,17 @@ func (m *Manager) Renew(ctx context.Context, host string, force, wait bool) (*Re
 	if st.Window != nil && st.Revoked == nil {
 		id, _ = acmemail.CertID(cur.Chain[0])
 	}
-	res, err := m.Obtain(ctx, cur.Profile, Env{Replaces: id}, wait)
+	env := Env{Replaces: id}
+	if !force {
+		env.Renewing = cur.Meta.Serial
+	}
+	res, err := m.Obtain(ctx, cur.Profile, env, wait)
+	if errors.Is(err, errRenewedMeanwhile) {
+		if cur, err = m.Load(host); err != nil {
+			return nil, false, err
+		}
+		return cur, false, nil
+	}
 	if err != nil && res == nil {
 		return cur, false, err
 	}

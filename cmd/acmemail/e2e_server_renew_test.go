@@ -149,3 +149,41 @@ func TestServerRenewCron(t *testing.T) {
 		t.Errorf("renew kept the serial %s", first.Serial)
 	}
 }
+
+// TestServerRenewWaitLockOnce: two renewals of a due host that wait for
+// each other (--wait-lock) order one certificate, not two: the second
+// finds, under the lock, that the first has renewed it.
+func TestServerRenewWaitLockOnce(t *testing.T) {
+	t.Parallel()
+	w, env, _ := serverWorld(t)
+	const host = "mail.example.test"
+	now := time.Now()
+	w.SetRenewalWindow(now.Add(-2*time.Hour), now.Add(-time.Hour))
+	expireServerRenewalCheck(t, env, host)
+	// Another run holds the host while both renewals find it due.
+	unlock, err := openHome(t, env).Servers().LockIdentity(t.Context(), host, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan cliResult, 2)
+	for range 2 {
+		go func() { results <- runCLI(t, env, "server", "renew", "--wait-lock", "--json", host) }()
+	}
+	time.Sleep(time.Second) // both are past the due check, waiting for the lock
+	unlock()
+	statuses := map[string]int{}
+	for range 2 {
+		r := <-results
+		var outs []map[string]any
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &outs) != nil || len(outs) != 1 {
+			t.Fatalf("server renew --wait-lock: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		statuses[outs[0]["status"].(string)]++
+	}
+	if st := w.Stats(); st.Orders != 2 {
+		t.Errorf("%d orders (the obtain's and the renewals'), want 2", st.Orders)
+	}
+	if statuses["renewed"] != 1 {
+		t.Errorf("statuses %v, want one renewed", statuses)
+	}
+}
