@@ -695,6 +695,12 @@ func (c *Client) newOrder(ctx context.Context, req ObtainRequest, st *orderRun) 
 // order cannot be continued.
 func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []string, resumed *OrderState) ([]*pending, error) {
 	resuming := resumed != nil
+	// One authorization per address: a CA that lists more (or one twice)
+	// would have the run wait for challenge mails that never come.
+	if distinct := len(slices.Compact(slices.Sorted(slices.Values(order.Authorizations)))); len(order.Authorizations) > len(emails) || distinct != len(order.Authorizations) {
+		return nil, fmt.Errorf("the CA's order lists %d authorizations (%d distinct) for %d address(es); refusing to go on", len(order.Authorizations), distinct, len(emails))
+	}
+	seen := map[string]bool{}
 	var work []*pending
 	for _, u := range order.Authorizations {
 		fetched := c.now() // a CA may mail as it answers
@@ -706,6 +712,10 @@ func (c *Client) authorizations(ctx context.Context, order acme.Order, emails []
 		if authz.Identifier.Type != IdentifierType || !containsFold(emails, email) {
 			return nil, fmt.Errorf("the CA sent an authorization for %s %q, which was not requested; refusing to go on", authz.Identifier.Type, email)
 		}
+		if seen[strings.ToLower(email)] {
+			return nil, fmt.Errorf("the CA sent two authorizations for %q; refusing to go on", email)
+		}
+		seen[strings.ToLower(email)] = true
 		if authz.Status == acme.StatusValid {
 			c.emit(EventValidated, email, "%s is already authorized", email)
 			continue

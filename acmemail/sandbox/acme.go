@@ -545,6 +545,9 @@ func (ca *authority) orderJSONLocked(o *order) orderJSON {
 	}
 	for _, a := range o.authzs {
 		j.Authorizations = append(j.Authorizations, a.url)
+		if ca.opt.RepeatAuthorizations {
+			j.Authorizations = append(j.Authorizations, a.url)
+		}
 	}
 	if o.cert != nil {
 		j.Certificate = o.cert.url

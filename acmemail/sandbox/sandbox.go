@@ -133,6 +133,10 @@ type Options struct {
 	// Hostile delivers forged challenge mails around the genuine one (see
 	// hostile.go): a client must ignore every one of them.
 	Hostile bool
+	// RepeatAuthorizations makes the CA list each authorization of an
+	// order twice, as a broken or hostile CA might: a client must refuse
+	// the order rather than wait for a second challenge mail.
+	RepeatAuthorizations bool
 	// NoDKIMSign makes the submission server deliver what users submit
 	// without a DKIM signature, like a provider that does not sign
 	// outgoing mail (some forwarding services). The CA then rejects every

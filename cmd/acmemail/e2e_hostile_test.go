@@ -81,3 +81,19 @@ func TestHostileMailEscaped(t *testing.T) {
 		noRawControl(t, "obtain --pipe's stderr", stderr)
 	})
 }
+
+// TestObtainRepeatedAuthorizations: a CA whose order lists an
+// authorization twice is refused at once, before any reply: waiting for a
+// second challenge mail that never comes would hold the run until its
+// --timeout.
+func TestObtainRepeatedAuthorizations(t *testing.T) {
+	t.Parallel()
+	w, env := world(t, sandbox.Options{RepeatAuthorizations: true})
+	r := runCLI(t, env, obtainArgs(w, "--timeout", "30s")...)
+	if r.code != exitError || !strings.Contains(r.stderr, "lists 2 authorizations (1 distinct) for 1 address") {
+		t.Errorf("obtain: exit %d, want %d and the order refused\n%s", r.code, exitError, r.stderr)
+	}
+	if st := w.Stats(); st.RepliesReceived != 0 || st.CertificatesIssued != 0 {
+		t.Errorf("the CA saw %d replies and issued %d certificates, want none", st.RepliesReceived, st.CertificatesIssued)
+	}
+}
