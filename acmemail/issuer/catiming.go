@@ -260,7 +260,14 @@ func (r *run) learn(timings []acmemail.ChallengeTiming) {
 // failed in a way it could have caused: the next run is a safe one, and
 // learns anew.
 func (r *run) unlearn(err error) {
-	if !r.rt.Learned || !LearnedTimingFailure(err) {
+	if LearnedTimingFailure(err) {
+		r.forgetLearned()
+	}
+}
+
+// forgetLearned forgets what was learned about the CA when the run used it.
+func (r *run) forgetLearned() {
+	if !r.rt.Learned {
 		return
 	}
 	if r.together != nil {
@@ -273,7 +280,7 @@ func (r *run) unlearn(err error) {
 }
 
 // The renewals of one RenewAll learn into one timing per CA, written
-// once when the last of them ends: each renewal writing the file (one
+// once when all of them have ended: each renewal writing the file (one
 // new file and two fsyncs each, 100 times for 100 addresses of one CA)
 // made every renewal pay for a file only the last write survived in,
 // since each one started from the file as the run found it.

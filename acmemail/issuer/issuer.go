@@ -462,6 +462,12 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	})
 	r.prog.EndLive()
 	if err != nil && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The run's --timeout, not a signal: timings learned about
+			// the CA that got nowhere in all that time are forgotten, so
+			// the next run is a safe one rather than a repeat.
+			r.forgetLearned()
+		}
 		return nil, saver.interrupted(err, r.claims.has)
 	}
 	if err != nil && r.input != nil && r.input.failed.Load() {

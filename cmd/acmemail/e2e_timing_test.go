@@ -222,3 +222,30 @@ func TestDoctorCATiming(t *testing.T) {
 		t.Errorf("ca-timing detail %q does not name the damaged file", c.Detail)
 	}
 }
+
+// TestLearnedTimingTimeoutUnlearns: a run with timings learned about the
+// CA that its --timeout ends (here: the CA mails after the POST, as
+// learned, but now takes longer than the whole timeout) forgets what was
+// learned, so the next run is a safe one instead of a repeat.
+func TestLearnedTimingTimeoutUnlearns(t *testing.T) {
+	t.Parallel()
+	w, env := world(t, sandbox.Options{MailTiming: sandbox.MailAfterChallenge, RenewalWindow: far})
+	if r := runCLI(t, env, timingArgs(w, "--mail-wait", "300ms")...); r.code != 0 {
+		t.Fatalf("obtain: exit %d\n%s", r.code, r.stderr)
+	}
+	// Recorded with the default mail wait, which learned timings replace.
+	if r := runCLI(t, env, timingArgs(w, "--mail-wait", "20s", "--timeout", "10s")...); r.code != 0 {
+		t.Fatalf("obtain with the learned timing: exit %d\n%s", r.code, r.stderr)
+	}
+	if lt := learnedTiming(t, env, w.DirectoryURL); lt == nil || !lt.MailAfterPost {
+		t.Fatalf("learned: %+v, want the mail after the POST", lt)
+	}
+	w.SetMailDelay(time.Minute)
+	r := runCLI(t, env, "renew", "--force", "--json", "--timeout", "1s")
+	if r.code == 0 {
+		t.Fatalf("renew --force --timeout 1s with no mail: exit 0\n%s", r.stdout)
+	}
+	if lt := learnedTiming(t, env, w.DirectoryURL); lt != nil {
+		t.Errorf("learned after a run the timeout ended: %+v, want it forgotten", lt)
+	}
+}
