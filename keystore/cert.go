@@ -305,9 +305,9 @@ func (s *Store) readPendingKey(dir, path string) (crypto.Signer, error) {
 // the key and the leaf; the caller sets Directory, Usage, OrderURL and
 // CertURL. The chain is stored re-encoded (certificates only).
 //
-// The previous key.pem, chain.pem, meta.json and cert.p12 are preserved in
-// certificates/<email>/archive/<timestamp>/ (paths.Archive); nothing is
-// deleted. cert.p12 no longer exists afterwards: it belonged to the old
+// The previous key.pem, chain.pem, cert.pem, meta.json, cert.p12 and
+// renewal.json are preserved in certificates/<email>/archive/<timestamp>/
+// (paths.Archive); nothing is deleted. cert.p12 no longer exists afterwards: it belonged to the old
 // certificate (see [Store.WritePKCS12] and
 // [Store.SaveCertificateWithPKCS12]).
 //
@@ -406,9 +406,14 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 	defer removeTemps(tmps)
 
 	// 2. Preserve the current generation (hard links: the current names
-	//    stay in place until they are replaced).
+	//    stay in place until they are replaced). cert.pem and the renewal
+	//    window go along: they describe that generation, and a file the
+	//    install replaces or removes while a link keeps it is not freed.
+	//    (Without a journal, ext4 makes every file creation in the next
+	//    30 s skip past each inode freed, so what an install frees costs
+	//    the renewals that follow it.)
 	var old []string
-	for _, name := range []string{keyFile, chainFile, metaFile, p12File} {
+	for _, name := range []string{keyFile, chainFile, leafFile, metaFile, p12File, renewalFile} {
 		ok, err := exists(filepath.Join(dir, name))
 		if err != nil {
 			return fail(err)

@@ -211,7 +211,21 @@ func TestSaveCertificateArchives(t *testing.T) {
 	if _, err := s.WritePKCS12(email, "pw", P12Modern); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.WriteRenewalState(email, []byte(`{"serial":"01"}`+"\n")); err != nil {
+		t.Fatal(err)
+	}
 	first := snapshot(t, p1.Dir)
+	// Every file of the first generation, by identity: the install links
+	// them into the archive rather than freeing any of them.
+	generation := []string{keyFile, chainFile, leafFile, metaFile, p12File, renewalFile}
+	firstFiles := map[string]os.FileInfo{}
+	for _, name := range generation {
+		fi, err := os.Stat(filepath.Join(p1.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		firstFiles[name] = fi
+	}
 
 	k2, _ := s.CertKey(email, KeyP256)
 	if publicKeysEqual(k1.Public(), k2.Public()) {
@@ -224,7 +238,7 @@ func TestSaveCertificateArchives(t *testing.T) {
 	if p2.Archive == "" || filepath.Dir(p2.Archive) != filepath.Join(p2.Dir, "archive") {
 		t.Fatalf("second SaveCertificate Archive = %q, want certificates/%s/archive/<timestamp>", p2.Archive, email)
 	}
-	for _, name := range []string{keyFile, chainFile, metaFile, p12File} {
+	for _, name := range generation {
 		got, err := os.ReadFile(filepath.Join(p2.Archive, name))
 		if err != nil {
 			t.Errorf("archive: %v", err)
@@ -233,6 +247,12 @@ func TestSaveCertificateArchives(t *testing.T) {
 		if string(got) != first["/"+name] {
 			t.Errorf("archived %s differs from the first generation's", name)
 		}
+		if fi, err := os.Stat(filepath.Join(p2.Archive, name)); err != nil || !os.SameFile(fi, firstFiles[name]) {
+			t.Errorf("archived %s is not the first generation's file (a copy, or %v)", name, err)
+		}
+	}
+	if ok, _ := exists(filepath.Join(p2.Dir, renewalFile)); ok {
+		t.Error("the first certificate's renewal window is still current after SaveCertificate")
 	}
 	if ok, _ := exists(p2.PKCS12); ok {
 		t.Error("the old cert.p12 is still current after SaveCertificate")

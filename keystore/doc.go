@@ -28,7 +28,7 @@
 //	│       ├── .run-lock                  0600  flock for a whole run (LockIdentity)
 //	│       ├── archive/                   0700
 //	│       │   └── <20060102T150405.000000000Z>/  0700  a replaced generation:
-//	│       │       └── key.pem, chain.pem, meta.json, cert.p12, pending-key.pem
+//	│       │       └── key.pem, chain.pem, cert.pem, meta.json, cert.p12, renewal.json, pending-key.pem
 //	│       └── <slot>/                    0700  a second certificate (Store.Slot), e.g.
 //	│                                            encrypt/ for the encryption half of a split pair: same layout
 //	├── forgotten/                         0700
