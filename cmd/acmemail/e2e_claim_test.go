@@ -16,11 +16,13 @@ import (
 	"github.com/acmemail/acmemail/acmemail/sandbox"
 )
 
-// countFiles counts the regular files under dir.
+// countFiles counts the reply records in dir: not replies/.record, the
+// file each record is a link to, which the first claim creates before it
+// links the record.
 func countFiles(dir string) int {
 	n := 0
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
 			n++
 		}
 		return nil

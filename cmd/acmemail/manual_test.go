@@ -44,6 +44,7 @@ type asyncCLI struct {
 	stderr lockedBuffer
 	lines  chan string // stderr, line by line
 	done   chan int
+	read   chan struct{} // closed when all of stderr is in stderr
 }
 
 func startCLI(t *testing.T, env map[string]string, args ...string) *asyncCLI {
@@ -51,8 +52,9 @@ func startCLI(t *testing.T, env map[string]string, args ...string) *asyncCLI {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	inR, inW := io.Pipe()
 	errR, errW := io.Pipe()
-	a := &asyncCLI{stdin: inW, lines: make(chan string, 1000), done: make(chan int, 1)}
+	a := &asyncCLI{stdin: inW, lines: make(chan string, 1000), done: make(chan int, 1), read: make(chan struct{})}
 	go func() {
+		defer close(a.read)
 		sc := bufio.NewScanner(errR)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
@@ -113,6 +115,9 @@ func (a *asyncCLI) wait(t *testing.T) int {
 	t.Helper()
 	select {
 	case code := <-a.done:
+		// The last lines written may still be in the scanner: the
+		// caller looks at all of stderr.
+		<-a.read
 		return code
 	case <-time.After(90 * time.Second):
 		t.Fatalf("the command did not end; stderr:\n%s", a.stderr.String())
