@@ -321,7 +321,18 @@ func (s *Store) readPendingKey(dir, path string) (crypto.Signer, error) {
 // save that fails keeps it, so the order can be continued and its
 // certificate downloaded again.
 func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (paths CertPaths, err error) {
-	return s.saveCertificate(email, chainPEM, meta, nil)
+	inst, err := s.saveCertificate(email, chainPEM, meta, nil)
+	return inst.CertPaths, err
+}
+
+// Installed is a certificate as [Store.SaveCertificateWithPKCS12]
+// installed it: its files, and the key, chain and meta they hold (what
+// [Store.LoadCertificate] would read back).
+type Installed struct {
+	CertPaths
+	Key   crypto.Signer
+	Chain []*x509.Certificate
+	Meta  CertMeta
 }
 
 // SaveCertificateWithPKCS12 is [Store.SaveCertificate] that installs p12
@@ -329,20 +340,20 @@ func (s *Store) SaveCertificate(email string, chainPEM []byte, meta CertMeta) (p
 // [EncodePKCS12]; not checked here, it is encrypted) as cert.p12 in the
 // same atomic install: the certificate is installed with its PKCS #12
 // file or not at all.
-func (s *Store) SaveCertificateWithPKCS12(email string, chainPEM []byte, meta CertMeta, p12 []byte) (paths CertPaths, err error) {
+func (s *Store) SaveCertificateWithPKCS12(email string, chainPEM []byte, meta CertMeta, p12 []byte) (Installed, error) {
 	if len(p12) == 0 {
-		return CertPaths{}, errors.New("save certificate: empty PKCS #12 file")
+		return Installed{}, errors.New("save certificate: empty PKCS #12 file")
 	}
 	return s.saveCertificate(email, chainPEM, meta, p12)
 }
 
-func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p12 []byte) (paths CertPaths, err error) {
+func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p12 []byte) (Installed, error) {
 	norm, dir, err := s.certDir(email, true)
 	if err != nil {
-		return CertPaths{}, fmt.Errorf("save certificate: %w", err)
+		return Installed{}, fmt.Errorf("save certificate: %w", err)
 	}
-	fail := func(err error) (CertPaths, error) {
-		return CertPaths{}, fmt.Errorf("save certificate for %s: %w", norm, err)
+	fail := func(err error) (Installed, error) {
+		return Installed{}, fmt.Errorf("save certificate for %s: %w", norm, err)
 	}
 	chain, err := ParseChain(chainPEM)
 	if err != nil {
@@ -386,7 +397,7 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 	if err != nil {
 		return fail(err)
 	}
-	paths = pathsIn(dir)
+	paths := pathsIn(dir)
 
 	// 1. Write the new certificate's files, the chain first, under
 	//    temporary names: this is what takes space, and nothing has
@@ -447,7 +458,12 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 	if err := finishInstall(dir); err != nil {
 		return fail(err)
 	}
-	return paths, nil
+	// The meta as LoadCertificate reads it back (Profile as indented).
+	var saved CertMeta
+	if err := json.Unmarshal(metaJSON, &saved); err != nil {
+		return fail(err)
+	}
+	return Installed{CertPaths: paths, Key: key, Chain: chain, Meta: saved}, nil
 }
 
 // archiveCurrent links the files names of dir (the current generation)

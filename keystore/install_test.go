@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"testing"
 
@@ -76,6 +77,20 @@ func TestSaveCertificateWithPKCS12(t *testing.T) {
 	}
 	if _, err := s.SaveCertificateWithPKCS12(email, c2, CertMeta{}, nil); err == nil {
 		t.Error("an empty PKCS #12 file was accepted")
+	}
+	// What the install returns is what reading it back gives.
+	key, chain, meta, paths, err := s.LoadCertificate(email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !publicKeysEqual(p2.Key.Public(), key.Public()) || len(p2.Chain) != len(chain) || !p2.Chain[0].Equal(chain[0]) {
+		t.Error("the installed key or chain differs from what LoadCertificate reads")
+	}
+	if !reflect.DeepEqual(p2.Meta, meta) {
+		t.Errorf("installed meta %+v, LoadCertificate reads %+v", p2.Meta, meta)
+	}
+	if paths.Dir != p2.Dir || paths.PKCS12 != p2.PKCS12 {
+		t.Errorf("installed paths %+v, LoadCertificate's %+v", p2.CertPaths, paths)
 	}
 }
 
@@ -207,7 +222,8 @@ func TestSaveCertificateDiskFull(t *testing.T) {
 	})
 	t.Run("SaveCertificateWithPKCS12", func(t *testing.T) {
 		testSaveDiskFull(t, func(s *Store, email string, chain, p12 []byte) (CertPaths, error) {
-			return s.SaveCertificateWithPKCS12(email, chain, CertMeta{}, p12)
+			inst, err := s.SaveCertificateWithPKCS12(email, chain, CertMeta{}, p12)
+			return inst.CertPaths, err
 		})
 	})
 }

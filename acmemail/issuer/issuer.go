@@ -514,7 +514,7 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 	if err != nil {
 		return nil, notSaved(store, meta.Serial, cert.OrderURL, err)
 	}
-	paths, err := store.SaveCertificateWithPKCS12(p.Email, cert.ChainPEM, meta, p12)
+	inst, err := store.SaveCertificateWithPKCS12(p.Email, cert.ChainPEM, meta, p12)
 	if err != nil {
 		return nil, notSaved(store, meta.Serial, cert.OrderURL, err)
 	}
@@ -526,11 +526,7 @@ func (r *run) issue(ctx context.Context, client *acmemail.Client, t target, p12P
 			r.prog.Printf("warning: %v", err)
 		}
 	}
-	key, chain, meta, _, err := store.LoadCertificate(p.Email)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{Meta: meta, Paths: paths, Chain: chain, Key: key, P12: p12, OrderURL: cert.OrderURL}, nil
+	return &Issued{Meta: inst.Meta, Paths: inst.CertPaths, Chain: inst.Chain, Key: inst.Key, P12: p12, OrderURL: cert.OrderURL}, nil
 }
 
 // keyUsageHint says what to do about a certificate whose keyUsage does
