@@ -38,7 +38,7 @@ func sharedWorld(b *testing.B, withCLI bool) (*world, *account, *keystore.Store)
 	b.Helper()
 	shared.once.Do(func() {
 		ctx := context.Background()
-		if shared.dir, shared.err = os.MkdirTemp("", "acmemail-bench-"); shared.err != nil {
+		if shared.dir, shared.err = os.MkdirTemp(benchParent(), "acmemail-bench-"); shared.err != nil {
 			return
 		}
 		if shared.w, shared.err = startWorld(ctx, sandbox.Options{}, shared.dir); shared.err != nil {
@@ -246,7 +246,7 @@ func BenchmarkLearnedTiming(b *testing.B) {
 // took. The `acmemail obtain` child processes need a build of cmd/acmemail
 // and run only with ACMEMAIL_BENCH_CLI=1 (the benchmarks always run them).
 func TestSmoke(t *testing.T) {
-	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1, concurrency: 2}
+	cfg := config{runs: 1, pollRuns: 1, pollInterval: 50 * time.Millisecond, scale: []int{1, 2}, scaleRepeat: 1, concurrency: 2, dir: t.TempDir()}
 	if os.Getenv("ACMEMAIL_BENCH_CLI") == "1" {
 		cfg.cliRuns = 1
 		cfg.waiting = waitingConfig{sizes: []int{1, 2}, mailDelay: 100 * time.Millisecond, replyDelay: 50 * time.Millisecond, repeat: 1}

@@ -49,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.learned.mailDelay, "learned-mail-delay", 0, "the sandbox's mail delay in the learned-timing figure")
 	flag.DurationVar(&cfg.learned.replyDelay, "learned-reply-delay", 0, "the sandbox's reply delay in the learned-timing figure")
 	flag.BoolVar(&cfg.learnedOnly, "learned-only", false, "measure only the learned-timing figure")
+	flag.StringVar(&cfg.dir, "dir", "", "where the bench makes its state directories (default: the user cache directory, as acmemail's own state is in the home directory, not the system temp directory; see BENCHMARKS.md)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client library and sandbox) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -98,10 +99,31 @@ type config struct {
 	concurrency   int
 	renewParallel int
 	bin           string
+	dir           string // parent of the bench's directory; "": benchParent()
 	waiting       waitingConfig
 	waitingOnly   bool
 	learned       learnedConfig
 	learnedOnly   bool
+}
+
+// benchParent is where the bench makes its directory when -dir is not
+// given: the user cache directory (~/.cache), not the system temp
+// directory. acmemail keeps its state in the home directory; the temp
+// directory is where builds and tests create and delete thousands of
+// files, and on an ext4 without a journal every file created there then
+// skips past each inode deleted in the last one to six minutes, which is
+// charged to the creating process (BENCHMARKS.md measured it as 6–37% of
+// a renewal's CPU in /tmp, 4–6% in ~/.cache). "" (the temp directory) if
+// there is no usable cache directory.
+func benchParent() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	return dir
 }
 
 // machine describes where the figures were taken.

@@ -62,11 +62,16 @@ type scalePoint struct {
 const scaleConcurrency = 16
 
 func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
-	tmp, err := os.MkdirTemp("", "acmemail-bench-")
+	parent := cfg.dir
+	if parent == "" {
+		parent = benchParent()
+	}
+	tmp, err := os.MkdirTemp(parent, "acmemail-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	logf(log, "state directories in %s", tmp)
 	res := &results{machine: machine(), obtain: map[string]*obtainFigures{}, pollInterval: cfg.pollInterval, concurrency: cfg.concurrency}
 
 	bin := cfg.bin
