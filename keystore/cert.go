@@ -307,9 +307,9 @@ func (s *Store) readPendingKey(dir, path string) (crypto.Signer, error) {
 //
 // The previous key.pem, chain.pem, cert.pem, meta.json, cert.p12 and
 // renewal.json are preserved in certificates/<email>/archive/<timestamp>/
-// (paths.Archive); nothing is deleted. cert.p12 no longer exists afterwards: it belonged to the old
-// certificate (see [Store.WritePKCS12] and
-// [Store.SaveCertificateWithPKCS12]).
+// (paths.Archive); nothing is deleted. cert.p12 no longer exists
+// afterwards: it belonged to the old certificate (see [Store.WritePKCS12]
+// and [Store.SaveCertificateWithPKCS12]).
 //
 // The install is atomic as a whole: the new files are written first,
 // before anything else changes (so that a full disk fails the save before
@@ -397,6 +397,12 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 	if err != nil {
 		return fail(err)
 	}
+	// The meta as LoadCertificate reads it back (Profile as indented),
+	// for the caller.
+	var saved CertMeta
+	if err := json.Unmarshal(metaJSON, &saved); err != nil {
+		return fail(err)
+	}
 	paths := pathsIn(dir)
 
 	// 1. Write the new certificate's files, the chain first, under
@@ -421,8 +427,8 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 	//    window go along: they describe that generation, and a file the
 	//    install replaces or removes while a link keeps it is not freed.
 	//    (Without a journal, ext4 makes every file creation in the next
-	//    30 s skip past each inode freed, so what an install frees costs
-	//    the renewals that follow it.)
+	//    one to six minutes skip past each inode freed, so what an install
+	//    frees costs the renewals that follow it.)
 	var old []string
 	for _, name := range []string{keyFile, chainFile, leafFile, metaFile, p12File, renewalFile} {
 		ok, err := exists(filepath.Join(dir, name))
@@ -456,11 +462,6 @@ func (s *Store) saveCertificate(email string, chainPEM []byte, meta CertMeta, p1
 
 	// 4. Commit.
 	if err := finishInstall(dir); err != nil {
-		return fail(err)
-	}
-	// The meta as LoadCertificate reads it back (Profile as indented).
-	var saved CertMeta
-	if err := json.Unmarshal(metaJSON, &saved); err != nil {
 		return fail(err)
 	}
 	return Installed{CertPaths: paths, Key: key, Chain: chain, Meta: saved}, nil
