@@ -287,6 +287,9 @@ func TestSmoke(t *testing.T) {
 		if p.cpu.median <= 0 || p.wall.median < 100*time.Millisecond {
 			t.Errorf("waiting-bound point %+v: no CPU time, or faster than the mail delay", p)
 		}
+		if p.sys.median <= 0 || p.sys.median > p.cpu.median {
+			t.Errorf("waiting-bound point %+v: the kernel's part of the CPU time is not part of it", p)
+		}
 	}
 	if f := res.learned; cfg.learned.runs > 0 {
 		checkLearned(t, f, cfg.learned)

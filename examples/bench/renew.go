@@ -22,6 +22,7 @@ func hasRenew(ctx context.Context, bin string) bool {
 // renewRun is one `acmemail renew` child process.
 type renewRun struct {
 	wall, cpu  time.Duration
+	sys        time.Duration // the kernel's part of cpu (file system, sockets)
 	sandboxCPU time.Duration // of this process while renew ran: the sandbox serving it
 	maxRSS     int64
 	// renewals retried with the safe timing defaults (timing_retry)
@@ -114,7 +115,7 @@ func renewAll(ctx context.Context, bin string, w *world, home string, emails []s
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("acmemail renew: %w\n%s", err, stderr.Bytes())
 	}
-	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), sandboxCPU: processCPU() - startCPU}
+	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), sys: cmd.ProcessState.SystemTime(), sandboxCPU: processCPU() - startCPU}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = int64(ru.Maxrss) * 1024
 	}
