@@ -290,6 +290,9 @@ func TestSmoke(t *testing.T) {
 		if p.sys.median <= 0 || p.sys.median > p.cpu.median {
 			t.Errorf("waiting-bound point %+v: the kernel's part of the CPU time is not part of it", p)
 		}
+		if p.switches <= 0 || p.faults <= 0 {
+			t.Errorf("waiting-bound point %+v: no context switches or page faults counted", p)
+		}
 	}
 	if f := res.learned; cfg.learned.runs > 0 {
 		checkLearned(t, f, cfg.learned)

@@ -245,3 +245,14 @@ func summarize(d []time.Duration) summary {
 	}
 	return summary{n: len(s), median: rank(0.5), p99: rank(0.99), min: s[0], max: s[len(s)-1], avg: sum / time.Duration(len(s))}
 }
+
+// medianCount is the median of counts (the upper one of an even number,
+// as summarize takes it), 0 for none.
+func medianCount(counts []int64) int64 {
+	if len(counts) == 0 {
+		return 0
+	}
+	s := slices.Clone(counts)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

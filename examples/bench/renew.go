@@ -25,6 +25,10 @@ type renewRun struct {
 	sys        time.Duration // the kernel's part of cpu (file system, sockets)
 	sandboxCPU time.Duration // of this process while renew ran: the sandbox serving it
 	maxRSS     int64
+	// switches counts the child's context switches (voluntary and not),
+	// faults its page faults that needed no I/O: counts of kernel work
+	// that, unlike CPU time, do not move with the machine's speed.
+	switches, faults int64
 	// renewals retried with the safe timing defaults (timing_retry)
 	timingRetries int
 }
@@ -118,6 +122,7 @@ func renewAll(ctx context.Context, bin string, w *world, home string, emails []s
 	r := &renewRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), sys: cmd.ProcessState.SystemTime(), sandboxCPU: processCPU() - startCPU}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = int64(ru.Maxrss) * 1024
+		r.switches, r.faults = int64(ru.Nvcsw)+int64(ru.Nivcsw), int64(ru.Minflt)
 	}
 	var outcomes []struct {
 		Email       string `json:"email"`

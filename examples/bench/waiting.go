@@ -36,6 +36,8 @@ type waitingPoint struct {
 	sys        summary // the kernel's part of cpu
 	sandboxCPU summary // of this process meanwhile: the sandbox serving it
 	maxRSS     int64
+	// medians of the acmemail child's context switches and page faults
+	switches, faults int64
 }
 
 var waitingLayouts = []string{"own mailboxes", "one mailbox"}
@@ -57,6 +59,7 @@ func waitingFigures(ctx context.Context, bin, tmp string, cfg waitingConfig, log
 			}
 			logf(log, "waiting: acmemail renew --force --parallel %d of %d identities (%s), mail delay %s, reply delay %s, %d times", par, n, layout, cfg.mailDelay, cfg.replyDelay, cfg.repeat)
 			var walls, cpus, syss, sandboxCPUs []time.Duration
+			var switches, faults []int64
 			var rss int64
 			for rep := range cfg.repeat {
 				emails := make([]string, n)
@@ -88,9 +91,11 @@ func waitingFigures(ctx context.Context, bin, tmp string, cfg waitingConfig, log
 					return nil, err
 				}
 				walls, cpus, syss, sandboxCPUs = append(walls, r.wall), append(cpus, r.cpu), append(syss, r.sys), append(sandboxCPUs, r.sandboxCPU)
+				switches, faults = append(switches, r.switches), append(faults, r.faults)
 				rss = max(rss, r.maxRSS)
 			}
-			out = append(out, waitingPoint{layout: layout, n: n, wall: summarize(walls), cpu: summarize(cpus), sys: summarize(syss), sandboxCPU: summarize(sandboxCPUs), maxRSS: rss})
+			out = append(out, waitingPoint{layout: layout, n: n, wall: summarize(walls), cpu: summarize(cpus), sys: summarize(syss), sandboxCPU: summarize(sandboxCPUs), maxRSS: rss,
+				switches: medianCount(switches), faults: medianCount(faults)})
 		}
 	}
 	return out, nil
@@ -107,14 +112,15 @@ func printWaiting(out io.Writer, cfg waitingConfig, points []waitingPoint) {
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "Waiting-bound scale (`acmemail renew --force %s` as one child process; sandbox mail delay %s, reply delay %s; median of %d):\n\n", par, cfg.mailDelay, cfg.replyDelay, points[0].wall.n)
-	fmt.Fprintln(out, "| layout | identities | total (median) | vs. one | acmemail CPU per renewal | of it in the kernel | sandbox CPU per renewal | peak RSS |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| layout | identities | total (median) | vs. one | acmemail CPU per renewal | of it in the kernel | context switches per renewal | page faults per renewal | sandbox CPU per renewal | peak RSS |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var base time.Duration
 	for _, p := range points {
 		if p.n == cfg.sizes[0] {
 			base = p.wall.median
 		}
-		fmt.Fprintf(out, "| %s | %d | %s | %.2f× | %s | %s | %s | %.1f MiB |\n", p.layout, p.n, ms(p.wall.median), float64(p.wall.median)/float64(base),
-			ms(p.cpu.median/time.Duration(p.n)), ms(p.sys.median/time.Duration(p.n)), ms(p.sandboxCPU.median/time.Duration(p.n)), float64(p.maxRSS)/(1<<20))
+		fmt.Fprintf(out, "| %s | %d | %s | %.2f× | %s | %s | %d | %d | %s | %.1f MiB |\n", p.layout, p.n, ms(p.wall.median), float64(p.wall.median)/float64(base),
+			ms(p.cpu.median/time.Duration(p.n)), ms(p.sys.median/time.Duration(p.n)), p.switches/int64(p.n), p.faults/int64(p.n),
+			ms(p.sandboxCPU.median/time.Duration(p.n)), float64(p.maxRSS)/(1<<20))
 	}
 }
