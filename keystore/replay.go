@@ -22,7 +22,8 @@ func (s *Store) replyPath(key string) string {
 // hard link to: a claim then adds a name to the directory instead of
 // creating a file, which is most of a claim's cost on a file system that
 // is slow to allocate inodes (ext4 without a journal skips every inode
-// freed in the last 30 s). Its name cannot be a record's (hex digits).
+// freed in the last 60 s, or 360 s while its inode table is not written
+// back). Its name cannot be a record's (hex digits).
 const replyTemplate = ".record"
 
 var replyTemplateText = []byte("acmemail: each other file in this directory records that a challenge was answered (or was being\n" +
