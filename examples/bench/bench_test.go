@@ -182,6 +182,7 @@ func BenchmarkRenew(b *testing.B) {
 			defer func() { w.password = "" }()
 			rep := 0
 			var cpu []time.Duration
+			var switches, faults []int64
 			for b.Loop() {
 				b.StopTimer()
 				rep++
@@ -199,8 +200,12 @@ func BenchmarkRenew(b *testing.B) {
 					b.Fatal(err)
 				}
 				cpu = append(cpu, r.cpu)
+				switches, faults = append(switches, r.switches), append(faults, r.faults)
 			}
 			reportDurations(b, "cpu", cpu)
+			// Counts of kernel work, steadier than CPU time on a shared VM.
+			b.ReportMetric(float64(medianCount(switches))/float64(n), "switches-per-renewal")
+			b.ReportMetric(float64(medianCount(faults))/float64(n), "faults-per-renewal")
 		})
 	}
 }
