@@ -302,7 +302,11 @@ func (r *run) startKey(store *keystore.Store) func() (crypto.Signer, error) {
 // newClient builds the ACME client with the stored account (registering
 // one, after the terms-of-service check, when there is none).
 func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, guard func(acmemail.ReplyGuard) acmemail.ReplyGuard) (*acmemail.Client, error) {
-	verifier := &acmemail.MailVerifier{LookupTXT: r.lookupTXT, TrustAuthservID: r.p.TrustAuthservID, SMIMERoots: r.smime}
+	mv := acmemail.MailVerifier{LookupTXT: r.lookupTXT, TrustAuthservID: r.p.TrustAuthservID, SMIMERoots: r.smime}
+	var verifier acmemail.Verifier = &mv
+	if r.together != nil {
+		verifier = &keyVerifier{v: mv, keys: &r.together.keys}
+	}
 	store, dirURL := r.is.Store, r.dirURL
 	if err := PendingRollover(store, dirURL, r.p.Server); err != nil {
 		return nil, err

@@ -345,6 +345,31 @@ func TestRenewAllResumesTLS(t *testing.T) {
 	}
 }
 
+// TestRenewAllLooksUpKeyOnce: the renewals of one run look the CA's DKIM
+// key up once between them, not once per challenge mail.
+func TestRenewAllLooksUpKeyOnce(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	for i := range 5 {
+		emails = append(emails, fmt.Sprintf("k%d@example.test", i))
+	}
+	w, is, _ := renewAllWorld(t, 100*time.Millisecond, emails, nil)
+	before := w.Stats()
+	for _, oc := range renewAll(t, is, emails, len(emails)) {
+		if oc.Status != Renewed {
+			t.Errorf("%s: %s %s", oc.Email, oc.Status, oc.Error)
+		}
+	}
+	after := w.Stats()
+	if after.ChallengesSent-before.ChallengesSent != len(emails) {
+		t.Fatalf("%d challenge mails for %d renewals", after.ChallengesSent-before.ChallengesSent, len(emails))
+	}
+	if n := after.DNSQueries - before.DNSQueries; n != 1 {
+		t.Errorf("%d DNS queries for the challenge mails of %d renewals, want 1", n, len(emails))
+	}
+	checkAnsweredOnce(t, w, len(emails))
+}
+
 // TestRenewAllLearnsOnce: what the renewals of one run learn about their
 // CA is merged into one timing, written when the last of them ends:
 // every renewal counts (each used to start from the file as the run

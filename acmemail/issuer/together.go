@@ -76,6 +76,8 @@ type together struct {
 	toBytes int
 
 	learned map[string]*caLearning // by directory URL, under mu
+
+	keys dkimKeys // the CA's DKIM key records, looked up once for all
 }
 
 type sharedBox struct {

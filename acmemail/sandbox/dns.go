@@ -224,6 +224,7 @@ func (s *dnsServer) handle(req []byte, udp bool) []byte {
 
 	switch m.Opcode {
 	case dns.OpcodeQuery:
+		s.count(func(st *Stats) { st.DNSQueries++ }, true)
 		if len(m.Question) != 1 {
 			resp.Rcode = dns.RcodeFormatError
 			break

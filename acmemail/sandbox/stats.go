@@ -42,6 +42,9 @@ type Stats struct {
 	DNSUpdates        int // RFC 2136 updates applied
 	DNSUpdatesRefused int // updates refused (unsigned, wrong key, outside the zones, ...)
 	DNSValidations    int // dns-01 and dns-service-01 lookups the CA made
+	// DNSQueries counts the queries the DNS server answered, over UDP and
+	// TCP: a client's DKIM key lookups, and the CA's dns-01 lookups.
+	DNSQueries int
 
 	MessagesSubmitted int // messages accepted by the submission server
 	MessagesDelivered int // messages appended to user INBOXes (any path, Deliver included)
