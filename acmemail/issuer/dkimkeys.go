@@ -30,12 +30,17 @@ const (
 // is checked without waiting for a resolver. Lookups of one name made at
 // the same time share one query. Only answers are kept, for dkimKeyTTL at
 // most; a failed lookup (NXDOMAIN among them) is made again next time.
+// Records are kept per resolver (a profile's dns_resolver, or the
+// system's): what one profile's resolver says is not trusted for another.
 type dkimKeys struct {
 	mu      sync.Mutex
-	entries map[string]*dkimKeyEntry // by lower-case name without the final dot
-	now     func() time.Time         // nil: time.Now
-	queries int                      // lookups made, for tests
+	entries map[dkimKeyName]*dkimKeyEntry
+	now     func() time.Time // nil: time.Now
 }
+
+// dkimKeyName is a record's name (lower case, no final dot) and the
+// resolver it was asked of ("": the system's).
+type dkimKeyName struct{ resolver, name string }
 
 type dkimKeyEntry struct {
 	ready chan struct{} // closed when the lookup has ended
@@ -51,11 +56,11 @@ func (c *dkimKeys) clock() time.Time {
 	return time.Now()
 }
 
-// get returns the records at name, looked up with lookup unless kept
-// (fresh: looked up in any case, and kept for the next ones). cached says
-// that they were kept from an earlier lookup.
-func (c *dkimKeys) get(ctx context.Context, name string, lookup func(context.Context, string) ([]string, error), fresh bool) (txt []string, cached bool, err error) {
-	key := strings.TrimSuffix(strings.ToLower(name), ".")
+// get returns the records at name, looked up with lookup (which asks
+// resolver) unless kept (fresh: looked up in any case, and kept for the
+// next ones). cached says that they were kept from an earlier lookup.
+func (c *dkimKeys) get(ctx context.Context, resolver, name string, lookup func(context.Context, string) ([]string, error), fresh bool) (txt []string, cached bool, err error) {
+	key := dkimKeyName{resolver, strings.TrimSuffix(strings.ToLower(name), ".")}
 	c.mu.Lock()
 	if e := c.entries[key]; e != nil && !fresh {
 		select {
@@ -83,7 +88,7 @@ func (c *dkimKeys) get(ctx context.Context, name string, lookup func(context.Con
 	}
 	e := &dkimKeyEntry{ready: make(chan struct{})}
 	if c.entries == nil {
-		c.entries = map[string]*dkimKeyEntry{}
+		c.entries = map[dkimKeyName]*dkimKeyEntry{}
 	}
 	if len(c.entries) >= maxDKIMKeys {
 		c.sweep()
@@ -93,7 +98,6 @@ func (c *dkimKeys) get(ctx context.Context, name string, lookup func(context.Con
 	if keep {
 		c.entries[key] = e
 	}
-	c.queries++
 	c.mu.Unlock()
 
 	txt, err = lookup(ctx, name)
@@ -131,8 +135,9 @@ func (c *dkimKeys) sweep() {
 // mail that the verifier alone would accept, and accepts none that it
 // would refuse (the second check is the verifier's own, with fresh keys).
 type keyVerifier struct {
-	v    acmemail.MailVerifier // its LookupTXT is the run's (nil: the system resolver)
-	keys *dkimKeys
+	v        acmemail.MailVerifier // its LookupTXT is the run's (nil: the system resolver)
+	resolver string                // what v.LookupTXT asks: the profile's dns_resolver ("": the system's)
+	keys     *dkimKeys
 }
 
 func (k *keyVerifier) Verify(ctx context.Context, raw []byte, from string) (*acmemail.Verified, error) {
@@ -143,7 +148,7 @@ func (k *keyVerifier) Verify(ctx context.Context, raw []byte, from string) (*acm
 	var usedKept atomic.Bool
 	v := k.v
 	v.LookupTXT = func(ctx context.Context, name string) ([]string, error) {
-		txt, cached, err := k.keys.get(ctx, name, lookup, false)
+		txt, cached, err := k.keys.get(ctx, k.resolver, name, lookup, false)
 		if cached {
 			usedKept.Store(true)
 		}
@@ -154,7 +159,7 @@ func (k *keyVerifier) Verify(ctx context.Context, raw []byte, from string) (*acm
 		return res, err
 	}
 	v.LookupTXT = func(ctx context.Context, name string) ([]string, error) {
-		txt, _, err := k.keys.get(ctx, name, lookup, true)
+		txt, _, err := k.keys.get(ctx, k.resolver, name, lookup, true)
 		return txt, err
 	}
 	return v.Verify(ctx, raw, from)

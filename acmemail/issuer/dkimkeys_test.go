@@ -188,7 +188,7 @@ func TestDKIMKeysFailuresNotKept(t *testing.T) {
 	}
 	c := &dkimKeys{}
 	for range 2 {
-		if _, _, err := c.get(t.Context(), "none._domainkey.ca.test", z.lookup, false); err == nil {
+		if _, _, err := c.get(t.Context(), "", "none._domainkey.ca.test", z.lookup, false); err == nil {
 			t.Fatal("no error for a name without records")
 		}
 	}
@@ -205,7 +205,7 @@ func TestDKIMKeysExpire(t *testing.T) {
 	c := &dkimKeys{now: func() time.Time { return now }}
 	get := func() bool {
 		t.Helper()
-		txt, cached, err := c.get(t.Context(), "S1._domainkey.ca.test.", z.lookup, false)
+		txt, cached, err := c.get(t.Context(), "", "S1._domainkey.ca.test.", z.lookup, false)
 		if err != nil || len(txt) != 1 {
 			t.Fatalf("%q, %v", txt, err)
 		}
@@ -236,7 +236,7 @@ func TestDKIMKeysBounded(t *testing.T) {
 	for i := range 3 * maxDKIMKeys {
 		name := fmt.Sprintf("s%d._domainkey.ca.test", i)
 		z.publish(fmt.Sprintf("s%d", i), "ca.test", newDKIMKey(t))
-		if _, _, err := c.get(t.Context(), name, z.lookup, false); err != nil {
+		if _, _, err := c.get(t.Context(), "", name, z.lookup, false); err != nil {
 			t.Fatal(err)
 		}
 		if len(c.entries) > maxDKIMKeys {
@@ -244,10 +244,10 @@ func TestDKIMKeysBounded(t *testing.T) {
 		}
 	}
 	now = now.Add(dkimKeyTTL)
-	if _, _, err := c.get(t.Context(), "s0._domainkey.ca.test", z.lookup, false); err != nil {
+	if _, _, err := c.get(t.Context(), "", "s0._domainkey.ca.test", z.lookup, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.entries["s0._domainkey.ca.test"]; !ok || len(c.entries) != 1 {
+	if _, ok := c.entries[dkimKeyName{"", "s0._domainkey.ca.test"}]; !ok || len(c.entries) != 1 {
 		t.Errorf("after the others expired: %d entries, s0 kept %v; want the new one alone", len(c.entries), ok)
 	}
 }
@@ -260,7 +260,7 @@ func TestDKIMKeysWaiterCanceled(t *testing.T) {
 	c := &dkimKeys{}
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := c.get(context.Background(), "s1._domainkey.ca.test", z.lookup, false)
+		_, _, err := c.get(context.Background(), "", "s1._domainkey.ca.test", z.lookup, false)
 		first <- err
 	}()
 	for z.lookups.Load() == 0 {
@@ -268,11 +268,35 @@ func TestDKIMKeysWaiterCanceled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, _, err := c.get(ctx, "s1._domainkey.ca.test", z.lookup, false); !errors.Is(err, context.Canceled) {
+	if _, _, err := c.get(ctx, "", "s1._domainkey.ca.test", z.lookup, false); !errors.Is(err, context.Canceled) {
 		t.Errorf("waiter: %v, want context.Canceled", err)
 	}
 	close(z.gate)
 	if err := <-first; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDKIMKeysPerResolver: what one profile's resolver said is not used
+// for a profile that asks another.
+func TestDKIMKeysPerResolver(t *testing.T) {
+	key, other := newDKIMKey(t), newDKIMKey(t)
+	a, b := &keyZone{}, &keyZone{}
+	a.publish("s1", "ca.test", other)
+	b.publish("s1", "ca.test", key)
+	keys := &dkimKeys{}
+	va := &keyVerifier{v: acmemail.MailVerifier{LookupTXT: a.lookup}, resolver: "192.0.2.1:53", keys: keys}
+	vb := &keyVerifier{v: acmemail.MailVerifier{LookupTXT: b.lookup}, keys: keys}
+	if _, err := va.Verify(t.Context(), keyTestMail(t, other, 1), "ca@ca.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vb.Verify(t.Context(), keyTestMail(t, other, 2), "ca@ca.test"); err == nil {
+		t.Fatal("a key from another resolver was used")
+	}
+	if _, err := vb.Verify(t.Context(), keyTestMail(t, key, 3), "ca@ca.test"); err != nil {
+		t.Fatal(err)
+	}
+	if na, nb := a.lookups.Load(), b.lookups.Load(); na != 1 || nb != 1 {
+		t.Errorf("lookups: %d of the first resolver, %d of the second; want 1 each", na, nb)
 	}
 }

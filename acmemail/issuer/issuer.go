@@ -137,6 +137,7 @@ type run struct {
 	issuers   *x509.CertPool // the CA's roots the chain must verify to, or nil
 	smime     *x509.CertPool // roots for S/MIME-signed challenges, or nil
 	lookupTXT func(context.Context, string) ([]string, error)
+	resolver  string // whom lookupTXT asks ("": the system resolver)
 	closers   []func()
 
 	// How the run times its challenges (see useTiming): learnable says
@@ -169,13 +170,14 @@ func (is *Issuer) open(p Profile, world *sandbox.World, prog Reporter) (*run, er
 	var extraRoots []byte
 	if world != nil {
 		extraRoots, r.lookupTXT = world.TLSRootsPEM, world.LookupTXT
+		r.resolver = fmt.Sprintf("in-process sandbox %p", world)
 	}
 	if p.DNSResolver != "" && r.lookupTXT == nil {
 		res, err := Resolver(p.DNSResolver)
 		if err != nil {
 			return nil, err
 		}
-		r.lookupTXT = res.LookupTXT
+		r.lookupTXT, r.resolver = res.LookupTXT, p.DNSResolver
 	}
 	pool, err := RootPool(p.CARoots, extraRoots)
 	if err != nil {
@@ -305,7 +307,7 @@ func (r *run) newClient(ctx context.Context, mail acmemail.Mail, agreeTOS bool, 
 	mv := acmemail.MailVerifier{LookupTXT: r.lookupTXT, TrustAuthservID: r.p.TrustAuthservID, SMIMERoots: r.smime}
 	var verifier acmemail.Verifier = &mv
 	if r.together != nil {
-		verifier = &keyVerifier{v: mv, keys: &r.together.keys}
+		verifier = &keyVerifier{v: mv, resolver: r.resolver, keys: &r.together.keys}
 	}
 	store, dirURL := r.is.Store, r.dirURL
 	if err := PendingRollover(store, dirURL, r.p.Server); err != nil {
