@@ -132,8 +132,10 @@ func (c *dkimKeys) sweep() {
 // A mail refused while a kept record was used is checked once more with
 // the records looked up afresh: a CA may have replaced its key under the
 // same selector since the record was kept. So the cache never refuses a
-// mail that the verifier alone would accept, and accepts none that it
-// would refuse (the second check is the verifier's own, with fresh keys).
+// mail that the verifier alone would accept. What it accepts was verified
+// by the verifier itself, with a record at most dkimKeyTTL old: a key the
+// CA withdrew within that time still verifies, as it would in a resolver's
+// cache.
 type keyVerifier struct {
 	v        acmemail.MailVerifier // its LookupTXT is the run's (nil: the system resolver)
 	resolver string                // what v.LookupTXT asks: the profile's dns_resolver ("": the system's)
